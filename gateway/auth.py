@@ -1,0 +1,110 @@
+"""Gateway keys: declared in config, held only as SHA-256 digests, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.errors import AuthenticationFailed, PermissionDenied
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MIN_KEY_LENGTH = 12
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    TEAM_ADMIN = "team_admin"
+    ADMIN = "admin"
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class KeyConfig(BaseModel):
+    """One gateway key. Give `key` (usually `${ENV_VAR}`) or its `key_sha256`; only the digest is kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
+    key_sha256: str = Field(description="Hex SHA-256 of the key; filled in from `key` at load.")
+    team: str
+    agent: str | None = Field(default=None, description="Pins the agent; X-Agent-Id may not differ.")
+    role: Role = Role.AGENT
+    models: list[str] = Field(default_factory=lambda: ["*"], description="Models and routes, or '*'.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_plain_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        plain = data.pop("key", None)
+        if plain is not None and "key_sha256" in data:
+            raise ValueError("give either `key` or `key_sha256`, not both")
+        if plain is not None:
+            if not isinstance(plain, str) or len(plain) < MIN_KEY_LENGTH:
+                raise ValueError(f"`key` must be a string of at least {MIN_KEY_LENGTH} characters")
+            data["key_sha256"] = digest(plain).hex()
+        elif "key_sha256" not in data:
+            raise ValueError("a key needs `key` or `key_sha256`")
+        elif not _HEX64.match(str(data["key_sha256"]).lower()):
+            raise ValueError("`key_sha256` must be 64 hex digits")
+        else:
+            data["key_sha256"] = str(data["key_sha256"]).lower()
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as established by their key."""
+
+    key_name: str
+    team: str
+    agent: str | None
+    role: Role
+    models: frozenset[str]
+
+    def may_use(self, name: str) -> bool:
+        return "*" in self.models or name in self.models
+
+    def check_model(self, name: str) -> None:
+        if not self.may_use(name):
+            raise PermissionDenied(f"This key may not use model '{name}'.", param="model")
+
+
+class KeyStore:
+    """Looks a presented key up by its digest, then confirms it with a constant-time compare."""
+
+    def __init__(self, keys: Iterable[KeyConfig]) -> None:
+        self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        for key in keys:
+            raw = bytes.fromhex(key.key_sha256)
+            principal = Principal(key.name, key.team, key.agent, key.role, frozenset(key.models))
+            self._by_digest[raw] = (raw, principal)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal for an `Authorization: Bearer <key>` header value, or a 401."""
+        if not authorization:
+            raise AuthenticationFailed(
+                "Missing gateway key: send it as 'Authorization: Bearer <key>'.", param=None
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
+        presented = digest(token)
+        found = self._by_digest.get(presented)
+        if found is None or not hmac.compare_digest(found[0], presented):
+            raise AuthenticationFailed("Incorrect gateway key provided.")
+        return found[1]
+
+    def __len__(self) -> int:
+        return len(self._by_digest)

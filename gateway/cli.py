@@ -1,0 +1,80 @@
+"""The `agentgw` command: serve, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config_file import ConfigError, load_config
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="agentgw", description="An OpenAI-compatible gateway for AI agents."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (default: ./config.yaml)")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="override server.log_level"
+    )
+
+    check = commands.add_parser("check-config", help="validate a config file without serving")
+    check.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
+
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    return _serve(args)
+
+
+def _check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{path}: ok ({len(config.providers)} providers, {len(config.models)} models, "
+        f"{len(config.routes)} routes, {len(config.keys)} keys)"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    server = config.server
+    level = args.log_level or server.log_level
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config, config_path=args.config)
+    uvicorn.run(
+        app,
+        host=args.host or server.host,
+        port=args.port if args.port is not None else server.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=level,
+        access_log=server.access_log,
+        timeout_graceful_shutdown=int(server.graceful_shutdown_seconds) or None,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Reading `config.yaml`: strict YAML, `${ENV_VAR}` interpolation, errors that name their path."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gateway.config import Config
+from gateway.error_paths import data_path
+
+# ${NAME} or ${NAME:-default}; $${...} stays literal.
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` holds one 'path: what is wrong' line each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice instead of keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; raise ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    return parse_config(text, source, os.environ if environ is None else environ)
+
+
+def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["the top level must be a mapping of sections"])
+    problems: list[str] = []
+    # A section whose entries are all commented out is null in YAML: treat it as absent.
+    data = _interpolate({k: v for k, v in raw.items() if v is not None}, (), environ, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _describe(exc, data)) from None
+
+
+def _interpolate(value: Any, path: tuple[str, ...], environ: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k)), environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, str(i)), environ, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name, default = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{_dotted(path)}: environment variable {name} is not set")
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+def _describe(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = tuple(map(str, data_path(error["loc"], data, missing=error["type"] == "missing")))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            hint = _suggest(str(path[-1])) if path else ""
+            problems.append(f"{_dotted(path)}: unknown key{hint}")
+        elif kind == "missing":
+            problems.append(f"{_dotted(path)}: required")
+        elif kind in ("union_tag_not_found", "union_tag_invalid"):
+            problems.append(f"{_dotted(path)}.type: must be one of openai, anthropic, mock")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{_dotted(path) or '(top level)'}: {message}")
+    return problems
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path)
+
+
+def _suggest(word: str) -> str:
+    close = difflib.get_close_matches(word, sorted(_known_fields()), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _known_fields() -> set[str]:
+    names: set[str] = set()
+    pending: list[type[BaseModel]] = [Config]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        names.update(model.model_fields)
+        for field in model.model_fields.values():
+            pending.extend(_models_in(field.annotation))
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) + getattr(annotation, "__metadata__", ()):
+        found.extend(_models_in(arg))
+    return found

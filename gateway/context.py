@@ -1,0 +1,101 @@
+"""Attribution: who a call is for (team, agent, task, session, tags), from the key and the headers."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gateway.auth import Principal
+from gateway.errors import InvalidRequest, PermissionDenied
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:@/+-]{0,128}$")
+MAX_TAGS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Everything the gateway knows about a call before it is forwarded."""
+
+    request_id: str
+    principal: Principal
+    agent: str
+    task: str | None = None
+    session: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    started: float = field(default_factory=time.perf_counter)
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def team(self) -> str:
+        return self.principal.team
+
+    @property
+    def key_name(self) -> str:
+        return self.principal.key_name
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's `x-request-id` when it is a sane identifier, else a fresh one."""
+    if value and _ID.match(value):
+        return value
+    return new_request_id()
+
+
+def attribute(principal: Principal, headers: Mapping[str, str], request_id: str) -> CallContext:
+    """The call context for a principal and the attribution headers; 400 on a malformed header,
+    403 when a header contradicts what the key pins."""
+    agent = _identifier(headers, "x-agent-id")
+    if principal.agent is not None:
+        if agent is not None and agent != principal.agent:
+            raise PermissionDenied(
+                "X-Agent-Id does not match the agent this key is bound to.", param="x-agent-id"
+            )
+        agent = principal.agent
+    return CallContext(
+        request_id=request_id,
+        principal=principal,
+        agent=agent or principal.key_name,
+        task=_identifier(headers, "x-task-id"),
+        session=_identifier(headers, "x-session-id"),
+        tags=_tags(headers.get("x-tags")),
+    )
+
+
+def _identifier(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if not _ID.match(value):
+        raise InvalidRequest(
+            f"The {name} header must be 1 to 128 characters of letters, digits and ._:@/+=- .", param=name
+        )
+    return value
+
+
+def _tags(value: str | None) -> tuple[tuple[str, str], ...]:
+    if value is None or not value.strip():
+        return ()
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        key, sep, val = item.strip().partition("=")
+        key, val = key.strip(), val.strip()
+        if not sep or not _TAG_KEY.match(key) or not _TAG_VALUE.match(val):
+            raise InvalidRequest(
+                "The x-tags header must be k=v pairs separated by commas (keys: letters, digits, _.-; "
+                "values up to 128 plain characters).",
+                param="x-tags",
+            )
+        pairs[key] = val
+    if len(pairs) > MAX_TAGS:
+        raise InvalidRequest(f"The x-tags header may carry at most {MAX_TAGS} tags.", param="x-tags")
+    return tuple(sorted(pairs.items()))

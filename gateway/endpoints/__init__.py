@@ -1,0 +1,1 @@
+"""HTTP endpoints, each a thin handler over the request path."""

@@ -1,0 +1,217 @@
+"""Every error a client can receive, and the one place that shapes it like OpenAI's.
+
+    GatewayError                    status  code
+     ├── InvalidRequest               400   invalid_request
+     ├── GuardrailBlocked             400   guardrail_blocked
+     ├── AuthenticationFailed         401   invalid_api_key
+     ├── PermissionDenied             403   permission_denied
+     ├── ModelNotFound                404   model_not_found
+     ├── UnknownEndpoint              404   unknown_endpoint
+     ├── MethodNotAllowed             405   method_not_allowed
+     ├── RequestTooLarge              413   request_too_large
+     ├── RateLimited                  429   rate_limit_exceeded   (retry-after)
+     ├── BudgetExceeded               429   budget_exceeded       (x-should-retry: false)
+     ├── ServiceUnavailable           503   service_unavailable
+     ├── UpstreamFailed               502   upstream_error        (lists the attempts)
+     └── UpstreamTimedOut             504   upstream_timeout
+
+The message of an error is shown to the client as is: never put a secret, a stack trace or
+matched guardrail text in it.
+
+What went wrong talking to a provider is raised by the upstream client and the provider adapters
+as an ``UpstreamProblem``; the forwarder records each as an ``Attempt`` and, when no target is left,
+turns them into ``UpstreamFailed`` or ``UpstreamTimedOut`` (or, for a request the provider found
+invalid, ``InvalidRequest``):
+
+    UpstreamProblem                 kind
+     ├── UpstreamConnectError         connect       could not reach the provider
+     ├── UpstreamTimeout              timeout       no answer within the configured time
+     ├── UpstreamStatusError          status_<n>    the provider answered with an error status
+     ├── UpstreamBadResponse          bad_response  the answer was not what the wire format says
+     └── UpstreamStreamError          stream_error  the stream broke or carried an error event
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+
+class GatewayError(Exception):
+    """Base of every client-visible error; subclasses fix the status, type and code."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error carries (retry-after and the like)."""
+        return {}
+
+    def body(self) -> dict[str, Any]:
+        """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def json(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+class InvalidRequest(GatewayError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class GuardrailBlocked(GatewayError):
+    status, type, code = 400, "invalid_request_error", "guardrail_blocked"
+
+
+class AuthenticationFailed(GatewayError):
+    status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status, type, code = 403, "permission_error", "permission_denied"
+
+
+class ModelNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class UnknownEndpoint(GatewayError):
+    status, type, code = 404, "invalid_request_error", "unknown_endpoint"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class RequestTooLarge(GatewayError):
+    status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.extra_headers = headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, "retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+
+
+class BudgetExceeded(GatewayError):
+    status, type, code = 429, "insufficient_quota", "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-should-retry": "false"}
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(self.retry_after + 0.4999)))
+        return headers
+
+
+class ServiceUnavailable(GatewayError):
+    status, type, code = 503, "server_error", "service_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try against one upstream target, as reported to the client and the ledger."""
+
+    provider: str
+    model: str
+    error: str  # short machine-readable kind: "status_503", "timeout", "connect", "bad_response"
+    status: int | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "error": self.error, "status": self.status}
+
+
+class UpstreamFailed(GatewayError):
+    status, type, code = 502, "server_error", "upstream_error"
+
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = (), retry_after: float | None = None):
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["attempts"] = [a.as_dict() for a in self.attempts]
+        return body
+
+
+class UpstreamTimedOut(UpstreamFailed):
+    status, type, code = 504, "server_error", "upstream_timeout"
+
+
+def internal_error() -> GatewayError:
+    """What a client sees for a bug: a generic message, the details stay in our log."""
+    return GatewayError("The gateway hit an internal error; the request id identifies it in the logs.")
+
+
+class UpstreamProblem(Exception):
+    """A failed exchange with a provider. `detail` is scrubbed of secrets before it is shown."""
+
+    kind: ClassVar[str] = "upstream"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def error_kind(self) -> str:
+        return self.kind
+
+
+class UpstreamConnectError(UpstreamProblem):
+    kind = "connect"
+
+
+class UpstreamTimeout(UpstreamProblem):
+    kind = "timeout"
+
+
+class UpstreamBadResponse(UpstreamProblem):
+    kind = "bad_response"
+
+
+class UpstreamStreamError(UpstreamProblem):
+    kind = "stream_error"
+
+
+class UpstreamStatusError(UpstreamProblem):
+    """The provider answered with a non-2xx status; `message` is the provider's own error text."""
+
+    kind = "status"
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+    def error_kind(self) -> str:
+        return f"status_{self.status}"
+
+    @property
+    def client_fault(self) -> bool:
+        """The provider judged the request itself invalid: retrying elsewhere will not help."""
+        return self.status in (400, 413, 422)

@@ -1,0 +1,141 @@
+"""Forwarding: try a plan's targets in order, collect each failed attempt, fall back on the
+triggers the plan allows, and turn a hopeless call into one aggregate error."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import (
+    Attempt,
+    InvalidRequest,
+    RequestTooLarge,
+    UpstreamBadResponse,
+    UpstreamFailed,
+    UpstreamProblem,
+    UpstreamStatusError,
+    UpstreamTimedOut,
+)
+from gateway.providers import Chunk, ChunkStream, Completion, Provider, ProviderCall
+from gateway.providers.base import Operation
+from routing import Plan, Target
+
+log = logging.getLogger("agentgw.forward")
+
+
+@dataclass(slots=True)
+class Answer:
+    """Which target answered, after which failed attempts, and how long the exchange took."""
+
+    target: Target
+    provider: Provider
+    failed: list[Attempt] = field(default_factory=list)
+    upstream_seconds: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        return len(self.failed) + 1
+
+
+class Forwarder:
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self._providers = providers
+
+    async def complete(
+        self, plan: Plan, body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
+    ) -> tuple[Completion, Answer]:
+        failed: list[Attempt] = []
+        for target in plan.targets:
+            provider = self._providers[target.provider]
+            call = ProviderCall(target, body, operation, headers)
+            started = time.perf_counter()
+            try:
+                if operation == "embeddings":
+                    completion = await provider.embed(call)
+                else:
+                    completion = await provider.complete(call)
+            except UpstreamProblem as problem:
+                self._record(problem, target, plan, failed)
+                continue
+            return completion, Answer(target, provider, failed, time.perf_counter() - started)
+        raise _exhausted(failed)
+
+    async def open_stream(
+        self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[ChunkStream, Chunk, Answer]:
+        """Open a stream and wait for its first chunk, so a target that fails before sending
+        anything is replaced by the next one without the client noticing."""
+        failed: list[Attempt] = []
+        for target in plan.targets:
+            provider = self._providers[target.provider]
+            started = time.perf_counter()
+            try:
+                stream = await provider.open_stream(ProviderCall(target, body, "chat", headers))
+            except UpstreamProblem as problem:
+                self._record(problem, target, plan, failed)
+                continue
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                await stream.aclose()
+                self._record(
+                    UpstreamBadResponse("the stream ended before its first chunk"), target, plan, failed
+                )
+                continue
+            except UpstreamProblem as problem:
+                await stream.aclose()
+                self._record(problem, target, plan, failed)
+                continue
+            except BaseException:
+                await stream.aclose()
+                raise
+            return stream, first, Answer(target, provider, failed, time.perf_counter() - started)
+        raise _exhausted(failed)
+
+    def _record(self, problem: UpstreamProblem, target: Target, plan: Plan, failed: list[Attempt]) -> None:
+        status = problem.status if isinstance(problem, UpstreamStatusError) else None
+        attempt = Attempt(target.provider, target.model, problem.error_kind(), status, problem.detail)
+        failed.append(attempt)
+        log.warning(
+            "upstream attempt failed: provider=%s model=%s error=%s detail=%s",
+            target.provider,
+            target.model,
+            attempt.error,
+            problem.detail,
+        )
+        if isinstance(problem, UpstreamStatusError) and problem.client_fault:
+            raise _client_fault(problem, target)
+        if trigger_of(problem) not in plan.fallback_on:
+            raise _exhausted(failed, problem)
+
+
+def trigger_of(problem: UpstreamProblem) -> str:
+    """The fallback trigger a failure counts as: 429, 5xx, timeout or connect."""
+    if isinstance(problem, UpstreamStatusError):
+        if problem.status == 429:
+            return "429"
+        if problem.status == 408:
+            return "timeout"
+        return "5xx"  # 5xx, and provider-side refusals (401, 403, 404, 409) that another target may not have
+    if problem.kind in ("timeout", "connect"):
+        return problem.kind
+    return "5xx"  # a malformed answer or a broken stream is the provider's failure
+
+
+def _client_fault(problem: UpstreamStatusError, target: Target) -> InvalidRequest | RequestTooLarge:
+    message = f"The provider rejected the request for model '{target.model}': {problem.message}"
+    if problem.status == 413:
+        return RequestTooLarge(message)
+    return InvalidRequest(message)
+
+
+def _exhausted(failed: list[Attempt], last: UpstreamProblem | None = None) -> UpstreamFailed:
+    retry_after = last.retry_after if isinstance(last, UpstreamStatusError) else None
+    summary = "; ".join(f"{a.provider}/{a.model}: {a.detail}" for a in failed)
+    noun = "attempt" if len(failed) == 1 else f"{len(failed)} attempts"
+    if failed and all(a.error == "timeout" for a in failed):
+        return UpstreamTimedOut(f"The upstream {noun} timed out: {summary}", attempts=failed)
+    return UpstreamFailed(f"The upstream {noun} failed: {summary}", attempts=failed, retry_after=retry_after)

@@ -1,0 +1,1 @@
+"""Metering: token counts, prices and cost, the usage ledger and the usage report."""

@@ -1,0 +1,144 @@
+"""What every HTTP provider shares: posting JSON, reading errors, scrubbing secrets, SSE events."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from gateway import sse
+from gateway.errors import UpstreamBadResponse, UpstreamStatusError
+from gateway.providers.base import Provider
+from gateway.providers.config import AnthropicProviderConfig, OpenAIProviderConfig
+from gateway.upstream import Timeouts, UpstreamClient, UpstreamResponse
+
+ERROR_BODY_LIMIT = 64 * 1024
+USER_AGENT = "agentgw/0.1"
+
+
+class HttpProvider(Provider):
+    def __init__(
+        self, name: str, config: OpenAIProviderConfig | AnthropicProviderConfig, client: UpstreamClient
+    ) -> None:
+        super().__init__(name)
+        self._client = client
+        self._base = str(config.base_url).rstrip("/")
+        self._secrets = sorted(config.secrets(), key=len, reverse=True)
+        t = config.timeout
+        self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
+        self._stream_timeouts = Timeouts(connect=t.connect, read=t.read, total=None)
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+            **{k.lower(): v.get_secret_value() for k, v in config.headers.items()},
+        }
+        parts = urlsplit(self._base)
+        default_port = 443 if parts.scheme == "https" else 80
+        self._address = (parts.hostname or "", parts.port or default_port)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._address
+
+    async def _post(
+        self, path: str, payload: dict[str, Any], *, headers: Mapping[str, str], stream: bool
+    ) -> UpstreamResponse:
+        """POST JSON; returns the response when its status is 2xx, raises UpstreamStatusError else."""
+        response = await self._client.send(
+            "POST",
+            self._base + path,
+            headers={**self._headers, **headers},
+            body=orjson.dumps(payload),
+            timeouts=self._stream_timeouts if stream else self._timeouts,
+        )
+        if 200 <= response.status < 300:
+            return response
+        body = await response.read(ERROR_BODY_LIMIT)
+        raise UpstreamStatusError(
+            response.status, self.scrub(error_message(body)), retry_after=retry_after(response.headers)
+        )
+
+    async def _read_json(self, response: UpstreamResponse) -> tuple[dict[str, Any], bytes]:
+        body = await response.read()
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamBadResponse(
+                f"the provider answered with {_describe_body(response, body)}, not JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise UpstreamBadResponse("the provider answered with JSON that is not an object")
+        return data, body
+
+    async def _events(self, response: UpstreamResponse) -> AsyncIterator[sse.Event]:
+        decoder = sse.Decoder()
+        async for chunk in response.iter_chunks():
+            for event in decoder.feed(chunk):
+                yield event
+        for event in decoder.flush():
+            yield event
+
+    def scrub(self, text: str) -> str:
+        """The text with this provider's secrets masked: provider errors sometimes echo them."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return text
+
+
+def parse_json_event(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse("the stream carried an event that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamBadResponse("the stream carried an event that is not a JSON object")
+    return parsed
+
+
+def error_message(body: bytes) -> str:
+    """The provider's own error message from an error body of any common shape, kept short."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return "a non-JSON error body" if not text or text.startswith("<") else text[:300]
+    message: Any = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+        elif isinstance(error, str):
+            message = error
+        message = message or data.get("message") or data.get("detail")
+    return str(message)[:500] if message else "no error message"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the provider asked us to wait: `retry-after-ms`, then `retry-after` (seconds or date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe_body(response: UpstreamResponse, body: bytes) -> str:
+    kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
+    return f"{len(body)} bytes of {kind}"

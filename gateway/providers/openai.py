@@ -1,0 +1,71 @@
+"""OpenAI and every server that speaks its API: the request passes through, unknown fields included."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from gateway.errors import UpstreamBadResponse, UpstreamStreamError
+from gateway.metering.usage import Usage
+from gateway.providers.base import Chunk, ChunkStream, Completion, ProviderCall
+from gateway.providers.config import OpenAIProviderConfig
+from gateway.providers.http import HttpProvider, parse_json_event
+from gateway.upstream import UpstreamClient, UpstreamResponse
+
+
+class OpenAIProvider(HttpProvider):
+    def __init__(self, name: str, config: OpenAIProviderConfig, client: UpstreamClient) -> None:
+        super().__init__(name, config, client)
+        if config.api_key is not None:
+            self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        if config.organization:
+            self._headers["openai-organization"] = config.organization
+
+    @property
+    def kind(self) -> str:
+        return "openai"
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        response = await self._post(
+            "/chat/completions", call.upstream_body(), headers=call.headers, stream=False
+        )
+        data, raw = await self._read_json(response)
+        if not isinstance(data.get("choices"), list):
+            raise UpstreamBadResponse("the provider's chat completion has no `choices` list")
+        return Completion(data, raw, Usage.from_openai(data.get("usage")))
+
+    async def embed(self, call: ProviderCall) -> Completion:
+        response = await self._post("/embeddings", call.upstream_body(), headers=call.headers, stream=False)
+        data, raw = await self._read_json(response)
+        if not isinstance(data.get("data"), list):
+            raise UpstreamBadResponse("the provider's embeddings response has no `data` list")
+        return Completion(data, raw, Usage.from_openai(data.get("usage")))
+
+    async def open_stream(self, call: ProviderCall) -> ChunkStream:
+        response = await self._post(
+            "/chat/completions", call.upstream_body(), headers=call.headers, stream=True
+        )
+        return ChunkStream(self._chunks(response), response.aclose)
+
+    async def _chunks(self, response: UpstreamResponse) -> AsyncIterator[Chunk]:
+        finished = False
+        async for event in self._events(response):
+            if event.data == b"[DONE]":
+                return
+            data = parse_json_event(event.data)
+            if "error" in data and "choices" not in data:
+                raise UpstreamStreamError(self.scrub(_stream_error_message(data)))
+            choices = data.get("choices")
+            if isinstance(choices, list) and any(
+                isinstance(c, dict) and c.get("finish_reason") for c in choices
+            ):
+                finished = True
+            yield Chunk(data, event.data, Usage.from_openai(data.get("usage")))
+        if not finished:
+            raise UpstreamStreamError("the provider's stream ended before it finished")
+
+
+def _stream_error_message(data: dict[str, object]) -> str:
+    error = data.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])[:500]
+    return "the provider sent an error event"
