@@ -77,7 +77,7 @@ class Config(_Strict):
                 if allowed != "*" and allowed not in self.models and allowed not in self.routes:
                     problems.append(f"keys.{i}.models.{j}: unknown model or route '{allowed}'")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line each; config_file lists them apart
         return self
 
     def secrets(self) -> list[str]:

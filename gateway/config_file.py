@@ -107,9 +107,11 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
             problems.append(f"{_dotted(path)}: required")
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
             problems.append(f"{_dotted(path)}.type: must be one of openai, anthropic, mock")
+        elif not path:
+            problems += error["msg"].removeprefix("Value error, ").splitlines()
         else:
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{_dotted(path) or '(top level)'}: {message}")
+            problems.append(f"{_dotted(path)}: {message}")
     return problems
 
 
@@ -118,23 +120,28 @@ def _dotted(path: tuple[str, ...]) -> str:
 
 
 def _suggest(word: str) -> str:
-    close = difflib.get_close_matches(word, sorted(_known_fields()), n=1, cutoff=0.75)
+    """A hint for an unknown key: where it belongs if it is valid elsewhere, else a near spelling."""
+    homes = _known_fields()
+    if word in homes:
+        return f" (it belongs under {' or '.join(sorted(homes[word]))})"
+    close = difflib.get_close_matches(word, sorted(homes), n=1, cutoff=0.75)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _known_fields() -> set[str]:
-    names: set[str] = set()
-    pending: list[type[BaseModel]] = [Config]
-    seen: set[type[BaseModel]] = set()
-    while pending:
-        model = pending.pop()
-        if model in seen:
-            continue
-        seen.add(model)
-        names.update(model.model_fields)
-        for field in model.model_fields.values():
-            pending.extend(_models_in(field.annotation))
-    return names
+def _known_fields() -> dict[str, set[str]]:
+    """Every field name any config model has, with the top-level sections it appears under."""
+    homes: dict[str, set[str]] = {}
+    for section, field in Config.model_fields.items():
+        pending, seen = _models_in(field.annotation), set()
+        while pending:
+            model = pending.pop()
+            if model in seen:
+                continue
+            seen.add(model)
+            for name, sub in model.model_fields.items():
+                homes.setdefault(name, set()).add(section)
+                pending.extend(_models_in(sub.annotation))
+    return homes
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -1,0 +1,44 @@
+"""Shared fixtures: a stand-in provider, and the real gateway app served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.standin import StandIn
+
+SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
+if "TIKTOKEN_CACHE_DIR" not in os.environ and SHARED_TIKTOKEN.is_dir():
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN)
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandIn]:
+    with StandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def standin(standin_server: StandIn) -> StandIn:
+    standin_server.clear()
+    return standin_server
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    from tests.gateway_harness import Gateway
+
+    started: list[Gateway] = []
+
+    def start(config: dict[str, Any], **options: Any) -> Gateway:
+        gateway = Gateway(config, tmp_path / f"gateway-{len(started)}", **options).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(started):
+        gateway.stop()

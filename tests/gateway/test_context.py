@@ -1,0 +1,62 @@
+"""Attribution headers: validated, and unable to override what the key pins."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.auth import Principal, Role
+from gateway.context import attribute, request_id_from
+from gateway.errors import InvalidRequest, PermissionDenied
+
+PINNED = Principal("crawler-key", "research", "crawler", Role.AGENT, frozenset({"*"}))
+FREE = Principal("shared-key", "research", None, Role.AGENT, frozenset({"*"}))
+
+
+def test_headers_attribute_the_call() -> None:
+    ctx = attribute(
+        FREE,
+        {
+            "x-agent-id": "planner",
+            "x-task-id": "T-1",
+            "x-session-id": "s1",
+            "x-tags": "env=prod, tier = gold",
+        },
+        "req_1",
+    )
+    assert (ctx.team, ctx.agent, ctx.task, ctx.session) == ("research", "planner", "T-1", "s1")
+    assert ctx.tags == (("env", "prod"), ("tier", "gold"))
+
+
+def test_agent_defaults_to_key_name() -> None:
+    assert attribute(FREE, {}, "r").agent == "shared-key"
+
+
+def test_pinned_agent_cannot_be_overridden() -> None:
+    assert attribute(PINNED, {"x-agent-id": "crawler"}, "r").agent == "crawler"
+    with pytest.raises(PermissionDenied):
+        attribute(PINNED, {"x-agent-id": "someone-else"}, "r")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("x-task-id", ""),
+        ("x-task-id", "a" * 129),
+        ("x-session-id", "has space"),
+        ("x-agent-id", "é"),
+        ("x-tags", "novalue"),
+        ("x-tags", "k=v,=v"),
+        ("x-tags", ",".join(f"k{i}=v" for i in range(17))),
+        ("x-task-id", "drop;table"),
+    ],
+)
+def test_malformed_headers_are_400(name: str, value: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        attribute(FREE, {name: value}, "r")
+    assert info.value.param == name
+
+
+def test_request_id_is_kept_only_when_sane() -> None:
+    assert request_id_from("abc-123") == "abc-123"
+    assert request_id_from("bad id\n").startswith("req_")
+    assert request_id_from(None).startswith("req_")

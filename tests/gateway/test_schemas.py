@@ -1,0 +1,123 @@
+"""Request bodies: every malformed input becomes a 400 that names the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidRequest
+from gateway.schemas import ChatRequest, EmbeddingsRequest, parse_body, validate
+
+OK_MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not an array"),
+        (b'"text"', "not a string"),
+        (b"null", "not null"),
+        (b"42", "not a number"),
+    ],
+)
+def test_bodies_that_are_not_objects(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_body(body)
+    assert message.split()[-1] in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": OK_MESSAGES}, "model"),
+        ({"model": 5, "messages": OK_MESSAGES}, "model"),
+        ({"model": "m", "messages": "hello"}, "messages"),
+        ({"model": "m", "messages": []}, "messages"),
+        ({"model": "m", "messages": OK_MESSAGES, "max_tokens": -1}, "max_tokens"),
+        ({"model": "m", "messages": OK_MESSAGES, "max_tokens": "10"}, "max_tokens"),
+        ({"model": "m", "messages": OK_MESSAGES, "temperature": 3}, "temperature"),
+        ({"model": "m", "messages": OK_MESSAGES, "n": 0}, "n"),
+        ({"model": "m", "messages": OK_MESSAGES, "stream": "yes"}, "stream"),
+        ({"model": "m", "messages": [{"role": "bot", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user"}]}, "messages[0]"),
+        ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+            "messages[0].content[0].text",
+        ),
+        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
+        (
+            {
+                "model": "m",
+                "messages": OK_MESSAGES,
+                "tools": [{"type": "function", "function": {"name": "a b"}}],
+            },
+            "tools[0].function.name",
+        ),
+        ({"model": "m", "messages": OK_MESSAGES, "tool_choice": "sometimes"}, "tool_choice"),
+        (
+            {"model": "m", "messages": OK_MESSAGES, "response_format": {"type": "json_schema"}},
+            "response_format",
+        ),
+    ],
+)
+def test_chat_schema_errors_name_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        validate(ChatRequest, body)
+    assert info.value.param == param
+    assert info.value.status == 400 and info.value.code == "invalid_request"
+
+
+def test_unknown_fields_are_kept() -> None:
+    chat = validate(ChatRequest, {"model": "m", "messages": OK_MESSAGES, "vendor_knob": {"x": 1}})
+    assert chat.model_extra == {"vendor_knob": {"x": 1}}
+
+
+def test_full_featured_request_is_accepted() -> None:
+    validate(
+        ChatRequest,
+        {
+            "model": "m",
+            "n": 2,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "object"}},
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("value", ["", [], [[1], []], 5, ["a", 1]])
+def test_embedding_input_errors(value: Any) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        validate(EmbeddingsRequest, {"model": "e", "input": value})
+    assert (info.value.param or "").startswith("input")

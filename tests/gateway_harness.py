@@ -1,0 +1,123 @@
+"""The gateway under test: a config written to disk, the real app served on a loopback port."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import yaml
+
+from gateway.app import create_app
+from gateway.config_file import load_config
+from tests.standin import ServerThread, StandIn
+
+ADMIN_KEY = "agentgw-test-admin-key"
+AGENT_KEY = "agentgw-test-agent-key"
+LIMITED_KEY = "agentgw-test-limited-key"
+OPENAI_SECRET = "sk-standin-openai-SECRET-0001"
+ANTHROPIC_SECRET = "sk-ant-standin-SECRET-0002"
+
+SCENARIOS = [
+    "gpt-x",
+    "fail-500",
+    "fail-503",
+    "fail-429",
+    "fail-400",
+    "fail-401",
+    "not-json",
+    "slow",
+    "slow-1",
+    "stream-cut",
+    "stream-error",
+    "stream-slow",
+    "no-usage",
+    "echo-request",
+    "cache-x",
+]
+
+
+def base_config(standin: StandIn) -> dict[str, Any]:
+    """Two providers on the stand-in (one per wire format) and the built-in mock; for every
+    stand-in scenario a model `oa-<scenario>` (OpenAI wire) and `an-<scenario>` (Anthropic)."""
+    models: dict[str, Any] = {
+        "mock-chat": {"provider": "mock"},
+        "mock-embed": {"provider": "mock", "kind": "embeddings"},
+        "oa-embed": {"provider": "standin-openai", "upstream": "embed-x", "kind": "embeddings"},
+    }
+    for scenario in SCENARIOS:
+        models[f"oa-{scenario}"] = {"provider": "standin-openai", "upstream": scenario}
+        models[f"an-{scenario}"] = {"provider": "standin-anthropic", "upstream": scenario}
+    return {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "providers": {
+            "standin-openai": {
+                "type": "openai",
+                "base_url": standin.openai_base,
+                "api_key": OPENAI_SECRET,
+                "timeout": {"connect": 2, "read": 3},
+            },
+            "standin-anthropic": {
+                "type": "anthropic",
+                "base_url": standin.anthropic_base,
+                "api_key": ANTHROPIC_SECRET,
+                "timeout": {"connect": 2, "read": 3},
+            },
+            "mock": {"type": "mock"},
+        },
+        "models": models,
+        "routes": {},
+        "teams": {"research": {}, "ops": {}},
+        "keys": [
+            {"name": "admin", "key": ADMIN_KEY, "team": "ops", "role": "admin"},
+            {"name": "crawler-key", "key": AGENT_KEY, "team": "research", "agent": "crawler"},
+            {"name": "limited", "key": LIMITED_KEY, "team": "research", "models": ["oa-gpt-x"]},
+        ],
+    }
+
+
+class Gateway:
+    """A running gateway: `url`, `base_url` for SDKs, `client()` and `http()` to talk to it."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "config.yaml"
+        self.write_config(config)
+        self.config = load_config(self.config_path)
+        self.app = create_app(self.config, config_path=self.config_path)
+        self.server = ServerThread(self.app, "127.0.0.1", 0, graceful_timeout=5.0)
+        self._clients: list[openai.OpenAI | httpx.Client] = []
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.config_path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
+
+    def start(self) -> Gateway:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def client(self, key: str = ADMIN_KEY, **options: Any) -> openai.OpenAI:
+        options.setdefault("max_retries", 0)
+        client = openai.OpenAI(base_url=self.base_url, api_key=key, **options)
+        self._clients.append(client)
+        return client
+
+    def http(self, key: str | None = ADMIN_KEY, **options: Any) -> httpx.Client:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=10, **options)
+        self._clients.append(client)
+        return client
