@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+
 from tests.standin import ServerThread, StandIn
 from tests.standin.openai_api import embedding_vector
-from starlette.applications import Starlette
 
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 
