@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.errors import (
     Attempt,
@@ -40,6 +40,10 @@ class Answer:
         return len(self.failed) + 1
 
 
+T = TypeVar("T")
+Attempter = Callable[[Provider, ProviderCall], Awaitable[T]]
+
+
 class Forwarder:
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self._providers = providers
@@ -47,53 +51,38 @@ class Forwarder:
     async def complete(
         self, plan: Plan, body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
     ) -> tuple[Completion, Answer]:
-        failed: list[Attempt] = []
-        for target in plan.targets:
-            provider = self._providers[target.provider]
-            call = ProviderCall(target, body, operation, headers)
-            started = time.perf_counter()
-            try:
-                if operation == "embeddings":
-                    completion = await provider.embed(call)
-                else:
-                    completion = await provider.complete(call)
-            except UpstreamProblem as problem:
-                self._record(problem, target, plan, failed)
-                continue
-            return completion, Answer(target, provider, failed, time.perf_counter() - started)
-        raise _exhausted(failed)
+        """The first whole answer from the plan's targets."""
+        attempt = _embed if operation == "embeddings" else _complete
+        return await self._first_success(plan, body, operation, headers, attempt)
 
     async def open_stream(
         self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> tuple[ChunkStream, Chunk, Answer]:
-        """Open a stream and wait for its first chunk, so a target that fails before sending
-        anything is replaced by the next one without the client noticing."""
+    ) -> tuple[tuple[ChunkStream, Chunk], Answer]:
+        """An open stream and its first chunk: a target that fails before sending anything is
+        replaced by the next one without the client noticing."""
+        return await self._first_success(plan, body, "chat", headers, _open)
+
+    async def _first_success(
+        self,
+        plan: Plan,
+        body: dict[str, Any],
+        operation: Operation,
+        headers: Mapping[str, str],
+        attempt: Attempter[T],
+    ) -> tuple[T, Answer]:
         failed: list[Attempt] = []
+        last: UpstreamProblem | None = None
         for target in plan.targets:
             provider = self._providers[target.provider]
             started = time.perf_counter()
             try:
-                stream = await provider.open_stream(ProviderCall(target, body, "chat", headers))
+                result = await attempt(provider, ProviderCall(target, body, operation, headers))
             except UpstreamProblem as problem:
                 self._record(problem, target, plan, failed)
+                last = problem
                 continue
-            try:
-                first = await anext(stream)
-            except StopAsyncIteration:
-                await stream.aclose()
-                self._record(
-                    UpstreamBadResponse("the stream ended before its first chunk"), target, plan, failed
-                )
-                continue
-            except UpstreamProblem as problem:
-                await stream.aclose()
-                self._record(problem, target, plan, failed)
-                continue
-            except BaseException:
-                await stream.aclose()
-                raise
-            return stream, first, Answer(target, provider, failed, time.perf_counter() - started)
-        raise _exhausted(failed)
+            return result, Answer(target, provider, failed, time.perf_counter() - started)
+        raise _exhausted(failed, last)
 
     def _record(self, problem: UpstreamProblem, target: Target, plan: Plan, failed: list[Attempt]) -> None:
         status = problem.status if isinstance(problem, UpstreamStatusError) else None
@@ -110,6 +99,27 @@ class Forwarder:
             raise _client_fault(problem, target)
         if trigger_of(problem) not in plan.fallback_on:
             raise _exhausted(failed, problem)
+
+
+async def _complete(provider: Provider, call: ProviderCall) -> Completion:
+    return await provider.complete(call)
+
+
+async def _embed(provider: Provider, call: ProviderCall) -> Completion:
+    return await provider.embed(call)
+
+
+async def _open(provider: Provider, call: ProviderCall) -> tuple[ChunkStream, Chunk]:
+    stream = await provider.open_stream(call)
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        await stream.aclose()
+        raise UpstreamBadResponse("the stream ended before its first chunk") from None
+    except BaseException:
+        await stream.aclose()
+        raise
+    return stream, first
 
 
 def trigger_of(problem: UpstreamProblem) -> str:

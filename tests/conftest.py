@@ -28,17 +28,28 @@ def standin(standin_server: StandIn) -> StandIn:
     return standin_server
 
 
-@pytest.fixture
-def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def _gateways(workdir: Path) -> Iterator[Callable[..., Any]]:
     from tests.gateway_harness import Gateway
 
     started: list[Gateway] = []
 
     def start(config: dict[str, Any], **options: Any) -> Gateway:
-        gateway = Gateway(config, tmp_path / f"gateway-{len(started)}", **options).start()
+        gateway = Gateway(config, workdir / f"gateway-{len(started)}", **options).start()
         started.append(gateway)
         return gateway
 
     yield start
     for gateway in reversed(started):
         gateway.stop()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start gateways (real app, uvicorn, loopback) for one test; they stop after it."""
+    yield from _gateways(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """Like gateway_factory, for gateways shared by the tests of one module."""
+    yield from _gateways(tmp_path_factory.mktemp("gateways"))

@@ -26,7 +26,7 @@ async def chat_completions(request: Request) -> Response:
     plan = runtime.plan_for(ctx.principal, chat.model, "chat")
     headers = upstream_headers(ctx)
     if chat.stream:
-        stream, first, answer = await runtime.forwarder.open_stream(plan, body, headers)
+        (stream, first), answer = await runtime.forwarder.open_stream(plan, body, headers)
 
         async def on_end(result: StreamResult) -> None:
             log.debug("stream %s ended: %s after %d chunks", ctx.request_id, result.outcome, result.chunks)

@@ -27,9 +27,9 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.fixture
-def gateway(standin: StandIn, gateway_factory: Any) -> Any:
-    return gateway_factory(base_config(standin))
+@pytest.fixture(scope="module")
+def gateway(standin_server: StandIn, module_gateway_factory: Any) -> Any:
+    return module_gateway_factory(base_config(standin_server))
 
 
 def test_chat_non_streaming_returns_the_providers_answer_and_gateway_headers(
