@@ -141,10 +141,27 @@ class Services:
         terminate_group(service.process)
         if service in self.running:
             self.running.remove(service)
+        report_log_problems(service)
 
     def stop_all(self) -> None:
         for service in reversed(list(self.running)):
             self.stop(service)
+
+
+PROBLEM = re.compile(r"Traceback|\b(ERROR|CRITICAL|Exception)\b")
+
+
+def report_log_problems(service: Service) -> None:
+    """Say so when a target logged errors during the run (its log is in a temp dir that goes away)."""
+    try:
+        lines = service.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return
+    problems = [line for line in lines if PROBLEM.search(line)]
+    if problems:
+        print(f"  !! {service.name} logged {len(problems)} error line(s); the first and last:", flush=True)
+        for line in dict.fromkeys([problems[0], problems[-1]]):
+            print(f"     {line[:300]}", flush=True)
 
 
 def terminate_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:

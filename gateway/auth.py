@@ -93,9 +93,7 @@ class KeyStore:
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an `Authorization: Bearer <key>` header value, or a 401."""
         if not authorization:
-            raise AuthenticationFailed(
-                "Missing gateway key: send it as 'Authorization: Bearer <key>'.", param=None
-            )
+            raise AuthenticationFailed("Missing gateway key: send it as 'Authorization: Bearer <key>'.", param=None)
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

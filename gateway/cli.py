@@ -1,4 +1,4 @@
-"""The `agentgw` command: serve, check-config."""
+"""The `agentgw` command: serve, check-config, usage."""
 
 from __future__ import annotations
 
@@ -7,31 +7,33 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gateway import usage_cli
 from gateway.config_file import ConfigError, load_config
 
 DEFAULT_CONFIG = "config.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="agentgw", description="An OpenAI-compatible gateway for AI agents."
-    )
+    parser = argparse.ArgumentParser(prog="agentgw", description="An OpenAI-compatible gateway for AI agents.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (default: ./config.yaml)")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
-    serve.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="override server.log_level"
-    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override server.log_level")
 
     check = commands.add_parser("check-config", help="validate a config file without serving")
     check.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
 
+    usage = commands.add_parser("usage", help="print the usage (chargeback) report")
+    usage_cli.add_arguments(usage)
+
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "usage":
+        return usage_cli.run(args)
     return _serve(args)
 
 

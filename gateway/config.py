@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.auth import KeyConfig
+from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from routing.config import ModelConfig, RouteConfig
 
@@ -37,6 +38,7 @@ class TeamConfig(_Strict):
 
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    ledger: LedgerConfig = LedgerConfig()
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

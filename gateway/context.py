@@ -56,9 +56,7 @@ def attribute(principal: Principal, headers: Mapping[str, str], request_id: str)
     agent = _identifier(headers, "x-agent-id")
     if principal.agent is not None:
         if agent is not None and agent != principal.agent:
-            raise PermissionDenied(
-                "X-Agent-Id does not match the agent this key is bound to.", param="x-agent-id"
-            )
+            raise PermissionDenied("X-Agent-Id does not match the agent this key is bound to.", param="x-agent-id")
         agent = principal.agent
     return CallContext(
         request_id=request_id,

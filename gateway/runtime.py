@@ -1,5 +1,7 @@
-"""Everything built from one config: keys, catalog, providers. SIGHUP builds a new one and swaps it
-in; calls already running keep the one they started with."""
+"""What the gateway runs on. `Services` live as long as the process (the upstream HTTP client,
+the ledger, the token counter); a `Runtime` is everything built from one config (keys, catalog,
+providers, prices). SIGHUP builds a new Runtime over the same Services and swaps it in; calls
+already running keep the one they started with."""
 
 from __future__ import annotations
 
@@ -9,18 +11,30 @@ from gateway.auth import KeyStore, Principal
 from gateway.config import Config
 from gateway.errors import ModelNotFound
 from gateway.forward import Forwarder
+from gateway.metering.ledger import Ledger
+from gateway.metering.meter import Meter
+from gateway.metering.tokens import TokenCounter
 from gateway.providers import Provider, build_providers
 from gateway.upstream import UpstreamClient
 from routing import Catalog, Plan
 
 
 @dataclass(frozen=True, slots=True)
+class Services:
+    client: UpstreamClient
+    counter: TokenCounter
+    ledger: Ledger | None
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
     config: Config
+    services: Services
     keys: KeyStore
     catalog: Catalog
     providers: dict[str, Provider]
     forwarder: Forwarder
+    meter: Meter
 
     def plan_for(self, principal: Principal, model: str, kind: str) -> Plan:
         """The plan for a requested model or route: 404 when unknown, 403 when not allowed."""
@@ -33,12 +47,14 @@ class Runtime:
         return plan
 
 
-def build_runtime(config: Config, client: UpstreamClient) -> Runtime:
-    providers = build_providers(config.providers, client)
+def build_runtime(config: Config, services: Services) -> Runtime:
+    providers = build_providers(config.providers, services.client)
     return Runtime(
         config=config,
+        services=services,
         keys=KeyStore(config.keys),
         catalog=Catalog(config.models, config.routes),
         providers=providers,
         forwarder=Forwarder(providers),
+        meter=Meter(config.models, services.counter, services.ledger),
     )

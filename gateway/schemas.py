@@ -57,9 +57,7 @@ class RefusalPart(_Open):
     refusal: str
 
 
-ContentPart = Annotated[
-    TextPart | ImagePart | AudioPart | FilePart | RefusalPart, Field(discriminator="type")
-]
+ContentPart = Annotated[TextPart | ImagePart | AudioPart | FilePart | RefusalPart, Field(discriminator="type")]
 Content = str | list[ContentPart]
 
 _FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -86,11 +84,7 @@ class Message(_Open):
     @model_validator(mode="after")
     def _content_fits_role(self) -> Message:
         if self.role == "assistant":
-            if (
-                self.content is None
-                and not self.tool_calls
-                and "function_call" not in (self.model_extra or {})
-            ):
+            if self.content is None and not self.tool_calls and "function_call" not in (self.model_extra or {}):
                 raise ValueError("an assistant message needs content or tool_calls")
         elif self.content is None:
             raise ValueError(f"a {self.role} message needs content")

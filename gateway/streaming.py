@@ -37,7 +37,12 @@ class StreamResult:
     finish_reasons: list[str] = field(default_factory=list)
     response_id: str | None = None
     response_model: str | None = None
+    output: list[str] = field(default_factory=list)  # generated text, for estimates without usage
     ended: float = 0.0
+
+    @property
+    def output_text(self) -> str:
+        return "".join(self.output)
 
 
 ChunkFilter = Callable[[Chunk], Chunk | None]
@@ -113,8 +118,15 @@ class SSEResponse(Response):
             result.response_id = data.get("id")
             result.response_model = data.get("model")
         for choice in data.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("finish_reason"):
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason"):
                 result.finish_reasons.append(choice["finish_reason"])
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                _collect_output(delta, result.output)
+        if not chunk.visible:
+            return
         if self._filter is not None:
             filtered = self._filter(chunk)
             if filtered is None:
@@ -128,6 +140,16 @@ class SSEResponse(Response):
         self.result.outcome = "error"
         self.result.error = error
         return sse.encode_json(error.body())
+
+
+def _collect_output(delta: dict[str, object], output: list[str]) -> None:
+    content = delta.get("content")
+    if isinstance(content, str):
+        output.append(content)
+    for call in delta.get("tool_calls") or ():  # type: ignore[attr-defined]
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            output.append(f"{function.get('name') or ''}{function.get('arguments') or ''}")
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,9 +27,14 @@ class ModelConfig(_Strict):
     provider: str
     upstream: str | None = Field(default=None, description="The provider's name for it; defaults to the key.")
     kind: Literal["chat", "embeddings"] = "chat"
-    input_per_mtok: float | None = Field(default=None, ge=0, description="USD per million input tokens.")
-    output_per_mtok: float | None = Field(default=None, ge=0, description="USD per million output tokens.")
-    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    input_per_mtok: Decimal | None = Field(default=None, ge=0, description="USD per million input tokens.")
+    output_per_mtok: Decimal | None = Field(default=None, ge=0, description="USD per million output tokens.")
+    cached_input_per_mtok: Decimal | None = Field(
+        default=None, ge=0, description="Cache reads; defaults to the input price."
+    )
+    cache_write_per_mtok: Decimal | None = Field(
+        default=None, ge=0, description="Cache writes (Anthropic); defaults to the input price."
+    )
     quality: float = Field(default=0.5, ge=0, le=1)
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)

@@ -89,6 +89,7 @@ class Gateway:
     def __init__(self, config: dict[str, Any], workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yaml"
+        self.ledger_path = workdir / "agentgw.db"
         self.write_config(config)
         self.config = load_config(self.config_path)
         self.app = create_app(self.config, config_path=self.config_path)
@@ -96,7 +97,7 @@ class Gateway:
         self._clients: list[openai.OpenAI | httpx.Client] = []
 
     def write_config(self, config: dict[str, Any]) -> None:
-        self.config_path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
+        write_config(self.config_path, config, self.ledger_path)
 
     def start(self) -> Gateway:
         self.server.start()
@@ -135,13 +136,14 @@ class GatewayProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yaml"
         self.log_path = workdir / "gateway.log"
+        self.ledger_path = workdir / "agentgw.db"
         self.write_config(config)
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def write_config(self, config: dict[str, Any]) -> None:
-        self.config_path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
+        write_config(self.config_path, config, self.ledger_path)
 
     @property
     def url(self) -> str:
@@ -197,3 +199,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def write_config(path: Path, config: dict[str, Any], ledger_path: Path) -> None:
+    """Write a test config; unless it says otherwise, its ledger lives next to it."""
+    config = {**copy.deepcopy(config), "ledger": config.get("ledger", {"path": str(ledger_path)})}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))

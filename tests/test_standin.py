@@ -96,11 +96,7 @@ def test_openai_stream_tool_call(client: httpx.Client) -> None:
     }
     chunks = [orjson.loads(f) for f in sse_data(client.post("/v1/chat/completions", json=body).text)[:-1]]
 
-    calls = [
-        c["choices"][0]["delta"]["tool_calls"][0]
-        for c in chunks
-        if c["choices"][0]["delta"].get("tool_calls")
-    ]
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
     assert calls[0]["function"] == {"name": "weather", "arguments": ""}
     assert "".join(c["function"]["arguments"] for c in calls) == '{"city":"x"}'
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"

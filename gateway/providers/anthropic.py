@@ -60,9 +60,7 @@ class AnthropicProvider(HttpProvider):
         payload, json_tool = self._translate(call, stream=True)
         response = await self._post("/v1/messages", payload, headers=call.headers, stream=True)
         include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        translator = StreamTranslator(
-            created=int(time.time()), include_usage=include_usage, json_tool=json_tool
-        )
+        translator = StreamTranslator(created=int(time.time()), include_usage=include_usage, json_tool=json_tool)
         return ChunkStream(self._chunks(response, translator), response.aclose)
 
     async def _chunks(self, response: UpstreamResponse, translator: StreamTranslator) -> AsyncIterator[Chunk]:

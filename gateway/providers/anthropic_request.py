@@ -61,9 +61,7 @@ class TranslationError(Exception):
         self.param = param
 
 
-def to_anthropic_request(
-    body: dict[str, Any], upstream_model: str, default_max_tokens: int
-) -> dict[str, Any]:
+def to_anthropic_request(body: dict[str, Any], upstream_model: str, default_max_tokens: int) -> dict[str, Any]:
     """Translate an OpenAI chat request into an Anthropic Messages request body.
 
     `upstream_model` replaces the client's model; `default_max_tokens` applies when the client
@@ -202,9 +200,7 @@ def _user_blocks(content: Any, i: int) -> list[Block]:
         elif kind == "image_url":
             block = _image_block(part.get("image_url"), f"messages[{i}].content[{j}]")
         else:
-            raise TranslationError(
-                f"Anthropic models do not accept '{kind}' content", f"messages[{i}].content[{j}]"
-            )
+            raise TranslationError(f"Anthropic models do not accept '{kind}' content", f"messages[{i}].content[{j}]")
         blocks.append(_with_cache_control(block, part))
     return blocks
 
@@ -258,9 +254,7 @@ def _tool_use(call: dict[str, Any], param: str) -> Block:
     try:
         tool_input = orjson.loads(arguments) if arguments.strip() else {}
     except orjson.JSONDecodeError:
-        raise TranslationError(
-            "Tool call arguments are not valid JSON", f"{param}.function.arguments"
-        ) from None
+        raise TranslationError("Tool call arguments are not valid JSON", f"{param}.function.arguments") from None
     if not isinstance(tool_input, dict):
         raise TranslationError("Tool call arguments must be a JSON object", f"{param}.function.arguments")
     return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": tool_input}

@@ -27,6 +27,12 @@ class ProviderCall:
         """A shallow copy of the body naming the provider's model, with `overrides` applied."""
         return {**self.body, "model": self.target.upstream_model, **overrides}
 
+    @property
+    def client_wants_usage(self) -> bool:
+        """Whether the client asked for the usage chunk (`stream_options.include_usage`)."""
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
 
 @dataclass(slots=True)
 class Completion:
@@ -58,11 +64,13 @@ class Completion:
 @dataclass(slots=True)
 class Chunk:
     """One OpenAI `chat.completion.chunk`; `raw` as for Completion. `usage` is set on the chunk
-    that reports the call's usage (however the provider carried it)."""
+    that reports the call's usage (however the provider carried it). A chunk that is not
+    `visible` exists only to carry usage the client did not ask for, and is not sent."""
 
     data: dict[str, Any]
     raw: bytes | None = None
     usage: Usage | None = None
+    visible: bool = True
 
 
 class ChunkStream:
@@ -113,6 +121,4 @@ class Provider(ABC):
         """Returns once the provider accepted the stream (status checked), before any chunk."""
 
     async def embed(self, call: ProviderCall) -> Completion:
-        raise InvalidRequest(
-            f"Model '{call.target.model}' is served by a provider without embeddings.", param="model"
-        )
+        raise InvalidRequest(f"Model '{call.target.model}' is served by a provider without embeddings.", param="model")

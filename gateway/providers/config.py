@@ -48,6 +48,11 @@ class OpenAIProviderConfig(_HttpProvider):
     type: Literal["openai"]
     base_url: HttpUrl = HttpUrl("https://api.openai.com/v1")
     organization: str | None = None
+    stream_usage: bool = Field(
+        default=True,
+        description="Ask for usage on every stream (stream_options.include_usage) and hide it from "
+        "clients that did not ask; turn off for servers that reject stream_options.",
+    )
 
 
 class AnthropicProviderConfig(_HttpProvider):

@@ -67,10 +67,12 @@ class MockProvider(Provider):
         return Completion(data, None, Usage.from_openai(data["usage"]))
 
     async def _chunks(self, reply: _Reply) -> AsyncIterator[Chunk]:
-        for data in reply.chunks():
+        chunks = reply.chunks()
+        usage = Usage.from_openai(reply.usage())
+        for i, data in enumerate(chunks):
             if self._chunk_delay:
                 await asyncio.sleep(self._chunk_delay)
-            yield Chunk(data, None, Usage.from_openai(data.get("usage")))
+            yield Chunk(data, None, usage if i == len(chunks) - 1 else None)
 
 
 async def _nothing() -> None:
@@ -138,7 +140,7 @@ class _Reply:
             message["tool_calls"] = [self.tool_call]
         return message
 
-    def _usage(self) -> dict[str, Any]:
+    def usage(self) -> dict[str, Any]:
         return Usage(self.prompt_tokens, self.completion_tokens * self.n).to_openai()
 
     def completion(self) -> dict[str, Any]:
@@ -152,7 +154,7 @@ class _Reply:
                 {"index": i, "message": self._message(), "logprobs": None, "finish_reason": self.finish}
                 for i in range(self.n)
             ],
-            "usage": self._usage(),
+            "usage": self.usage(),
         }
 
     def chunks(self) -> list[dict[str, Any]]:
@@ -185,17 +187,13 @@ class _Reply:
         out = []
         for delta in deltas:
             for i in range(self.n):
-                out.append(
-                    self._chunk(
-                        [{"index": i, "delta": delta, "logprobs": None, "finish_reason": None}], extra
-                    )
-                )
+                out.append(self._chunk([{"index": i, "delta": delta, "logprobs": None, "finish_reason": None}], extra))
         out += [
             self._chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": self.finish}], extra)
             for i in range(self.n)
         ]
         if with_usage:
-            out.append(self._chunk([], {"usage": self._usage()}))
+            out.append(self._chunk([], {"usage": self.usage()}))
         return out
 
     def _chunk(self, choices: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:

@@ -19,15 +19,14 @@ class OpenAIProvider(HttpProvider):
             self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         if config.organization:
             self._headers["openai-organization"] = config.organization
+        self._stream_usage = config.stream_usage
 
     @property
     def kind(self) -> str:
         return "openai"
 
     async def complete(self, call: ProviderCall) -> Completion:
-        response = await self._post(
-            "/chat/completions", call.upstream_body(), headers=call.headers, stream=False
-        )
+        response = await self._post("/chat/completions", call.upstream_body(), headers=call.headers, stream=False)
         data, raw = await self._read_json(response)
         if not isinstance(data.get("choices"), list):
             raise UpstreamBadResponse("the provider's chat completion has no `choices` list")
@@ -41,12 +40,15 @@ class OpenAIProvider(HttpProvider):
         return Completion(data, raw, Usage.from_openai(data.get("usage")))
 
     async def open_stream(self, call: ProviderCall) -> ChunkStream:
-        response = await self._post(
-            "/chat/completions", call.upstream_body(), headers=call.headers, stream=True
-        )
-        return ChunkStream(self._chunks(response), response.aclose)
+        hide_usage = self._stream_usage and not call.client_wants_usage
+        body = call.upstream_body()
+        if hide_usage:
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        response = await self._post("/chat/completions", body, headers=call.headers, stream=True)
+        return ChunkStream(self._chunks(response, hide_usage), response.aclose)
 
-    async def _chunks(self, response: UpstreamResponse) -> AsyncIterator[Chunk]:
+    async def _chunks(self, response: UpstreamResponse, hide_usage: bool) -> AsyncIterator[Chunk]:
         finished = False
         async for event in self._events(response):
             if event.data == b"[DONE]":
@@ -55,11 +57,15 @@ class OpenAIProvider(HttpProvider):
             if "error" in data and "choices" not in data:
                 raise UpstreamStreamError(self.scrub(_stream_error_message(data)))
             choices = data.get("choices")
-            if isinstance(choices, list) and any(
-                isinstance(c, dict) and c.get("finish_reason") for c in choices
-            ):
+            if isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
                 finished = True
-            yield Chunk(data, event.data, Usage.from_openai(data.get("usage")))
+            usage = Usage.from_openai(data.get("usage"))
+            if hide_usage and "usage" in data:
+                # The client did not ask for usage: show it the chunks it would have had without us.
+                del data["usage"]
+                yield Chunk(data, None, usage, visible=bool(choices))
+            else:
+                yield Chunk(data, event.data, usage)
         if not finished:
             raise UpstreamStreamError("the provider's stream ended before it finished")
 

@@ -30,9 +30,7 @@ class AiohttpResponse(UpstreamResponse):
         except TimeoutError:
             raise UpstreamTimeout("timed out reading the response body") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamStreamError(
-                f"the connection broke while reading the body ({type(exc).__name__})"
-            ) from None
+            raise UpstreamStreamError(f"the connection broke while reading the body ({type(exc).__name__})") from None
         finally:
             self._response.release()
 
@@ -60,9 +58,7 @@ class AiohttpClient(UpstreamClient):
     async def send(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: Timeouts
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
-        )
+        timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
         try:
             response = await self._session.request(
                 method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False

@@ -17,6 +17,4 @@ def create_client(kind: ClientKind, *, max_connections: int) -> UpstreamClient:
         return AiohttpClient(max_connections=max_connections)
     from gateway.upstream.httpx_client import HttpxClient
 
-    return HttpxClient(
-        max_connections=max_connections, transport="aiohttp" if kind == "httpx-aiohttp" else "default"
-    )
+    return HttpxClient(max_connections=max_connections, transport="aiohttp" if kind == "httpx-aiohttp" else "default")

@@ -22,9 +22,7 @@ class HttpxResponse(UpstreamResponse):
         except httpx.TimeoutException:
             raise UpstreamTimeout("timed out reading the response body") from None
         except httpx.HTTPError as exc:
-            raise UpstreamStreamError(
-                f"the connection broke while reading the body ({type(exc).__name__})"
-            ) from None
+            raise UpstreamStreamError(f"the connection broke while reading the body ({type(exc).__name__})") from None
         finally:
             await self._response.aclose()
         return body if limit is None else body[:limit]
@@ -56,9 +54,7 @@ class HttpxClient(UpstreamClient):
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: Timeouts
     ) -> UpstreamResponse:
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect, read=timeouts.read)
-        request = self._client.build_request(
-            method, url, headers=dict(headers), content=body, timeout=timeout
-        )
+        request = self._client.build_request(method, url, headers=dict(headers), content=body, timeout=timeout)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TimeoutException:

@@ -476,9 +476,7 @@ def test_json_schema_without_name_uses_default_tool_name() -> None:
 
 def test_json_schema_with_user_tools_is_refused() -> None:
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
-    assert (
-        translation_error([user("Hi")], tools=[WEATHER_TOOL], response_format=fmt).param == "response_format"
-    )
+    assert translation_error([user("Hi")], tools=[WEATHER_TOOL], response_format=fmt).param == "response_format"
 
 
 def test_unknown_response_format_is_refused() -> None:
@@ -638,9 +636,7 @@ def test_json_tool_response_becomes_content() -> None:
 
 
 def test_json_tool_cut_short_keeps_length() -> None:
-    data = anthropic_message(
-        [{"type": "tool_use", "id": "t", "name": "x", "input": {}}], stop_reason="max_tokens"
-    )
+    data = anthropic_message([{"type": "tool_use", "id": "t", "name": "x", "input": {}}], stop_reason="max_tokens")
     completion, _ = from_anthropic_response(data, created=1, json_tool="x")
     assert completion["choices"][0]["finish_reason"] == "length"
 
@@ -817,9 +813,7 @@ def test_stream_text_and_two_tool_calls() -> None:
     assert translator.finish_reason == "tool_calls"
     assert translator.response_id == MESSAGE_ID
     assert translator.model == MODEL
-    assert translator.usage == Usage(
-        input_tokens=115, output_tokens=89, cached_tokens=100, cache_write_tokens=5
-    )
+    assert translator.usage == Usage(input_tokens=115, output_tokens=89, cached_tokens=100, cache_write_tokens=5)
 
 
 def test_stream_include_usage_adds_null_usage_and_a_final_usage_chunk() -> None:
@@ -855,9 +849,7 @@ def test_stream_state_after_message_start() -> None:
     translator = StreamTranslator(created=1, include_usage=False)
     translator.feed(*STREAM_EVENTS[0])
     assert translator.response_id == MESSAGE_ID
-    assert translator.usage == Usage(
-        input_tokens=115, output_tokens=1, cached_tokens=100, cache_write_tokens=5
-    )
+    assert translator.usage == Usage(input_tokens=115, output_tokens=1, cached_tokens=100, cache_write_tokens=5)
     assert not translator.done
 
 
@@ -919,9 +911,7 @@ def test_stream_message_delta_updates_input_and_cache_usage() -> None:
             },
         },
     )
-    assert translator.usage == Usage(
-        input_tokens=217, output_tokens=15, cached_tokens=200, cache_write_tokens=5
-    )
+    assert translator.usage == Usage(input_tokens=217, output_tokens=15, cached_tokens=200, cache_write_tokens=5)
     assert translator.finish_reason == "length"
 
 

@@ -79,9 +79,7 @@ def test_escaped_dollar_stays_literal() -> None:
 
 
 def test_dangling_references_are_reported_together() -> None:
-    text = BASE.replace("m1: {provider: mock}", "m1: {provider: nope}").replace(
-        "team: t}", "team: x, models: [zz]}"
-    )
+    text = BASE.replace("m1: {provider: mock}", "m1: {provider: nope}").replace("team: t}", "team: x, models: [zz]}")
     assert problems(text) == [
         "models.m1.provider: unknown provider 'nope'",
         "keys.0.team: unknown team 'x' (declare it under teams:)",

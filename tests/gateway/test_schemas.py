@@ -100,9 +100,7 @@ def test_full_featured_request_is_accepted() -> None:
                 {
                     "role": "assistant",
                     "content": None,
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
                 },
                 {"role": "tool", "tool_call_id": "c1", "content": "42"},
             ],

@@ -114,12 +114,9 @@ def test_streaming_text_and_usage(gateway: Any, standin: StandIn) -> None:
         )
     )
     assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == "Hello from stand-in gpt-x: tell me"
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from stand-in gpt-x: tell me"
     )
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
-        "stop"
-    ]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
     [seen] = standin.find("/v1/messages")
     assert chunks[-1].usage.completion_tokens == seen.full_usage["output_tokens"]
     assert chunks[-1].usage.prompt_tokens == seen.full_usage["input_tokens"]

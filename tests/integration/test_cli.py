@@ -21,9 +21,7 @@ USER = [{"role": "user", "content": "hello"}]
 
 
 def agentgw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_check_config_accepts_the_shipped_config() -> None:

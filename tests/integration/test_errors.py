@@ -129,16 +129,12 @@ def test_unknown_and_forbidden_models(gateway: Any) -> None:
         "model",
     )
     assert_error(post(gateway, {"model": "mock-embed", "messages": USER}), 404, "model_not_found")
-    assert_error(
-        post(gateway, {"model": "mock-chat", "input": "x"}, path="/v1/embeddings"), 404, "model_not_found"
-    )
+    assert_error(post(gateway, {"model": "mock-chat", "input": "x"}, path="/v1/embeddings"), 404, "model_not_found")
 
 
 @pytest.mark.parametrize("key", [None, "agentgw-not-a-real-key", ""])
 def test_missing_or_unknown_key_is_401(gateway: Any, key: str | None) -> None:
-    error = assert_error(
-        post(gateway, {"model": "oa-gpt-x", "messages": USER}, key=key), 401, "invalid_api_key"
-    )
+    error = assert_error(post(gateway, {"model": "oa-gpt-x", "messages": USER}, key=key), 401, "invalid_api_key")
     assert error["type"] == "authentication_error"
 
 
@@ -148,9 +144,7 @@ def test_sdk_sees_authentication_error(gateway: Any) -> None:
 
 
 def test_pinned_agent_conflict_is_403(gateway: Any) -> None:
-    response = post(
-        gateway, {"model": "oa-gpt-x", "messages": USER}, key=AGENT_KEY, headers={"x-agent-id": "other"}
-    )
+    response = post(gateway, {"model": "oa-gpt-x", "messages": USER}, key=AGENT_KEY, headers={"x-agent-id": "other"})
     assert_error(response, 403, "permission_denied", "x-agent-id")
 
 

@@ -32,14 +32,10 @@ def gateway(standin_server: StandIn, module_gateway_factory: Any) -> Any:
     return module_gateway_factory(base_config(standin_server))
 
 
-def test_chat_non_streaming_returns_the_providers_answer_and_gateway_headers(
-    gateway: Any, standin: StandIn
-) -> None:
+def test_chat_non_streaming_returns_the_providers_answer_and_gateway_headers(gateway: Any, standin: StandIn) -> None:
     raw = gateway.client().chat.completions.with_raw_response.create(model="oa-gpt-x", messages=USER)
     completion = raw.parse()
-    assert (
-        completion.choices[0].message.content == "Hello from stand-in gpt-x: What is the capital of France?"
-    )
+    assert completion.choices[0].message.content == "Hello from stand-in gpt-x: What is the capital of France?"
     assert completion.choices[0].finish_reason == "stop"
     [seen] = standin.find("/v1/chat/completions")
     assert completion.usage.prompt_tokens == seen.usage["prompt_tokens"]
@@ -88,9 +84,7 @@ def test_streaming_without_usage_shows_no_usage(gateway: Any) -> None:
 def test_streaming_raw_sse_ends_with_done(gateway: Any) -> None:
     with (
         gateway.http() as http,
-        http.stream(
-            "POST", "/v1/chat/completions", json={"model": "oa-gpt-x", "messages": USER, "stream": True}
-        ) as r,
+        http.stream("POST", "/v1/chat/completions", json={"model": "oa-gpt-x", "messages": USER, "stream": True}) as r,
     ):
         assert r.headers["content-type"].startswith("text/event-stream")
         assert r.headers["x-agentgw-model"] == "oa-gpt-x"
@@ -142,9 +136,7 @@ def test_n_choices_and_response_format_pass_through(gateway: Any, standin: Stand
 
 def test_unknown_fields_reach_the_provider_untouched(gateway: Any, standin: StandIn) -> None:
     extra = {"vendor_knob": {"nested": [1, 2.5, None, "x"]}, "seed": 7, "logit_bias": {"50256": -100}}
-    completion = gateway.client().chat.completions.create(
-        model="oa-echo-request", messages=USER, extra_body=extra
-    )
+    completion = gateway.client().chat.completions.create(model="oa-echo-request", messages=USER, extra_body=extra)
     echoed = json.loads(completion.choices[0].message.content)
     for name, value in extra.items():
         assert echoed[name] == value
@@ -192,8 +184,7 @@ def test_mock_provider_answers_like_a_model(gateway: Any) -> None:
         )
     )
     assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == completion.choices[0].message.content
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == completion.choices[0].message.content
     )
     assert chunks[-1].usage.completion_tokens == completion.usage.completion_tokens
     tool = client.chat.completions.create(model="mock-chat", messages=USER, tools=[WEATHER_TOOL])

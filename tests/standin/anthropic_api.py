@@ -165,9 +165,7 @@ def validate(headers: dict[str, str], body: dict[str, Any] | None) -> Response |
                 f"{', '.join(sorted(used - results))}",
             )
         if results - used:
-            return anthropic_error(
-                400, f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks"
-            )
+            return anthropic_error(400, f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks")
         previous = message
     if previous is not None and _ids_of(previous, "tool_use", "id"):
         return anthropic_error(400, "messages: `tool_use` blocks must be followed by `tool_result` blocks")
@@ -179,11 +177,7 @@ def _tool_to_call(body: dict[str, Any]) -> dict[str, Any] | None:
     choice = body.get("tool_choice")
     if not isinstance(choice, dict):
         choice = {"type": "auto"}
-    if (
-        not tools
-        or choice.get("type") == "none"
-        or _ids_of(body["messages"][-1], "tool_result", "tool_use_id")
-    ):
+    if not tools or choice.get("type") == "none" or _ids_of(body["messages"][-1], "tool_result", "tool_use_id"):
         return None
     if choice.get("type") == "tool":
         return next((tool for tool in tools if tool["name"] == choice.get("name")), tools[0])
@@ -222,9 +216,7 @@ class AnthropicWire:
             stop_reason = "tool_use"
             output_tokens = tool_completion_tokens(tool["name"], compact_json(arguments))
         else:
-            text, cut = truncate(
-                reply_text(scenario, _last_user_text(body["messages"]), body), body["max_tokens"]
-            )
+            text, cut = truncate(reply_text(scenario, _last_user_text(body["messages"]), body), body["max_tokens"])
             block = {"type": "text", "text": text}
             stop_reason = "max_tokens" if cut else "end_turn"
             output_tokens = word_count(text)
@@ -251,9 +243,7 @@ class AnthropicWire:
         self.log.update(entry, usage=usage)
         return json_response(message, headers=headers)
 
-    async def _frames(
-        self, scenario: Scenario, entry: Logged, message: dict[str, Any]
-    ) -> AsyncGenerator[bytes, None]:
+    async def _frames(self, scenario: Scenario, entry: Logged, message: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         usage = message["usage"]
         block = message["content"][0]
         start_usage = {**usage, "output_tokens": 1}
@@ -264,10 +254,7 @@ class AnthropicWire:
         else:
             opening = {**block, "input": {}}
             arguments = compact_json(block["input"])
-            deltas = [
-                {"type": "input_json_delta", "partial_json": part}
-                for part in ["", *split_in_parts(arguments)]
-            ]
+            deltas = [{"type": "input_json_delta", "partial_json": part} for part in ["", *split_in_parts(arguments)]]
         end_delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
         frames: list[tuple[bytes, dict[str, Any] | None]] = [
             (_event("message_start", message=start), start_usage),

@@ -241,9 +241,7 @@ class OpenAIWire:
             choices.append(_Choice(index, text, finish_reason="length" if cut else "stop"))
         return choices
 
-    def _usage(
-        self, scenario: Scenario, messages: list[dict[str, Any]], choices: list[_Choice]
-    ) -> dict[str, Any]:
+    def _usage(self, scenario: Scenario, messages: list[dict[str, Any]], choices: list[_Choice]) -> dict[str, Any]:
         cached = CACHE_READ_TOKENS if scenario.cache else 0
         prompt = prompt_tokens(_message_texts(messages)) + cached
         completion = sum(choice.completion_tokens for choice in choices)
@@ -265,9 +263,7 @@ class OpenAIWire:
         usage: dict[str, Any],
     ) -> AsyncGenerator[bytes, None]:
         options = body.get("stream_options")
-        include_usage = (
-            isinstance(options, dict) and bool(options.get("include_usage")) and not scenario.no_usage
-        )
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage")) and not scenario.no_usage
 
         def chunk(choice_list: list[dict[str, Any]], chunk_usage: dict[str, Any] | None = None) -> bytes:
             payload = {"id": head["id"], "object": "chat.completion.chunk", "created": head["created"]}
@@ -337,9 +333,7 @@ def _embedding_inputs(value: Any) -> list[str | list[int]] | None:
     if isinstance(value, list) and value:
         if all(isinstance(v, int) for v in value):
             return [value]
-        if all(
-            isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, int) for t in v)) for v in value
-        ):
+        if all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, int) for t in v)) for v in value):
             return value
     return None
 

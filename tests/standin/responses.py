@@ -102,9 +102,7 @@ class EventStream(StreamingResponse):
                         tg.cancel_scope.cancel()
 
                 tg.start_soon(watch)
-                await send(
-                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-                )
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 try:
                     async for frame in self.frames:
                         await send({"type": "http.response.body", "body": frame, "more_body": True})

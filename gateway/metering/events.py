@@ -1,0 +1,38 @@
+"""The usage event: one per admitted call, whatever happened to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.metering.usage import Usage
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """What the ledger keeps of one call. It names the key, never holds it."""
+
+    ts: float  # unix seconds when the gateway received the call
+    request_id: str
+    key_name: str
+    team: str
+    agent: str
+    operation: str  # chat | embeddings
+    requested_model: str
+    model: str | None  # the gateway model that answered (or was last tried)
+    provider: str | None
+    status: int  # the HTTP status the client got
+    outcome: str  # ok | error | client_disconnected
+    usage: Usage
+    cost_nanos: int
+    latency_ms: float
+    task: str | None = None
+    session: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    route: str | None = None
+    stream: bool = False
+    error_type: str | None = None
+    ttft_ms: float | None = None
+    attempts: int = 1
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    trace_id: str | None = None

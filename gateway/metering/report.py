@@ -1,0 +1,182 @@
+"""The chargeback report: `GET /v1/usage` and `agentgw usage`, over the ledger.
+
+Only names from the fixed tables below reach the SQL text; every value a caller sends is a
+bound parameter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.errors import InvalidRequest
+from gateway.metering.ledger import Ledger
+from gateway.metering.pricing import usd
+
+DIMENSIONS = {
+    "team": "team",
+    "agent": "agent",
+    "task": "task",
+    "session": "session",
+    "model": "model",
+    "provider": "provider",
+    "route": "route",
+    "key": "key_name",
+    "operation": "operation",
+}
+BUCKETS = {
+    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "hour": "strftime('%Y-%m-%dT%H:00:00Z', ts, 'unixepoch')",
+}
+METRICS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+)
+_METRIC_SQL = (
+    "COUNT(*), SUM(outcome = 'error'), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), "
+    "SUM(reasoning_tokens), SUM(cost_nanos)"
+)
+PARAMETERS = {"group_by", "from", "to", "format", *DIMENSIONS}
+DEFAULT_WINDOW = timedelta(days=30)
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    group_by: tuple[str, ...]
+    start: float
+    end: float
+    filters: tuple[tuple[str, str], ...] = ()
+    format: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    query: UsageQuery
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "object": "usage.report",
+            "from": iso(self.query.start),
+            "to": iso(self.query.end),
+            "group_by": list(self.query.group_by),
+            "data": self.rows,
+            "totals": self.totals,
+        }
+
+    def as_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*self.query.group_by, *METRICS])
+        for row in self.rows:
+            writer.writerow([row[name] for name in (*self.query.group_by, *METRICS)])
+        return out.getvalue()
+
+
+def parse_query(params: Mapping[str, str], now: float | None = None) -> UsageQuery:
+    """A usage query from request parameters; a 400 naming the parameter for anything malformed."""
+    now = time.time() if now is None else now
+    unknown = sorted(set(params) - PARAMETERS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown parameter '{unknown[0]}'; use one of: {', '.join(sorted(PARAMETERS))}.",
+            param=unknown[0],
+        )
+    group_by = tuple(part.strip() for part in params.get("group_by", "").split(",") if part.strip())
+    for name in group_by:
+        if name not in DIMENSIONS and name not in BUCKETS:
+            raise InvalidRequest(
+                f"Cannot group by '{name}'; use any of {', '.join([*DIMENSIONS, *BUCKETS])}.",
+                param="group_by",
+            )
+    if len(set(group_by)) != len(group_by) or len([g for g in group_by if g in BUCKETS]) > 1:
+        raise InvalidRequest("group_by names each dimension once and at most one of day, hour.", param="group_by")
+    end = parse_time(params["to"], "to", now) if params.get("to") else now
+    start = parse_time(params["from"], "from", now) if params.get("from") else end - DEFAULT_WINDOW.total_seconds()
+    if start > end:
+        raise InvalidRequest("'from' is after 'to'.", param="from")
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest("format is json or csv.", param="format")
+    filters = tuple((name, params[name]) for name in DIMENSIONS if params.get(name))
+    return UsageQuery(group_by, start, end, filters, fmt)
+
+
+def parse_time(value: str, param: str, now: float) -> float:
+    """Unix seconds, an ISO 8601 date or date-time (UTC unless it says otherwise), or a duration
+    before now such as 7d, 24h, 30m."""
+    value = value.strip()
+    if match := _RELATIVE.match(value):
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"'{param}' must be unix seconds, an ISO 8601 date or time, or a duration like 7d.", param=param
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def run(ledger: Ledger, query: UsageQuery) -> UsageReport:
+    columns = [BUCKETS.get(name) or DIMENSIONS[name] for name in query.group_by]
+    where = ["ts >= ?", "ts < ?"] + [f"{DIMENSIONS[name]} = ?" for name, _ in query.filters]
+    params: list[Any] = [query.start, query.end] + [value for _, value in query.filters]
+    select = ", ".join([*columns, _METRIC_SQL])
+    sql = f"SELECT {select} FROM usage_events WHERE {' AND '.join(where)}"  # noqa: S608 - names from tables
+    if columns:
+        positions = ", ".join(str(i + 1) for i in range(len(columns)))
+        sql += f" GROUP BY {positions} ORDER BY {positions}"
+    rows: list[dict[str, Any]] = []
+    for record in await ledger.query(sql, params):
+        values = tuple(record)
+        dims = dict(zip(query.group_by, values[: len(columns)], strict=True))
+        metrics = values[len(columns) :]
+        if metrics[0] == 0:
+            continue  # the ungrouped aggregate over no events
+        rows.append({**dims, **_metrics(metrics)})
+    totals: dict[str, Any] = {name: 0 for name in METRICS}
+    nanos = 0
+    for row in rows:
+        for name in METRICS[:-1]:
+            totals[name] += row[name]
+        nanos += row.pop("_cost_nanos")
+    totals["cost_usd"] = usd(nanos)
+    return UsageReport(query, rows, totals)
+
+
+def _metrics(values: tuple[Any, ...]) -> dict[str, Any]:
+    requests, errors, inp, out, cached, reasoning, nanos = (int(v or 0) for v in values)
+    return {
+        "requests": requests,
+        "errors": errors,
+        "input_tokens": inp,
+        "output_tokens": out,
+        "cached_tokens": cached,
+        "reasoning_tokens": reasoning,
+        "cost_usd": usd(nanos),
+        "_cost_nanos": nanos,
+    }
