@@ -195,9 +195,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- HTTP checks
 
 
-def request_once(
-    method: str, url: str, body: bytes | None = None, key: str | None = None
-) -> tuple[int, bytes]:
+def request_once(method: str, url: str, body: bytes | None = None, key: str | None = None) -> tuple[int, bytes]:
     """One request over a fresh connection (no proxies, no redirects): status and body."""
     parts = urllib.parse.urlsplit(url)
     headers = {"Content-Type": "application/json"}
@@ -218,8 +216,7 @@ def wait_ready(service: Service, url: str, timeout: float) -> None:
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             raise BenchError(
-                f"{service.name} exited with {service.process.returncode} before it was ready:\n"
-                f"{service.log_tail()}"
+                f"{service.name} exited with {service.process.returncode} before it was ready:\n{service.log_tail()}"
             )
         with contextlib.suppress(OSError):
             status, _ = request_once("GET", url)

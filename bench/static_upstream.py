@@ -73,9 +73,7 @@ OK_CLOSE = _response("200 OK", COMPLETION_BODY, close=True)
 HEALTH = _response("200 OK", b'{"status":"ok"}')
 HEALTH_CLOSE = _response("200 OK", b'{"status":"ok"}', close=True)
 NOT_FOUND = _response("404 Not Found", b'{"error":{"message":"not found","type":"not_found"}}')
-NOT_FOUND_CLOSE = _response(
-    "404 Not Found", b'{"error":{"message":"not found","type":"not_found"}}', close=True
-)
+NOT_FOUND_CLOSE = _response("404 Not Found", b'{"error":{"message":"not found","type":"not_found"}}', close=True)
 BAD_REQUEST = _response("400 Bad Request", b'{"error":{"message":"bad request"}}', close=True)
 LENGTH_REQUIRED = _response("411 Length Required", b'{"error":{"message":"send Content-Length"}}', close=True)
 

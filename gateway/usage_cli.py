@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--key-name" if name == "key" else f"--{name}"
         parser.add_argument(flag, dest=f"only_{name}", help=f"only this {name}", metavar=name.upper())
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (key from --api-key or AGENTGW_KEY)")
+    source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (needs --api-key)")
     source.add_argument("--ledger", help="a ledger file to read directly (default: the one config.yaml names)")
     parser.add_argument("--api-key", help="gateway key for --url (default: $AGENTGW_KEY)")
     parser.add_argument("-c", "--config", default="config.yaml", help="config whose ledger to read")
