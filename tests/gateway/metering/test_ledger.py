@@ -1,0 +1,90 @@
+"""The ledger writes batches off the request path and loses nothing on close."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from gateway.metering.events import UsageEvent
+from gateway.metering.ledger import Ledger
+from gateway.metering.usage import Usage
+
+
+def event(i: int) -> UsageEvent:
+    return UsageEvent(
+        ts=1_800_000_000 + i,
+        request_id=f"req_{i}",
+        key_name="k",
+        team="t",
+        agent="a",
+        operation="chat",
+        requested_model="m",
+        model="m",
+        provider="p",
+        status=200,
+        outcome="ok",
+        usage=Usage(10 + i, 5),
+        cost_nanos=1000 + i,
+        latency_ms=1.5,
+        tags=(("env", "x"),),
+    )
+
+
+def count(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0])
+
+
+def test_close_flushes_everything(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+
+    async def run() -> None:
+        ledger = Ledger(path, batch_size=7, flush_interval=60)
+        await ledger.start()
+        for i in range(100):
+            ledger.record(event(i))
+        await ledger.close()
+
+    asyncio.run(run())
+    assert count(path) == 100
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        row = db.execute("SELECT input_tokens, cost_nanos, tags FROM usage_events WHERE request_id='req_3'").fetchone()
+    assert row == (13, 1003, '{"env":"x"}')
+
+
+def test_background_writer_drains_without_being_asked(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+
+    async def run() -> int:
+        ledger = Ledger(path, batch_size=1000, flush_interval=0.01)
+        await ledger.start()
+        for i in range(10):
+            ledger.record(event(i))
+        for _ in range(200):
+            if ledger.queue_depth == 0 and ledger.written == 10:
+                break
+            await asyncio.sleep(0.01)
+        written = count(path)
+        await ledger.close()
+        return written
+
+    assert asyncio.run(run()) == 10
+
+
+def test_retention_prunes_old_events(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+
+    async def run() -> None:
+        ledger = Ledger(path, retention_days=1)
+        await ledger.start()
+        ledger.record(event(0))  # in 2027: far from now, but "old" only relative to retention
+        old = event(1)
+        old.ts = 1_000_000_000  # 2001
+        ledger.record(old)
+        await ledger.close()
+
+    asyncio.run(run())
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT request_id FROM usage_events")] == ["req_0"]

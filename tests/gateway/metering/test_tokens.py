@@ -1,0 +1,47 @@
+"""Token counting: tiktoken when its encoding is there, an estimate when not, never a download wait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.metering.tokens import TokenCounter
+
+SHARED = Path(os.environ.get("TIKTOKEN_CACHE_DIR", "/nonexistent"))
+
+
+def test_without_an_encoding_counts_are_estimated_at_once() -> None:
+    counter = TokenCounter()  # nothing loaded
+    assert counter.count_text("a" * 40, "o200k_base") == 10
+    assert counter.count_text("", "o200k_base") == 0
+    messages = [{"role": "user", "content": "x" * 8}]
+    assert counter.count_messages(messages, "o200k_base") == 3 + 3 + 1 + 2
+
+
+@pytest.mark.skipif(
+    not (SHARED / "fb374d419588a4632f3f557e76b4b70aebbca790").exists(),
+    reason="no offline tiktoken encodings in TIKTOKEN_CACHE_DIR",
+)
+def test_with_tiktoken_counts_match_openai() -> None:
+    counter = TokenCounter()
+    counter.preload(["o200k_base", "cl100k_base"]).join(30)
+    assert counter.loaded("o200k_base")
+    assert counter.count_text("hello world", "o200k_base") == 2
+    # OpenAI's cookbook example: these two messages are 3 + (3+1+2) + (3+1+4) ... counted as the API does
+    assert counter.count_messages([{"role": "user", "content": "hello world"}], "cl100k_base") == 3 + 3 + 1 + 2
+
+
+def test_encoding_choice() -> None:
+    assert TokenCounter.encoding_for("gpt-4o-mini", None) == "o200k_base"
+    assert TokenCounter.encoding_for("gpt-4", None) == "cl100k_base"
+    assert TokenCounter.encoding_for("claude-sonnet-4-5", None) == "o200k_base"
+    assert TokenCounter.encoding_for("anything", "cl100k_base") == "cl100k_base"
+
+
+def test_unknown_encoding_fails_softly() -> None:
+    counter = TokenCounter()
+    counter.preload(["no_such_encoding"]).join(10)
+    assert not counter.loaded("no_such_encoding")
+    assert counter.count_text("abcd", "no_such_encoding") == 1
