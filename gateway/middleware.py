@@ -1,20 +1,26 @@
-"""Pure ASGI middleware: the request id on every response, and the last line of error handling."""
+"""The gateway's edge, as pure ASGI middleware: a request id on every response, and the one place
+an error becomes an HTTP response in OpenAI's shape.
+
+It stands in for Starlette's own ServerErrorMiddleware and ExceptionMiddleware (see
+`gateway.app.GatewayApp`): one layer instead of three on every request.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import request_id_from
-from gateway.errors import GatewayError, internal_error
+from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
 
 log = logging.getLogger("agentgw.http")
 
 
-class RequestIdMiddleware:
-    """Gives each request an id (the caller's `x-request-id` if sane), echoes it on the response,
-    and turns anything that escapes the app into OpenAI's error shape instead of a bare 500."""
+class EdgeMiddleware:
+    """Gives each request an id (the caller's `x-request-id` if sane) and echoes it on the response;
+    renders a GatewayError, Starlette's 404/405, or any unexpected exception as an OpenAI error."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,11 +48,27 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error in request %s", request_id)
+        except Exception as exc:
             if started:
                 raise
-            await send_error(internal_error(), send_with_id)
+            error = _as_gateway_error(exc, scope)
+            if error is None:
+                log.exception("unhandled error in request %s", request_id)
+                error = internal_error()
+            await send_error(error, send_with_id)
+
+
+def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, HTTPException):
+        where = f"{scope.get('method')} {scope.get('path')}"
+        if exc.status_code == 404:
+            return UnknownEndpoint(f"No such endpoint: {where}")
+        if exc.status_code == 405:
+            return MethodNotAllowed(f"Method not allowed: {where}")
+        return InvalidRequest(f"{exc.detail}: {where}")
+    return None
 
 
 async def send_error(error: GatewayError, send: Send) -> None:

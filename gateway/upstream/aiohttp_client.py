@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -14,7 +15,7 @@ class AiohttpResponse(UpstreamResponse):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self.headers = response.headers  # case-insensitive already
 
     async def read(self, limit: int | None = None) -> bytes:
         try:
@@ -48,6 +49,11 @@ class AiohttpResponse(UpstreamResponse):
             self._response.close()
 
 
+@functools.lru_cache(maxsize=256)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
+
+
 class AiohttpClient(UpstreamClient):
     def __init__(self, *, max_connections: int) -> None:
         connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300, keepalive_timeout=30)
@@ -58,7 +64,7 @@ class AiohttpClient(UpstreamClient):
     async def send(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: Timeouts
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read)
+        timeout = _client_timeout(timeouts)
         try:
             response = await self._session.request(
                 method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False

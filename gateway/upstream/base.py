@@ -24,7 +24,7 @@ class UpstreamResponse(ABC):
     """A response whose headers have arrived; the body is read or iterated, then closed."""
 
     status: int
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # looked up case-insensitively by lower-case name
 
     @abstractmethod
     async def read(self, limit: int | None = None) -> bytes:
