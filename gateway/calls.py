@@ -15,7 +15,7 @@ import orjson
 from starlette.responses import Response
 
 from gateway.context import CallContext
-from gateway.errors import Attempt, GatewayError, UpstreamFailed, internal_error
+from gateway.errors import Attempt, GatewayError, internal_error
 from gateway.forward import Answer
 from gateway.metering.events import UsageEvent
 from gateway.metering.meter import format_usd, output_text
@@ -103,7 +103,7 @@ class Call:
         self._settle(answer, 200, result.outcome, usage, cost, error_type=error, ttft_ms=ttft_ms, ended=result.ended)
 
     def _settle_failure(self, error: GatewayError) -> None:
-        attempts = list(error.attempts) if isinstance(error, UpstreamFailed) else []
+        attempts = list(error.attempts)
         last = attempts[-1] if attempts else None
         self._record(
             model=last.model if last else None,
@@ -136,7 +136,8 @@ class Call:
             usage=usage,
             cost=cost,
             error_type=error_type,
-            attempts=[*answer.failed, Attempt(answer.provider.name, answer.target.model, "ok", status)],
+            attempts=answer.failed,
+            answered=True,
             ttft_ms=ttft_ms,
             ended=ended,
         )
@@ -152,9 +153,11 @@ class Call:
         cost: int,
         error_type: str | None,
         attempts: list[Attempt],
+        answered: bool = False,
         ttft_ms: float | None = None,
         ended: float | None = None,
     ) -> None:
+        """`attempts` are the failed ones; `answered` says one more attempt gave the answer."""
         if self._settled:
             return
         self._settled = True
@@ -182,7 +185,7 @@ class Call:
                 cost_nanos=cost,
                 latency_ms=((ended or time.perf_counter()) - ctx.started) * 1000,
                 ttft_ms=ttft_ms,
-                attempts=max(1, len(attempts)),
+                attempts=len(attempts) + answered,
                 attempt_log=[a.as_dict() for a in attempts],
             )
         )

@@ -51,6 +51,7 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.attempts: tuple[Attempt, ...] = ()  # the upstream attempts made before this error, if any
 
     def headers(self) -> dict[str, str]:
         """Extra response headers this error carries (retry-after and the like)."""

@@ -96,7 +96,9 @@ class Forwarder:
             problem.detail,
         )
         if isinstance(problem, UpstreamStatusError) and problem.client_fault:
-            raise _client_fault(problem, target)
+            error = _client_fault(problem, target)
+            error.attempts = tuple(failed)
+            raise error
         if trigger_of(problem) not in plan.fallback_on:
             raise _exhausted(failed, problem)
 

@@ -11,16 +11,29 @@ from gateway.errors import RequestTooLarge
 from gateway.runtime import Runtime
 from gateway.schemas import parse_body
 
+# The request headers the gateway reads; one pass over the raw headers picks them out.
+_WANTED = frozenset({b"authorization", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"})
+
 
 def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = request.scope["app"].state.runtime
     return runtime
+
+
+def wanted_headers(request: Request) -> dict[str, str]:
+    """The headers the gateway reads, by lower-case name (the first of a repeated one wins)."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _WANTED:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def identify(request: Request, runtime: Runtime) -> CallContext:
     """Authenticate the key, then attribute the call (401, 403 or 400 on the way)."""
-    principal = runtime.keys.authenticate(request.headers.get("authorization"))
-    return attribute(principal, request.headers, request.state.request_id)
+    headers = wanted_headers(request)
+    principal = runtime.keys.authenticate(headers.get("authorization"))
+    return attribute(principal, headers, request.scope["state"]["request_id"])
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -28,14 +41,17 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+    body = b""
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            break  # the client went away; what arrived is parsed (and will most likely fail)
+        body += message.get("body", b"")
+        if len(body) > limit:
             raise _too_large(limit)
-        chunks.append(chunk)
-    return parse_body(b"".join(chunks))
+        more = message.get("more_body", False)
+    return parse_body(body)
 
 
 def _too_large(limit: int) -> RequestTooLarge:

@@ -34,5 +34,5 @@ class UsageEvent:
     error_type: str | None = None
     ttft_ms: float | None = None
     attempts: int = 1
-    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)  # the attempts that failed
     trace_id: str | None = None
