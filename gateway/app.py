@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,27 +17,34 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import __version__
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
 from gateway.endpoints.chat import chat_completions, embeddings
-from gateway.endpoints.health import healthz, readyz
+from gateway.endpoints.feedback import export_feedback, post_feedback
+from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models
+from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
 from gateway.metering.ledger import Ledger
 from gateway.metering.tokens import TokenCounter
 from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime
+from gateway.telemetry import Metrics, Telemetry, Tracing
 from gateway.upstream import create_client
 
 log = logging.getLogger("agentgw")
 
 
-def create_app(config: Config, config_path: str | Path | None = None) -> Starlette:
-    """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file."""
+def create_app(
+    config: Config, config_path: str | Path | None = None, *, span_exporter: SpanExporter | None = None
+) -> Starlette:
+    """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
+    `span_exporter` replaces the configured trace exporter (tests read spans from memory)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(config) as services:
+        async with _services(config, span_exporter) as services:
             app.state.runtime = build_runtime(config, services)
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
             log.info(
@@ -57,6 +65,10 @@ def create_app(config: Config, config_path: str | Path | None = None) -> Starlet
         Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
+        Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
+        Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
+        Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
+        Route("/metrics", Endpoint(metrics), methods=["GET"]),
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
@@ -88,12 +100,14 @@ class Endpoint:
 
 
 @contextlib.asynccontextmanager
-async def _services(config: Config) -> AsyncIterator[Services]:
+async def _services(config: Config, span_exporter: SpanExporter | None) -> AsyncIterator[Services]:
     """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
     thing, after uvicorn has drained the in-flight calls)."""
     counter = TokenCounter()
     counter.preload()
     client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
+    tracing = Tracing(config.telemetry.tracing, exporter=span_exporter, version=__version__)
+    telemetry = Telemetry(tracing, Metrics(), config.telemetry.capture_content)
     ledger = None
     try:
         if config.ledger.enabled:
@@ -104,7 +118,8 @@ async def _services(config: Config) -> AsyncIterator[Services]:
                 retention_days=config.ledger.retention_days,
             )
             await ledger.start()
-        yield Services(client, counter, ledger)
+            telemetry.metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
+        yield Services(client, counter, ledger, telemetry)
     finally:
         try:
             if ledger is not None:
@@ -112,6 +127,7 @@ async def _services(config: Config) -> AsyncIterator[Services]:
                 log.info("ledger flushed: %d events written this run", ledger.written)
         finally:
             await client.aclose()
+            tracing.shutdown()
 
 
 def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Callable[[], None] | None:
@@ -125,8 +141,8 @@ def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Calla
             log.error("config reload refused, keeping the running config: %s", exc)
             return
         running = app.state.runtime.config
-        if config.server != running.server or config.ledger != running.ledger:
-            log.warning("config reload: changes under `server:` and `ledger:` take effect only after a restart")
+        if (config.server, config.ledger, config.telemetry) != (running.server, running.ledger, running.telemetry):
+            log.warning("config reload: changes under server, ledger and telemetry take effect after a restart")
         app.state.runtime = build_runtime(config, services)
         log.info("config reloaded from %s", path)
 

@@ -1,167 +1,269 @@
-"""One admitted call, from forwarding to settling.
+"""One call, from a valid body to its end: route, admit, forward, settle.
 
-Everything before admission (auth, attribution, parsing, routing) has already happened; from
-here on the call settles exactly once, whatever happens: an answer, an upstream failure, a
-stream cut short or abandoned by the client. Settling turns the usage into cost and queues one
-usage event for the ledger.
+A call finishes exactly once, whatever happens: refused before it was admitted (unknown model,
+not allowed), answered, failed upstream, a stream cut short or abandoned by the client. Finishing
+ends its span, counts its metrics and, for an admitted call, queues its one usage event.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from opentelemetry.trace import Span
 from starlette.responses import Response
 
 from gateway.context import CallContext
-from gateway.errors import Attempt, GatewayError, internal_error
+from gateway.errors import Attempt, GatewayError, UpstreamProblem, internal_error
 from gateway.forward import Answer
 from gateway.metering.events import UsageEvent
 from gateway.metering.meter import format_usd, output_text
 from gateway.metering.usage import Usage
-from gateway.providers import Completion
+from gateway.providers import Completion, Provider
 from gateway.providers.base import Operation
 from gateway.runtime import Runtime
 from gateway.streaming import SSEResponse, StreamResult
-from routing import Plan
-
-NO_USAGE = Usage()
+from gateway.telemetry import semconv
+from routing import Plan, Target
 
 
 class Call:
     def __init__(
-        self, runtime: Runtime, ctx: CallContext, plan: Plan, body: dict[str, Any], operation: Operation
+        self,
+        runtime: Runtime,
+        ctx: CallContext,
+        body: dict[str, Any],
+        operation: Operation,
+        requested_model: str,
+        incoming: Mapping[str, str],
     ) -> None:
         self.runtime = runtime
         self.ctx = ctx
-        self.plan = plan
         self.body = body
         self.operation = operation
-        self._settled = False
+        self.stream = operation == "chat" and body.get("stream") is True
+        self.plan: Plan | None = None
+        self.admitted = False
+        self._finished = False
+        self.facts = semconv.CallFacts(
+            operation=operation,
+            request_model=requested_model,
+            body=body,
+            session=ctx.session,
+            agent=ctx.agent,
+            team=ctx.team,
+            task=ctx.task,
+            tags=ctx.tags,
+            key_name=ctx.key_name,
+        )
+        telemetry = runtime.services.telemetry
+        self.span = telemetry.tracing.start_call(
+            semconv.span_name(operation, requested_model), semconv.request_attributes(body), incoming
+        )
+        self._attempt_span: Span | None = None
+        self._failed: tuple[Attempt, ...] = ()  # upstream attempts that failed, for the ledger
+        # Without tracing of our own, the caller's trace context still reaches the provider.
+        self._passthrough = {"traceparent": incoming["traceparent"]} if "traceparent" in incoming else {}
+        telemetry.metrics.in_flight.inc()
+
+    async def run(self) -> Response:
+        """Route and admit the call, then forward it; refusals raise after the call is finished."""
+        try:
+            self.plan = self.runtime.plan_for(self.ctx.principal, self.facts.request_model, self.operation)
+            self.facts.route, self.facts.strategy = self.plan.route, self.plan.strategy
+        except GatewayError as error:
+            self.finish(error=error)
+            raise
+        self.admitted = True
+        return await (self._stream() if self.stream else self._complete())
+
+    # -- forwarding -------------------------------------------------------------------------
 
     @property
     def upstream_headers(self) -> dict[str, str]:
-        """What the provider learns about the call: its request id, nothing of the client's key."""
-        return {"x-request-id": self.ctx.request_id}
+        """What the provider learns about the call: its request id and trace context, nothing of the
+        client's key."""
+        return {"x-request-id": self.ctx.request_id, **self._passthrough}
 
-    async def complete(self) -> Response:
-        """Forward a non-streaming call and answer with the provider's response."""
+    async def _complete(self) -> Response:
+        assert self.plan is not None
         try:
             completion, answer = await self.runtime.forwarder.complete(
-                self.plan, self.body, self.operation, self.upstream_headers
+                self.plan, self.body, self.operation, self.upstream_headers, self
             )
-        except GatewayError as error:
-            self._settle_failure(error)
+        except BaseException as exc:
+            self.finish(error=exc if isinstance(exc, GatewayError) else internal_error())
             raise
-        except BaseException:
-            self._settle_failure(internal_error())
-            raise
-        usage = completion.usage or self._estimate(answer, completion)
+        self._answered_by(answer, completion.data)
+        usage = completion.usage or self._estimate(answer.target, completion)
         cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
-        self._settle(answer, 200, "ok", usage, cost)
+        self.finish(usage=usage, cost=cost, output=completion.data.get("choices"))
         body = completion.raw if completion.raw is not None else orjson.dumps(completion.data)
         headers = {**self._answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)}
         return Response(body, media_type="application/json", headers=headers)
 
-    async def stream(self) -> Response:
-        """Open the stream (falling back before the first chunk) and relay it."""
+    async def _stream(self) -> Response:
+        assert self.plan is not None
         try:
             (stream, first), answer = await self.runtime.forwarder.open_stream(
-                self.plan, self.body, self.upstream_headers
+                self.plan, self.body, self.upstream_headers, self
             )
-        except GatewayError as error:
-            self._settle_failure(error)
+        except BaseException as exc:
+            self.finish(error=exc if isinstance(exc, GatewayError) else internal_error())
             raise
-        except BaseException:
-            self._settle_failure(internal_error())
-            raise
-        first_chunk_at = time.perf_counter()
+        self.facts.ttft_s = time.perf_counter() - self.ctx.started
+        self._answered_by(answer, first.data)
 
         async def on_end(result: StreamResult) -> None:
-            self._settle_stream(answer, result, first_chunk_at)
+            self.facts.finish_reasons = result.finish_reasons
+            usage = result.usage or self.runtime.meter.estimate_chat(answer.target, self.body, result.output_text)
+            cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
+            finish_reason = result.finish_reasons[-1] if result.finish_reasons else None
+            output = [{"message": {"content": result.output_text}, "finish_reason": finish_reason}]
+            self.finish(
+                usage=usage,
+                cost=cost,
+                outcome=result.outcome,
+                error=result.error,
+                status=200,
+                ended=result.ended,
+                output=output,
+            )
 
         return SSEResponse(stream, first, self._answer_headers(answer), on_end)
 
+    # -- the forwarder's attempt hooks ------------------------------------------------------
+
+    def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
+        """A child span per upstream attempt; its context is what the provider receives."""
+        if self.span is None:
+            return {}
+        name = semconv.span_name(self.operation, target.model)
+        attrs = semconv.attempt_attributes(self.operation, target.model, provider.kind, provider.address, number)
+        self._attempt_span = self.runtime.services.telemetry.tracing.start_attempt(self.span, name, attrs)
+        return (
+            {}
+            if self._attempt_span is None
+            else self.runtime.services.telemetry.tracing.traceparent(self._attempt_span)
+        )
+
+    def attempt_ended(self, target: Target, provider: Provider, problem: UpstreamProblem | None) -> None:
+        if problem is not None:
+            metrics = self.runtime.services.telemetry.metrics
+            metrics.child(metrics.upstream_errors, provider.name, target.model, problem.error_kind()).inc()
+        if self._attempt_span is not None:
+            error = None if problem is None else problem.error_kind()
+            self.runtime.services.telemetry.tracing.end(self._attempt_span, {}, error)
+            self._attempt_span = None
+
+    def fell_back(self, target: Target) -> None:
+        metrics = self.runtime.services.telemetry.metrics
+        metrics.child(metrics.fallbacks, target.provider, target.model).inc()
+
+    # -- settling ---------------------------------------------------------------------------
+
+    def _answered_by(self, answer: Answer, data: Mapping[str, Any]) -> None:
+        facts = self.facts
+        facts.provider, facts.provider_kind, facts.model = (
+            answer.provider.name,
+            answer.provider.kind,
+            answer.target.model,
+        )
+        facts.server = answer.provider.address
+        facts.attempts = answer.attempts
+        facts.response_model = data.get("model") if isinstance(data.get("model"), str) else None
+        facts.response_id = data.get("id") if isinstance(data.get("id"), str) else None
+        choices = data.get("choices")
+        if isinstance(choices, list):
+            facts.finish_reasons = [
+                c["finish_reason"] for c in choices if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
+            ]
+        self._failed = tuple(answer.failed)
+
     def _answer_headers(self, answer: Answer) -> dict[str, str]:
         headers = {"x-agentgw-model": answer.target.model, "x-agentgw-provider": answer.provider.name}
-        if self.plan.route is not None:
-            headers["x-agentgw-route"] = self.plan.route
+        if self.facts.route is not None:
+            headers["x-agentgw-route"] = self.facts.route
         return headers
 
-    def _estimate(self, answer: Answer, completion: Completion) -> Usage:
+    def _estimate(self, target: Target, completion: Completion) -> Usage:
         meter = self.runtime.meter
         if self.operation == "embeddings":
-            return meter.estimate_embeddings(answer.target, self.body)
-        return meter.estimate_chat(answer.target, self.body, output_text(completion.data))
+            return meter.estimate_embeddings(target, self.body)
+        return meter.estimate_chat(target, self.body, output_text(completion.data))
 
-    def _settle_stream(self, answer: Answer, result: StreamResult, first_chunk_at: float) -> None:
-        usage = result.usage or self.runtime.meter.estimate_chat(answer.target, self.body, result.output_text)
-        cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
-        ttft_ms = (first_chunk_at - self.ctx.started) * 1000
-        error = result.error.code if result.error is not None else None
-        self._settle(answer, 200, result.outcome, usage, cost, error_type=error, ttft_ms=ttft_ms, ended=result.ended)
-
-    def _settle_failure(self, error: GatewayError) -> None:
-        attempts = list(error.attempts)
-        last = attempts[-1] if attempts else None
-        self._record(
-            model=last.model if last else None,
-            provider=last.provider if last else None,
-            status=error.status,
-            outcome="error",
-            usage=NO_USAGE,
-            cost=0,
-            error_type=error.code,
-            attempts=attempts,
-        )
-
-    def _settle(
-        self,
-        answer: Answer,
-        status: int,
-        outcome: str,
-        usage: Usage,
-        cost: int,
-        *,
-        error_type: str | None = None,
-        ttft_ms: float | None = None,
-        ended: float | None = None,
-    ) -> None:
-        self._record(
-            model=answer.target.model,
-            provider=answer.provider.name,
-            status=status,
-            outcome=outcome,
-            usage=usage,
-            cost=cost,
-            error_type=error_type,
-            attempts=answer.failed,
-            answered=True,
-            ttft_ms=ttft_ms,
-            ended=ended,
-        )
-
-    def _record(
+    def finish(
         self,
         *,
-        model: str | None,
-        provider: str | None,
-        status: int,
-        outcome: str,
-        usage: Usage,
-        cost: int,
-        error_type: str | None,
-        attempts: list[Attempt],
-        answered: bool = False,
-        ttft_ms: float | None = None,
+        error: GatewayError | None = None,
+        status: int | None = None,
+        usage: Usage | None = None,
+        cost: int = 0,
+        outcome: str | None = None,
         ended: float | None = None,
+        output: Any = None,
     ) -> None:
-        """`attempts` are the failed ones; `answered` says one more attempt gave the answer."""
-        if self._settled:
+        """End the call once: span, metrics, and the ledger event of an admitted call. `status` is
+        what the client got (a stream that failed after it started got a 200)."""
+        if self._finished:
             return
-        self._settled = True
-        ctx = self.ctx
+        self._finished = True
+        ended = ended or time.perf_counter()
+        facts = self.facts
+        facts.status = status or (error.status if error is not None else 200)
+        facts.error_type = error.code if error is not None else None
+        facts.usage, facts.cost_nanos = usage, cost
+        if error is not None and error.attempts:
+            self._failed = error.attempts
+            facts.attempts = len(error.attempts)
+            facts.provider = facts.provider or error.attempts[-1].provider
+            facts.model = facts.model or error.attempts[-1].model
+        outcome = outcome or ("error" if error is not None else "ok")
+        telemetry = self.runtime.services.telemetry
+        input_messages = output_messages = None
+        if telemetry.capture.enabled and self.admitted:
+            input_messages = semconv.input_messages(self.body, telemetry.capture.max_chars)
+            if output:
+                output_messages = semconv.output_messages(output, telemetry.capture.max_chars)
+        self._count(ended, outcome)
+        if self.admitted:
+            self._record(ended, outcome, input_messages, output_messages)
+        if self.span is not None:
+            attrs = semconv.call_attributes(facts)
+            if input_messages is not None:
+                attrs["gen_ai.input.messages"] = input_messages
+            if output_messages is not None:
+                attrs["gen_ai.output.messages"] = output_messages
+            telemetry.tracing.end(self.span, attrs, facts.error_type)
+
+    def _count(self, ended: float, outcome: str) -> None:
+        facts = self.facts
+        metrics = self.runtime.services.telemetry.metrics
+        metrics.in_flight.dec()
+        code = facts.error_type or ("client_disconnected" if outcome == "client_disconnected" else "ok")
+        metrics.child(metrics.requests, self.operation, str(facts.status), code).inc()
+        if not self.admitted:
+            return
+        provider = semconv.provider_name(facts.provider_kind) or facts.provider or ""
+        metrics.observe_call(
+            operation=self.operation,
+            provider=provider,
+            request_model=facts.request_model,
+            response_model=facts.response_model or facts.model or "",
+            error_type=facts.error_type,
+            duration_s=ended - self.ctx.started,
+            ttfc_s=facts.ttft_s if self.stream else None,
+            usage=facts.usage,
+        )
+        if facts.cost_nanos:
+            agent = metrics.bounded("agent", self.ctx.agent)
+            metrics.child(metrics.cost, self.ctx.team, agent, facts.model or "").inc(facts.cost_nanos / 1e9)
+
+    def _record(self, ended: float, outcome: str, input_messages: str | None, output_messages: str | None) -> None:
+        facts, ctx = self.facts, self.ctx
+        span_context = self.span.get_span_context() if self.span is not None else None
         self.runtime.meter.record(
             UsageEvent(
                 ts=ctx.received_at,
@@ -173,19 +275,22 @@ class Call:
                 session=ctx.session,
                 tags=ctx.tags,
                 operation=self.operation,
-                requested_model=self.plan.requested,
-                route=self.plan.route,
-                model=model,
-                provider=provider,
-                stream=self.body.get("stream") is True,
-                status=status,
+                requested_model=facts.request_model,
+                route=facts.route,
+                model=facts.model,
+                provider=facts.provider,
+                stream=self.stream,
+                status=facts.status or 200,
                 outcome=outcome,
-                error_type=error_type,
-                usage=usage,
-                cost_nanos=cost,
-                latency_ms=((ended or time.perf_counter()) - ctx.started) * 1000,
-                ttft_ms=ttft_ms,
-                attempts=len(attempts) + answered,
-                attempt_log=[a.as_dict() for a in attempts],
+                error_type=facts.error_type,
+                usage=facts.usage or Usage(),
+                cost_nanos=facts.cost_nanos or 0,
+                latency_ms=(ended - ctx.started) * 1000,
+                ttft_ms=None if facts.ttft_s is None else facts.ttft_s * 1000,
+                attempts=facts.attempts,
+                attempt_log=[a.as_dict() for a in self._failed],
+                trace_id=f"{span_context.trace_id:032x}" if span_context and span_context.is_valid else None,
+                input_messages=input_messages,
+                output_messages=output_messages,
             )
         )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gateway.auth import KeyConfig
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
+from gateway.telemetry.config import TelemetryConfig
 from routing.config import ModelConfig, RouteConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
@@ -39,6 +40,7 @@ class TeamConfig(_Strict):
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     ledger: LedgerConfig = LedgerConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

@@ -6,6 +6,7 @@
      ├── AuthenticationFailed         401   invalid_api_key
      ├── PermissionDenied             403   permission_denied
      ├── ModelNotFound                404   model_not_found
+     ├── NotFound                     404   not_found            (a session, a request id)
      ├── UnknownEndpoint              404   unknown_endpoint
      ├── MethodNotAllowed             405   method_not_allowed
      ├── RequestTooLarge              413   request_too_large
@@ -83,6 +84,10 @@ class PermissionDenied(GatewayError):
 
 class ModelNotFound(GatewayError):
     status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class NotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "not_found"
 
 
 class UnknownEndpoint(GatewayError):

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway.errors import (
     Attempt,
@@ -44,23 +44,40 @@ T = TypeVar("T")
 Attempter = Callable[[Provider, ProviderCall], Awaitable[T]]
 
 
+class AttemptHooks(Protocol):
+    """What the call learns of each attempt, for its spans and metrics."""
+
+    def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
+        """Returns headers to add to this attempt's request (its trace context)."""
+
+    def attempt_ended(self, target: Target, provider: Provider, problem: UpstreamProblem | None) -> None: ...
+
+    def fell_back(self, target: Target) -> None:
+        """The call moves on from `target` to the next one."""
+
+
 class Forwarder:
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self._providers = providers
 
     async def complete(
-        self, plan: Plan, body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
+        self,
+        plan: Plan,
+        body: dict[str, Any],
+        operation: Operation,
+        headers: Mapping[str, str],
+        hooks: AttemptHooks,
     ) -> tuple[Completion, Answer]:
         """The first whole answer from the plan's targets."""
         attempt: Attempter[Completion] = _embed if operation == "embeddings" else _complete
-        return await self._first_success(plan, body, operation, headers, attempt)
+        return await self._first_success(plan, body, operation, headers, hooks, attempt)
 
     async def open_stream(
-        self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str]
+        self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str], hooks: AttemptHooks
     ) -> tuple[tuple[ChunkStream, Chunk], Answer]:
         """An open stream and its first chunk: a target that fails before sending anything is
         replaced by the next one without the client noticing."""
-        return await self._first_success(plan, body, "chat", headers, _open)
+        return await self._first_success(plan, body, "chat", headers, hooks, _open)
 
     async def _first_success(
         self,
@@ -68,19 +85,30 @@ class Forwarder:
         body: dict[str, Any],
         operation: Operation,
         headers: Mapping[str, str],
+        hooks: AttemptHooks,
         attempt: Attempter[T],
     ) -> tuple[T, Answer]:
         failed: list[Attempt] = []
         last: UpstreamProblem | None = None
-        for target in plan.targets:
+        failed_target: Target | None = None
+        for number, target in enumerate(plan.targets, 1):
             provider = self._providers[target.provider]
+            if failed_target is not None:
+                hooks.fell_back(failed_target)
+            extra = hooks.attempt_started(target, provider, number)
+            call = ProviderCall(target, body, operation, {**headers, **extra} if extra else headers)
             started = time.perf_counter()
             try:
-                result = await attempt(provider, ProviderCall(target, body, operation, headers))
+                result = await attempt(provider, call)
             except UpstreamProblem as problem:
+                hooks.attempt_ended(target, provider, problem)
                 self._record(problem, target, plan, failed)
-                last = problem
+                last, failed_target = problem, target
                 continue
+            except BaseException:
+                hooks.attempt_ended(target, provider, None)
+                raise
+            hooks.attempt_ended(target, provider, None)
             return result, Answer(target, provider, failed, time.perf_counter() - started)
         raise _exhausted(failed, last)
 

@@ -15,6 +15,7 @@ from gateway.metering.ledger import Ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
 from gateway.providers import Provider, build_providers
+from gateway.telemetry import Telemetry
 from gateway.upstream import UpstreamClient
 from routing import Catalog, Plan
 
@@ -24,6 +25,7 @@ class Services:
     client: UpstreamClient
     counter: TokenCounter
     ledger: Ledger | None
+    telemetry: Telemetry
 
 
 @dataclass(frozen=True, slots=True)

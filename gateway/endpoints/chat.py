@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.calls import Call
-from gateway.endpoints.intake import identify, read_json, runtime_of
+from gateway.endpoints.intake import identify, read_json, runtime_of, trace_headers
 from gateway.schemas import ChatRequest, EmbeddingsRequest, validate
 
 
@@ -15,9 +15,7 @@ async def chat_completions(request: Request) -> Response:
     ctx = identify(request, runtime)
     body = await read_json(request, runtime.config.server.max_body_bytes)
     chat = validate(ChatRequest, body)
-    plan = runtime.plan_for(ctx.principal, chat.model, "chat")
-    call = Call(runtime, ctx, plan, body, "chat")
-    return await (call.stream() if chat.stream else call.complete())
+    return await Call(runtime, ctx, body, "chat", chat.model, trace_headers(request)).run()
 
 
 async def embeddings(request: Request) -> Response:
@@ -25,5 +23,4 @@ async def embeddings(request: Request) -> Response:
     ctx = identify(request, runtime)
     body = await read_json(request, runtime.config.server.max_body_bytes)
     embed = validate(EmbeddingsRequest, body)
-    plan = runtime.plan_for(ctx.principal, embed.model, "embeddings")
-    return await Call(runtime, ctx, plan, body, "embeddings").complete()
+    return await Call(runtime, ctx, body, "embeddings", embed.model, trace_headers(request)).run()

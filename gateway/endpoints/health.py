@@ -1,9 +1,11 @@
-"""GET /healthz (the process answers) and GET /readyz (config loaded, ready to serve)."""
+"""GET /healthz (the process answers), GET /readyz (ready to serve), GET /metrics (Prometheus)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+
+from gateway.endpoints.intake import runtime_of
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -17,3 +19,10 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; like /healthz it needs no key (scrapers rarely carry one), and it
+    holds no secret and no caller-chosen ids beyond bounded agent names."""
+    telemetry = runtime_of(request).services.telemetry
+    return Response(telemetry.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

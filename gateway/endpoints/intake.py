@@ -13,6 +13,7 @@ from gateway.schemas import parse_body
 
 # The request headers the gateway reads; one pass over the raw headers picks them out.
 _WANTED = frozenset({b"authorization", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"})
+_TRACE = (b"traceparent", b"tracestate")
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -27,6 +28,11 @@ def wanted_headers(request: Request) -> dict[str, str]:
         if name in _WANTED:
             found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return found
+
+
+def trace_headers(request: Request) -> dict[str, str]:
+    """The caller's W3C trace context, if it sent one."""
+    return {name.decode(): value.decode("latin-1") for name, value in request.scope["headers"] if name in _TRACE}
 
 
 def identify(request: Request, runtime: Runtime) -> CallContext:

@@ -7,8 +7,9 @@ import dataclasses
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import Principal, Role
+from gateway.auth import Principal
 from gateway.endpoints.intake import identify, runtime_of
+from gateway.endpoints.scope import visible
 from gateway.errors import PermissionDenied, ServiceUnavailable
 from gateway.metering import report
 
@@ -31,15 +32,8 @@ async def usage(request: Request) -> Response:
 def scoped(query: report.UsageQuery, principal: Principal) -> report.UsageQuery:
     """The query narrowed to what the principal may see: an agent key its own calls, a team admin
     its team's, an admin everything. Asking for anything beyond that is a 403."""
-    if principal.role is Role.ADMIN:
-        return query
-    pinned = {"team": principal.team}
-    if principal.role is Role.AGENT:
-        pinned["key"] = principal.key_name
-        if principal.agent is not None:
-            pinned["agent"] = principal.agent
     filters = dict(query.filters)
-    for name, value in pinned.items():
+    for name, value in visible(principal).items():
         if filters.get(name, value) != value:
             raise PermissionDenied(
                 f"This key may not see usage outside its own {'calls' if name == 'key' else name}.",

@@ -1,0 +1,343 @@
+"""Telemetry end to end: one GenAI span per call (and one per upstream attempt), what an OTLP
+collector really receives, Prometheus metrics after a known workload, session replay, feedback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, OPENAI_SECRET, base_config
+from tests.standin import ServerThread, StandIn
+
+USER = [{"role": "user", "content": "Tell me about tracing."}]
+SESSION = {"x-session-id": "sess-trace-1", "x-task-id": "T-9", "x-tags": "env=test"}
+
+
+def traced_config(standin: StandIn) -> dict[str, Any]:
+    config = base_config(standin)
+    config["models"]["oa-gpt-x"].update({"input_per_mtok": 1, "output_per_mtok": 2})
+    config["routes"] = {"resilient": {"strategy": "fallback", "candidates": ["oa-fail-500", "oa-gpt-x"]}}
+    config["telemetry"] = {"capture_content": {"enabled": True, "max_chars": 4096}}
+    return config
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def gateway(standin: StandIn, gateway_factory: Any, spans: InMemorySpanExporter) -> Any:
+    return gateway_factory(traced_config(standin), span_exporter=spans)
+
+
+def finished(spans: InMemorySpanExporter, name: str | None = None) -> list[ReadableSpan]:
+    return [s for s in spans.get_finished_spans() if name is None or s.name == name]
+
+
+def call_span(spans: InMemorySpanExporter, timeout: float = 3.0) -> ReadableSpan:
+    """The one call span (a stream's ends just after the client has read its last event)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [s for s in spans.get_finished_spans() if "agentgw.attempt" not in (s.attributes or {})]
+        if found or time.monotonic() > deadline:
+            [span] = found
+            return span
+        time.sleep(0.01)
+
+
+def test_one_span_per_call_with_genai_attributes(gateway: Any, standin: StandIn, spans: InMemorySpanExporter) -> None:
+    raw = gateway.client(AGENT_KEY).chat.completions.with_raw_response.create(
+        model="oa-gpt-x", messages=USER, max_tokens=50, temperature=0.3, extra_headers=SESSION
+    )
+    [seen] = standin.requests
+    span = call_span(spans)
+    a = span.attributes
+    assert span.name == "chat oa-gpt-x" and span.kind is SpanKind.CLIENT
+    assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "oa-gpt-x" and a["gen_ai.response.model"] == "gpt-x"
+    assert a["gen_ai.response.id"] == raw.parse().id
+    assert list(a["gen_ai.response.finish_reasons"]) == ["stop"]
+    assert a["gen_ai.usage.input_tokens"] == seen.usage["prompt_tokens"]
+    assert a["gen_ai.usage.output_tokens"] == seen.usage["completion_tokens"]
+    assert a["gen_ai.request.max_tokens"] == 50 and a["gen_ai.request.temperature"] == 0.3
+    assert a["gen_ai.request.stream"] is False
+    assert a["gen_ai.conversation.id"] == "sess-trace-1" and a["gen_ai.agent.id"] == "crawler"
+    assert a["server.address"] == "127.0.0.1" and a["server.port"] == standin.port
+    assert a["agentgw.team"] == "research" and a["agentgw.task"] == "T-9" and list(a["agentgw.tags"]) == ["env=test"]
+    assert a["agentgw.key"] == "crawler-key" and a["agentgw.attempts"] == 1
+    assert a["agentgw.cost_usd"] == pytest.approx(float(raw.headers["x-agentgw-cost-usd"]))
+    assert "error.type" not in a and span.status.status_code is not StatusCode.ERROR
+    for value in a.values():
+        assert OPENAI_SECRET not in str(value) and ADMIN_KEY not in str(value)
+
+
+def test_attempt_span_is_the_parent_of_the_providers_work(
+    gateway: Any, standin: StandIn, spans: InMemorySpanExporter
+) -> None:
+    gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
+    [attempt] = [s for s in finished(spans) if "agentgw.attempt" in s.attributes]
+    parent = call_span(spans)
+    assert attempt.parent is not None and attempt.parent.span_id == parent.context.span_id
+    traceparent = standin.requests[0].headers["traceparent"]
+    _, trace_id, span_id, _ = traceparent.split("-")
+    assert int(trace_id, 16) == parent.context.trace_id and int(span_id, 16) == attempt.context.span_id
+
+
+def test_incoming_traceparent_is_the_parent(gateway: Any, spans: InMemorySpanExporter) -> None:
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    gateway.client().chat.completions.create(
+        model="oa-gpt-x", messages=USER, extra_headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    )
+    span = call_span(spans)
+    assert span.context.trace_id == int(trace_id, 16)
+    assert span.parent is not None and span.parent.span_id == int(parent_id, 16)
+
+
+def test_streamed_call_span(gateway: Any, spans: InMemorySpanExporter) -> None:
+    list(gateway.client().chat.completions.create(model="an-gpt-x", messages=USER, stream=True))
+    span = call_span(spans)
+    a = span.attributes
+    assert a["gen_ai.request.stream"] is True and a["gen_ai.provider.name"] == "anthropic"
+    assert 0 < a["gen_ai.response.time_to_first_chunk"] < 5
+    assert a["gen_ai.usage.output_tokens"] > 0 and list(a["gen_ai.response.finish_reasons"]) == ["stop"]
+
+
+@pytest.mark.parametrize(
+    ("model", "stream", "error"),
+    [
+        ("oa-fail-500", False, "upstream_error"),
+        ("oa-slow", False, "upstream_timeout"),
+        ("oa-stream-error", True, "upstream_error"),
+        ("no-such-model", False, "model_not_found"),
+    ],
+)
+def test_failures_set_status_and_error_type(
+    gateway: Any, spans: InMemorySpanExporter, model: str, stream: bool, error: str
+) -> None:
+    with pytest.raises(openai.APIError):
+        result = gateway.client().chat.completions.create(model=model, messages=USER, stream=stream)
+        list(result)  # a stream fails while it is read
+    span = call_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == error
+
+
+def test_fallback_shows_every_attempt(gateway: Any, spans: InMemorySpanExporter) -> None:
+    raw = gateway.client().chat.completions.with_raw_response.create(model="resilient", messages=USER)
+    assert raw.headers["x-agentgw-model"] == "oa-gpt-x" and raw.headers["x-agentgw-route"] == "resilient"
+    attempts = sorted(
+        (s for s in finished(spans) if "agentgw.attempt" in s.attributes), key=lambda s: s.attributes["agentgw.attempt"]
+    )
+    assert [s.name for s in attempts] == ["chat oa-fail-500", "chat oa-gpt-x"]
+    assert attempts[0].status.status_code is StatusCode.ERROR
+    span = call_span(spans)
+    assert span.name == "chat resilient" and span.attributes["agentgw.attempts"] == 2
+    assert span.attributes["agentgw.route"] == "resilient" and span.attributes["agentgw.model"] == "oa-gpt-x"
+
+
+def test_content_capture_uses_the_conventions_shape(gateway: Any, spans: InMemorySpanExporter) -> None:
+    gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
+    a = call_span(spans).attributes
+    assert json.loads(a["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Tell me about tracing."}]}
+    ]
+    [output] = json.loads(a["gen_ai.output.messages"])
+    assert output["role"] == "assistant" and output["finish_reason"] == "stop"
+    assert output["parts"][0]["content"].startswith("Hello from stand-in")
+
+
+def test_content_is_not_captured_unless_configured(
+    standin: StandIn, gateway_factory: Any, spans: InMemorySpanExporter
+) -> None:
+    gateway = gateway_factory(base_config(standin), span_exporter=spans)
+    gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
+    assert not any(k.startswith("gen_ai.input") for k in call_span(spans).attributes)
+
+
+class OtlpReceiver:
+    """A collector stand-in: decodes the OTLP/HTTP protobuf the gateway's exporter really sends."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+        async def traces(request: Request) -> Response:
+            message = ExportTraceServiceRequest()
+            message.ParseFromString(await request.body())
+            with self._lock:
+                self.headers.append(dict(request.headers))
+                for resource_spans in message.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        self.spans.extend((resource_spans.resource, s) for s in scope_spans.spans)
+            return Response(b"", media_type="application/x-protobuf")
+
+        self.server = ServerThread(Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])]))
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.spans) >= count:
+                    return list(self.spans)
+            time.sleep(0.05)
+        raise AssertionError(f"received {len(self.spans)} spans, wanted {count}")
+
+
+def test_otlp_http_export_reaches_a_collector(standin: StandIn, gateway_factory: Any) -> None:
+    receiver = OtlpReceiver()
+    with receiver.server:
+        config = base_config(standin)
+        config["telemetry"] = {
+            "tracing": {
+                "enabled": True,
+                "exporter": "otlp_http",
+                "endpoint": receiver.server.url + "/v1/traces",
+                "headers": {"x-collector-token": "tok-123"},
+                "batch_delay_ms": 50,
+                "service_name": "agentgw-test",
+                "resource_attributes": {"deployment.environment": "test"},
+            }
+        }
+        gateway = gateway_factory(config)
+        gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers=SESSION)
+        received = receiver.wait_for(2)
+    resources = {kv.key: kv.value.string_value for kv in received[0][0].attributes}
+    assert resources["service.name"] == "agentgw-test" and resources["deployment.environment"] == "test"
+    assert receiver.headers[0]["x-collector-token"] == "tok-123"
+    call = next(span for _, span in received if span.name == "chat oa-gpt-x" and not span.parent_span_id)
+    attributes = {kv.key: kv.value for kv in call.attributes}
+    assert attributes["gen_ai.provider.name"].string_value == "openai"
+    assert attributes["gen_ai.conversation.id"].string_value == "sess-trace-1"
+    assert attributes["gen_ai.usage.input_tokens"].int_value == standin.requests[0].usage["prompt_tokens"]
+
+
+def test_collector_down_does_not_touch_requests(standin: StandIn, gateway_factory: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = base_config(standin)
+    config["telemetry"] = {
+        "tracing": {
+            "enabled": True,
+            "endpoint": f"http://127.0.0.1:{port}/v1/traces",
+            "batch_delay_ms": 10,
+            "timeout_s": 1,
+        }
+    }
+    gateway = gateway_factory(config)
+    client = gateway.client()
+    started = time.monotonic()
+    for _ in range(20):
+        client.chat.completions.create(model="oa-gpt-x", messages=USER)
+    assert time.monotonic() - started < 10  # generous: an exporter on the request path would block each call
+
+
+def metric_samples(gateway: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(gateway.url + "/metrics").text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and all((k, v2) in ls for k, v2 in labels.items()))
+
+
+def test_metrics_after_a_known_workload(gateway: Any, standin: StandIn) -> None:
+    client = gateway.client(AGENT_KEY)
+    for _ in range(3):
+        client.chat.completions.create(model="oa-gpt-x", messages=USER)
+    list(client.chat.completions.create(model="an-gpt-x", messages=USER, stream=True))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="oa-fail-500", messages=USER)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=USER)
+    gateway.client().chat.completions.create(model="resilient", messages=USER)
+    s = metric_samples(gateway)
+    assert total(s, "agentgw_requests_total", status="200", code="ok") == 5
+    assert total(s, "agentgw_requests_total", status="502", code="upstream_error") == 1
+    assert total(s, "agentgw_requests_total", status="404", code="model_not_found") == 1
+    assert total(s, "gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="oa-gpt-x") == 3
+    assert total(s, "gen_ai_client_operation_duration_seconds_count", error_type="upstream_error") == 1
+    assert total(s, "gen_ai_client_operation_time_to_first_chunk_seconds_count") == 1
+    prompt_tokens = sum(
+        e.usage["prompt_tokens"]
+        for e in standin.requests
+        if e.model == "gpt-x" and e.path == "/v1/chat/completions" and e.usage
+    )
+    assert (
+        total(s, "gen_ai_client_token_usage_sum", gen_ai_token_type="input", gen_ai_provider_name="openai")
+        == prompt_tokens
+    )
+    buckets = {dict(ls)["le"] for (n, ls), _ in s.items() if n == "gen_ai_client_operation_duration_seconds_bucket"}
+    assert {"0.01", "81.92", "+Inf"} <= buckets
+    assert total(s, "agentgw_upstream_errors_total", model="oa-fail-500") == 2
+    assert total(s, "agentgw_fallbacks_total", model="oa-fail-500") == 1
+    assert total(s, "agentgw_cost_usd_total", team="research", agent="crawler", model="oa-gpt-x") > 0
+    assert total(s, "agentgw_ledger_queue_depth") >= 0 and total(s, "agentgw_in_flight_requests") == 0
+    assert not any("T-9" in str(k) or "sess" in str(k) for k in s)
+
+
+def test_session_replay(gateway: Any, standin: StandIn) -> None:
+    client = gateway.client(AGENT_KEY)
+    client.chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers=SESSION)
+    list(client.chat.completions.create(model="an-gpt-x", messages=USER, stream=True, extra_headers=SESSION))
+    client.chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers={"x-session-id": "other"})
+    with gateway.http(AGENT_KEY) as http:
+        replay = http.get("/v1/sessions/sess-trace-1").json()
+    assert replay["object"] == "session" and replay["totals"]["calls"] == 2
+    first, second = replay["calls"]
+    assert (first["model"], second["model"]) == ("oa-gpt-x", "an-gpt-x") and first["time"] <= second["time"]
+    assert first["input_messages"][0]["parts"][0]["content"] == "Tell me about tracing."
+    assert second["stream"] is True and second["ttft_ms"] is not None and len(first["trace_id"]) == 32
+    with gateway.http(ADMIN_KEY) as http:
+        assert http.get("/v1/sessions/sess-trace-1").json()["totals"]["calls"] == 2
+        assert http.get("/v1/sessions/never-seen").status_code == 404
+
+
+def test_feedback_round_trip(gateway: Any) -> None:
+    client = gateway.client(AGENT_KEY)
+    bad = client.chat.completions.with_raw_response.create(model="oa-gpt-x", messages=USER, extra_headers=SESSION)
+    client.chat.completions.create(model="oa-gpt-x", messages=[{"role": "user", "content": "fine"}])
+    request_id = bad.headers["x-request-id"]
+    with gateway.http(AGENT_KEY) as http:
+        created = http.post(
+            "/v1/feedback",
+            json={"request_id": request_id, "score": 0, "label": "wrong_answer", "comment": "hallucinated"},
+        )
+        assert created.status_code == 201 and created.json()["id"] > 0
+        assert http.post("/v1/feedback", json={"task_id": "T-9", "label": "slow"}).status_code == 201
+        assert http.post("/v1/feedback", json={"request_id": "req_nope", "score": 1}).status_code == 404
+        assert http.post("/v1/feedback", json={"request_id": request_id}).status_code == 400
+        assert (
+            http.post("/v1/feedback", json={"request_id": request_id, "session_id": "x", "score": 1}).status_code == 400
+        )
+        export = http.get("/v1/feedback/export")
+    assert export.headers["content-type"].startswith("application/x-ndjson")
+    [case] = [json.loads(line) for line in export.text.splitlines()]
+    assert case["request_id"] == request_id and case["model"] == "oa-gpt-x"
+    assert case["labels"] == ["slow", "wrong_answer"]
+    assert case["input"][0]["parts"][0]["content"] == "Tell me about tracing."
+    assert case["output"][0]["parts"][0]["content"].startswith("Hello from stand-in")
+    with gateway.http(ADMIN_KEY) as http:
+        assert len(http.get("/v1/feedback/export", params={"label": "slow"}).text.splitlines()) == 1
