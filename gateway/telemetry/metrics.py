@@ -92,6 +92,7 @@ class Metrics:
         self.budget_remaining = Gauge(
             "agentgw_budget_remaining_usd", "Remaining budget for the period.", ("scope", "name"), registry=r
         )
+        self.budget_cap = Gauge("agentgw_budget_cap_usd", "Budget cap for the period.", ("scope", "name"), registry=r)
         self.ledger_queue = Gauge("agentgw_ledger_queue_depth", "Usage events waiting to be written.", registry=r)
         self.in_flight = Gauge("agentgw_in_flight_requests", "Calls being served now.", registry=r)
         self._children: dict[tuple[Hashable, ...], Any] = {}
