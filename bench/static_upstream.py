@@ -122,13 +122,63 @@ def parse_head(head: bytes) -> HttpHead | bytes:
     return HttpHead(method, path, content_length, keep_alive)
 
 
-def answer(head: HttpHead) -> bytes:
+STREAM_WORDS = ["Hello!", " I", " hope", " you", " are", " having", " a", " wonderful", " day", "."]
+STREAM_DELAY = 0.02  # seconds between the first chunk and the rest, so time to first chunk stands apart
+
+
+def _event(payload: dict[str, object]) -> bytes:
+    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _stream_chunks(include_usage: bool) -> tuple[bytes, bytes]:
+    """The head plus first SSE event, and the rest of the stream (chunked transfer encoding)."""
+    base = {
+        "id": COMPLETION["id"],
+        "object": "chat.completion.chunk",
+        "created": COMPLETION["created"],
+        "model": COMPLETION["model"],
+        "system_fingerprint": COMPLETION["system_fingerprint"],
+    }
+    extra: dict[str, object] = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _event({**base, "choices": [choice], **extra})
+
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: keep-alive\r\n\r\n"
+    )
+    first = head + chunk({"role": "assistant", "content": ""})
+    rest = b"".join(chunk({"content": word}) for word in STREAM_WORDS) + chunk({}, "stop")
+    if include_usage:
+        rest += _event({**base, "choices": [], "usage": COMPLETION["usage"]})
+    done = b"data: [DONE]\n\n"
+    rest += f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n"
+    return first, rest
+
+
+STREAM = _stream_chunks(include_usage=False)
+STREAM_WITH_USAGE = _stream_chunks(include_usage=True)
+
+
+def answer(head: HttpHead, body: bytes = b"") -> bytes | tuple[bytes, bytes]:
     close = not head.keep_alive
     if head.method == b"POST" and head.path.split(b"?", 1)[0].endswith(b"/chat/completions"):
+        if b'"stream":true' in body.replace(b" ", b""):
+            return STREAM_WITH_USAGE if b'"include_usage":true' in body.replace(b" ", b"") else STREAM
         return OK_CLOSE if close else OK
+    if head.method == b"POST" and head.path.endswith(b"/v1/traces"):  # a collector for the tracing benches
+        return HEALTH_CLOSE if close else HEALTH
     if head.method == b"GET":
         return HEALTH_CLOSE if close else HEALTH
     return NOT_FOUND_CLOSE if close else NOT_FOUND
+
+
+def _write_if_open(transport: asyncio.Transport, data: bytes) -> None:
+    if not transport.is_closing():
+        transport.write(data)
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -160,8 +210,17 @@ class UpstreamProtocol(asyncio.Protocol):
             total = end + 4 + head.content_length
             if len(self.buffer) < total:
                 break  # the body is still on its way
+            body = bytes(self.buffer[end + 4 : total])
             del self.buffer[:total]
-            out.append(answer(head))
+            reply = answer(head, body)
+            if isinstance(reply, tuple):  # a stream: the first event now, the rest a moment later
+                first, rest = reply
+                out.append(first)
+                assert self.transport is not None
+                transport = self.transport
+                asyncio.get_running_loop().call_later(STREAM_DELAY, _write_if_open, transport, rest)
+                continue
+            out.append(reply)
             if not head.keep_alive:
                 close = True
                 break

@@ -9,7 +9,6 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,20 +30,21 @@ from gateway.metering.tokens import TokenCounter
 from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime
 from gateway.telemetry import Metrics, Telemetry, Tracing
+from gateway.telemetry.tracing import SpanSink
 from gateway.upstream import create_client
 
 log = logging.getLogger("agentgw")
 
 
 def create_app(
-    config: Config, config_path: str | Path | None = None, *, span_exporter: SpanExporter | None = None
+    config: Config, config_path: str | Path | None = None, *, span_sink: SpanSink | None = None
 ) -> Starlette:
     """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
-    `span_exporter` replaces the configured trace exporter (tests read spans from memory)."""
+    `span_sink` replaces the configured trace exporter (tests read spans from memory)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(config, span_exporter) as services:
+        async with _services(config, span_sink) as services:
             app.state.runtime = build_runtime(config, services)
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
             log.info(
@@ -100,14 +100,15 @@ class Endpoint:
 
 
 @contextlib.asynccontextmanager
-async def _services(config: Config, span_exporter: SpanExporter | None) -> AsyncIterator[Services]:
+async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator[Services]:
     """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
     thing, after uvicorn has drained the in-flight calls)."""
     counter = TokenCounter()
     counter.preload()
     client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
-    tracing = Tracing(config.telemetry.tracing, exporter=span_exporter, version=__version__)
-    telemetry = Telemetry(tracing, Metrics(), config.telemetry.capture_content)
+    tracing = Tracing(config.telemetry.tracing, sink=span_sink, version=__version__)
+    metrics = Metrics() if config.telemetry.metrics.enabled else None
+    telemetry = Telemetry(tracing, metrics, config.telemetry.capture_content)
     ledger = None
     try:
         if config.ledger.enabled:
@@ -118,7 +119,8 @@ async def _services(config: Config, span_exporter: SpanExporter | None) -> Async
                 retention_days=config.ledger.retention_days,
             )
             await ledger.start()
-            telemetry.metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
+            if metrics is not None:
+                metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
         yield Services(client, counter, ledger, telemetry)
     finally:
         try:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from opentelemetry.trace import Span
 from starlette.responses import Response
 
 from gateway.context import CallContext
@@ -26,6 +25,7 @@ from gateway.providers.base import Operation
 from gateway.runtime import Runtime
 from gateway.streaming import SSEResponse, StreamResult
 from gateway.telemetry import semconv
+from gateway.telemetry.otlp import SpanData
 from routing import Plan, Target
 
 
@@ -59,14 +59,13 @@ class Call:
             key_name=ctx.key_name,
         )
         telemetry = runtime.services.telemetry
-        self.span = telemetry.tracing.start_call(
-            semconv.span_name(operation, requested_model), semconv.request_attributes(body), incoming
-        )
-        self._attempt_span: Span | None = None
+        self.span = telemetry.tracing.start_call(semconv.span_name(operation, requested_model), incoming)
+        self._attempt_span: SpanData | None = None
         self._failed: tuple[Attempt, ...] = ()  # upstream attempts that failed, for the ledger
         # Without tracing of our own, the caller's trace context still reaches the provider.
         self._passthrough = {"traceparent": incoming["traceparent"]} if "traceparent" in incoming else {}
-        telemetry.metrics.in_flight.inc()
+        if telemetry.metrics is not None:
+            telemetry.metrics.in_flight.inc()
 
     async def run(self) -> Response:
         """Route and admit the call, then forward it; refusals raise after the call is finished."""
@@ -150,8 +149,8 @@ class Call:
         )
 
     def attempt_ended(self, target: Target, provider: Provider, problem: UpstreamProblem | None) -> None:
-        if problem is not None:
-            metrics = self.runtime.services.telemetry.metrics
+        metrics = self.runtime.services.telemetry.metrics
+        if problem is not None and metrics is not None:
             metrics.child(metrics.upstream_errors, provider.name, target.model, problem.error_kind()).inc()
         if self._attempt_span is not None:
             error = None if problem is None else problem.error_kind()
@@ -160,7 +159,8 @@ class Call:
 
     def fell_back(self, target: Target) -> None:
         metrics = self.runtime.services.telemetry.metrics
-        metrics.child(metrics.fallbacks, target.provider, target.model).inc()
+        if metrics is not None:
+            metrics.child(metrics.fallbacks, target.provider, target.model).inc()
 
     # -- settling ---------------------------------------------------------------------------
 
@@ -241,6 +241,8 @@ class Call:
     def _count(self, ended: float, outcome: str) -> None:
         facts = self.facts
         metrics = self.runtime.services.telemetry.metrics
+        if metrics is None:
+            return
         metrics.in_flight.dec()
         code = facts.error_type or ("client_disconnected" if outcome == "client_disconnected" else "ok")
         metrics.child(metrics.requests, self.operation, str(facts.status), code).inc()
@@ -263,7 +265,6 @@ class Call:
 
     def _record(self, ended: float, outcome: str, input_messages: str | None, output_messages: str | None) -> None:
         facts, ctx = self.facts, self.ctx
-        span_context = self.span.get_span_context() if self.span is not None else None
         self.runtime.meter.record(
             UsageEvent(
                 ts=ctx.received_at,
@@ -289,7 +290,7 @@ class Call:
                 ttft_ms=None if facts.ttft_s is None else facts.ttft_s * 1000,
                 attempts=facts.attempts,
                 attempt_log=[a.as_dict() for a in self._failed],
-                trace_id=f"{span_context.trace_id:032x}" if span_context and span_context.is_valid else None,
+                trace_id=f"{self.span.trace_id:032x}" if self.span is not None else None,
                 input_messages=input_messages,
                 output_messages=output_messages,
             )

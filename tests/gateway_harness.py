@@ -86,13 +86,13 @@ def base_config(standin: StandIn) -> dict[str, Any]:
 class Gateway:
     """A running gateway: `url`, `base_url` for SDKs, `client()` and `http()` to talk to it."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, span_exporter: Any = None) -> None:
+    def __init__(self, config: dict[str, Any], workdir: Path, span_sink: Any = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yaml"
         self.ledger_path = workdir / "agentgw.db"
         self.write_config(config)
         self.config = load_config(self.config_path)
-        self.app = create_app(self.config, config_path=self.config_path, span_exporter=span_exporter)
+        self.app = create_app(self.config, config_path=self.config_path, span_sink=span_sink)
         self.server = ServerThread(self.app, "127.0.0.1", 0, graceful_timeout=5.0)
         self._clients: list[openai.OpenAI | httpx.Client] = []
 

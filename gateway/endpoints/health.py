@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.endpoints.intake import runtime_of
+from gateway.errors import NotFound
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -24,5 +25,7 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus text format; like /healthz it needs no key (scrapers rarely carry one), and it
     holds no secret and no caller-chosen ids beyond bounded agent names."""
-    telemetry = runtime_of(request).services.telemetry
-    return Response(telemetry.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    metrics = runtime_of(request).services.telemetry.metrics
+    if metrics is None:
+        raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

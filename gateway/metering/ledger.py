@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway.background import lower_thread_priority
 from gateway.metering.events import UsageEvent
 from gateway.metering.ledger_schema import (
     INSERT_CONTENT,
@@ -36,8 +35,6 @@ from gateway.metering.ledger_schema import (
 )
 
 log = logging.getLogger("agentgw.ledger")
-
-WRITER_NICENESS = 10  # the writer yields the CPU to the event loop; it still gets ~10% of a busy core
 
 
 class Ledger:
@@ -56,7 +53,9 @@ class Ledger:
         self._events: deque[Row] = deque()
         self._contents: deque[Row] = deque()
         self._wake = asyncio.Event()
-        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer", initializer=_lower_priority)
+        self._writer_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="ledger-writer", initializer=lower_thread_priority
+        )
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -187,9 +186,3 @@ class Ledger:
             self._writer_thread.shutdown(wait=True)
             self._reader_thread.shutdown(wait=True)
             self._db = self._reader = None
-
-
-def _lower_priority() -> None:
-    """Run the writer thread at a lower CPU priority than the event loop (Linux: per thread)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)

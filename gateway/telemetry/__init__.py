@@ -20,5 +20,5 @@ class Telemetry:
     """The process's tracing, metrics and content-capture settings, built once at start-up."""
 
     tracing: Tracing
-    metrics: Metrics
+    metrics: Metrics | None  # None when turned off in config
     capture: ContentCaptureConfig

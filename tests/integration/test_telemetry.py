@@ -13,15 +13,14 @@ import httpx
 import openai
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.telemetry.otlp import SPAN_KIND_CLIENT, STATUS_ERROR, SpanData
+from gateway.telemetry.tracing import MemorySink
 from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, OPENAI_SECRET, base_config
 from tests.standin import ServerThread, StandIn
 
@@ -29,47 +28,63 @@ USER = [{"role": "user", "content": "Tell me about tracing."}]
 SESSION = {"x-session-id": "sess-trace-1", "x-task-id": "T-9", "x-tags": "env=test"}
 
 
-def traced_config(standin: StandIn) -> dict[str, Any]:
+def traced_config(standin: StandIn, capture: bool = True) -> dict[str, Any]:
     config = base_config(standin)
     config["models"]["oa-gpt-x"].update({"input_per_mtok": 1, "output_per_mtok": 2})
     config["routes"] = {"resilient": {"strategy": "fallback", "candidates": ["oa-fail-500", "oa-gpt-x"]}}
-    config["telemetry"] = {"capture_content": {"enabled": True, "max_chars": 4096}}
+    config["telemetry"] = {
+        "capture_content": {"enabled": capture, "max_chars": 4096},
+        "tracing": {"batch_delay_ms": 10},
+    }
     return config
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
+def spans() -> MemorySink:
+    return MemorySink()
 
 
 @pytest.fixture
-def gateway(standin: StandIn, gateway_factory: Any, spans: InMemorySpanExporter) -> Any:
-    return gateway_factory(traced_config(standin), span_exporter=spans)
+def gateway(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> Any:
+    return gateway_factory(traced_config(standin), span_sink=spans)
 
 
-def finished(spans: InMemorySpanExporter, name: str | None = None) -> list[ReadableSpan]:
-    return [s for s in spans.get_finished_spans() if name is None or s.name == name]
-
-
-def call_span(spans: InMemorySpanExporter, timeout: float = 3.0) -> ReadableSpan:
-    """The one call span (a stream's ends just after the client has read its last event)."""
+def finished(spans: MemorySink, count: int = 1, timeout: float = 5.0) -> list[SpanData]:
+    """The exported spans, once at least `count` have arrived (export is batched, off the request)."""
     deadline = time.monotonic() + timeout
+    while len(spans.spans) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return spans.spans
+
+
+def call_span(spans: MemorySink) -> SpanData:
+    """The one call span (a stream's ends just after the client has read its last event)."""
+    deadline = time.monotonic() + 5
     while True:
-        found = [s for s in spans.get_finished_spans() if "agentgw.attempt" not in (s.attributes or {})]
+        found = [s for s in finished(spans) if "agentgw.attempt" not in s.attributes]
         if found or time.monotonic() > deadline:
             [span] = found
             return span
         time.sleep(0.01)
 
 
-def test_one_span_per_call_with_genai_attributes(gateway: Any, standin: StandIn, spans: InMemorySpanExporter) -> None:
+def attempt_spans(spans: MemorySink, count: int) -> list[SpanData]:
+    deadline = time.monotonic() + 5
+    while True:
+        found = [s for s in spans.spans if "agentgw.attempt" in s.attributes]
+        if len(found) >= count or time.monotonic() > deadline:
+            return sorted(found, key=lambda s: s.attributes["agentgw.attempt"])
+        time.sleep(0.01)
+
+
+def test_one_span_per_call_with_genai_attributes(gateway: Any, standin: StandIn, spans: MemorySink) -> None:
     raw = gateway.client(AGENT_KEY).chat.completions.with_raw_response.create(
         model="oa-gpt-x", messages=USER, max_tokens=50, temperature=0.3, extra_headers=SESSION
     )
     [seen] = standin.requests
     span = call_span(spans)
     a = span.attributes
-    assert span.name == "chat oa-gpt-x" and span.kind is SpanKind.CLIENT
+    assert span.name == "chat oa-gpt-x" and span.kind == SPAN_KIND_CLIENT
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
     assert a["gen_ai.request.model"] == "oa-gpt-x" and a["gen_ai.response.model"] == "gpt-x"
     assert a["gen_ai.response.id"] == raw.parse().id
@@ -83,34 +98,31 @@ def test_one_span_per_call_with_genai_attributes(gateway: Any, standin: StandIn,
     assert a["agentgw.team"] == "research" and a["agentgw.task"] == "T-9" and list(a["agentgw.tags"]) == ["env=test"]
     assert a["agentgw.key"] == "crawler-key" and a["agentgw.attempts"] == 1
     assert a["agentgw.cost_usd"] == pytest.approx(float(raw.headers["x-agentgw-cost-usd"]))
-    assert "error.type" not in a and span.status.status_code is not StatusCode.ERROR
+    assert "error.type" not in a and span.status_code != STATUS_ERROR
     for value in a.values():
         assert OPENAI_SECRET not in str(value) and ADMIN_KEY not in str(value)
 
 
-def test_attempt_span_is_the_parent_of_the_providers_work(
-    gateway: Any, standin: StandIn, spans: InMemorySpanExporter
-) -> None:
+def test_attempt_span_is_the_parent_of_the_providers_work(gateway: Any, standin: StandIn, spans: MemorySink) -> None:
     gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
-    [attempt] = [s for s in finished(spans) if "agentgw.attempt" in s.attributes]
+    [attempt] = attempt_spans(spans, 1)
     parent = call_span(spans)
-    assert attempt.parent is not None and attempt.parent.span_id == parent.context.span_id
+    assert attempt.parent_span_id == parent.span_id and attempt.trace_id == parent.trace_id
     traceparent = standin.requests[0].headers["traceparent"]
-    _, trace_id, span_id, _ = traceparent.split("-")
-    assert int(trace_id, 16) == parent.context.trace_id and int(span_id, 16) == attempt.context.span_id
+    _, trace_id, span_id, flags = traceparent.split("-")
+    assert int(trace_id, 16) == parent.trace_id and int(span_id, 16) == attempt.span_id and flags == "01"
 
 
-def test_incoming_traceparent_is_the_parent(gateway: Any, spans: InMemorySpanExporter) -> None:
+def test_incoming_traceparent_is_the_parent(gateway: Any, spans: MemorySink) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     gateway.client().chat.completions.create(
         model="oa-gpt-x", messages=USER, extra_headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
     )
     span = call_span(spans)
-    assert span.context.trace_id == int(trace_id, 16)
-    assert span.parent is not None and span.parent.span_id == int(parent_id, 16)
+    assert span.trace_id == int(trace_id, 16) and span.parent_span_id == int(parent_id, 16)
 
 
-def test_streamed_call_span(gateway: Any, spans: InMemorySpanExporter) -> None:
+def test_streamed_call_span(gateway: Any, spans: MemorySink) -> None:
     list(gateway.client().chat.completions.create(model="an-gpt-x", messages=USER, stream=True))
     span = call_span(spans)
     a = span.attributes
@@ -129,30 +141,28 @@ def test_streamed_call_span(gateway: Any, spans: InMemorySpanExporter) -> None:
     ],
 )
 def test_failures_set_status_and_error_type(
-    gateway: Any, spans: InMemorySpanExporter, model: str, stream: bool, error: str
+    gateway: Any, spans: MemorySink, model: str, stream: bool, error: str
 ) -> None:
     with pytest.raises(openai.APIError):
         result = gateway.client().chat.completions.create(model=model, messages=USER, stream=stream)
         list(result)  # a stream fails while it is read
     span = call_span(spans)
-    assert span.status.status_code is StatusCode.ERROR
+    assert span.status_code == STATUS_ERROR and span.status_message == error
     assert span.attributes["error.type"] == error
 
 
-def test_fallback_shows_every_attempt(gateway: Any, spans: InMemorySpanExporter) -> None:
+def test_fallback_shows_every_attempt(gateway: Any, spans: MemorySink) -> None:
     raw = gateway.client().chat.completions.with_raw_response.create(model="resilient", messages=USER)
     assert raw.headers["x-agentgw-model"] == "oa-gpt-x" and raw.headers["x-agentgw-route"] == "resilient"
-    attempts = sorted(
-        (s for s in finished(spans) if "agentgw.attempt" in s.attributes), key=lambda s: s.attributes["agentgw.attempt"]
-    )
+    attempts = attempt_spans(spans, 2)
     assert [s.name for s in attempts] == ["chat oa-fail-500", "chat oa-gpt-x"]
-    assert attempts[0].status.status_code is StatusCode.ERROR
+    assert attempts[0].status_code == STATUS_ERROR and attempts[1].status_code != STATUS_ERROR
     span = call_span(spans)
     assert span.name == "chat resilient" and span.attributes["agentgw.attempts"] == 2
     assert span.attributes["agentgw.route"] == "resilient" and span.attributes["agentgw.model"] == "oa-gpt-x"
 
 
-def test_content_capture_uses_the_conventions_shape(gateway: Any, spans: InMemorySpanExporter) -> None:
+def test_content_capture_uses_the_conventions_shape(gateway: Any, spans: MemorySink) -> None:
     gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
     a = call_span(spans).attributes
     assert json.loads(a["gen_ai.input.messages"]) == [
@@ -163,10 +173,8 @@ def test_content_capture_uses_the_conventions_shape(gateway: Any, spans: InMemor
     assert output["parts"][0]["content"].startswith("Hello from stand-in")
 
 
-def test_content_is_not_captured_unless_configured(
-    standin: StandIn, gateway_factory: Any, spans: InMemorySpanExporter
-) -> None:
-    gateway = gateway_factory(base_config(standin), span_exporter=spans)
+def test_content_is_not_captured_unless_configured(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> None:
+    gateway = gateway_factory(traced_config(standin, capture=False), span_sink=spans)
     gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER)
     assert not any(k.startswith("gen_ai.input") for k in call_span(spans).attributes)
 
