@@ -22,7 +22,7 @@ from gateway.config_file import ConfigError, load_config
 from gateway.endpoints.chat import chat_completions, embeddings
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.health import healthz, metrics, readyz
-from gateway.endpoints.models import list_models
+from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
 from gateway.metering.ledger import Ledger
@@ -32,6 +32,7 @@ from gateway.runtime import Services, build_runtime
 from gateway.telemetry import Metrics, Telemetry, Tracing
 from gateway.telemetry.tracing import SpanSink
 from gateway.upstream import create_client
+from routing import HealthTracker
 
 log = logging.getLogger("agentgw")
 
@@ -65,6 +66,7 @@ def create_app(
         Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
+        Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
@@ -121,7 +123,7 @@ async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator
             await ledger.start()
             if metrics is not None:
                 metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
-        yield Services(client, counter, ledger, telemetry)
+        yield Services(client, counter, ledger, telemetry, HealthTracker())
     finally:
         try:
             if ledger is not None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from gateway.context import CallContext
 from gateway.errors import Attempt, GatewayError, UpstreamProblem, internal_error
+from gateway.features import request_features
 from gateway.forward import Answer
 from gateway.metering.events import UsageEvent
 from gateway.metering.meter import format_usd, output_text
@@ -38,8 +39,10 @@ class Call:
         operation: Operation,
         requested_model: str,
         incoming: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.runtime = runtime
+        self._headers = headers or {}  # request headers routing rules may look at
         self.ctx = ctx
         self.body = body
         self.operation = operation
@@ -70,13 +73,31 @@ class Call:
     async def run(self) -> Response:
         """Route and admit the call, then forward it; refusals raise after the call is finished."""
         try:
-            self.plan = self.runtime.plan_for(self.ctx.principal, self.facts.request_model, self.operation)
-            self.facts.route, self.facts.strategy = self.plan.route, self.plan.strategy
+            self.plan = self._route()
         except GatewayError as error:
             self.finish(error=error)
             raise
         self.admitted = True
         return await (self._stream() if self.stream else self._complete())
+
+    def _route(self) -> Plan:
+        runtime, ctx, requested = self.runtime, self.ctx, self.facts.request_model
+        runtime.check_requested(ctx.principal, requested)
+        router = runtime.router
+        headers = {name: value for name, value in self._headers.items() if name in router.rule_headers()}
+        features = request_features(
+            self.body, self.operation, ctx, requested, router.allowed_models(ctx.principal.models), headers
+        )
+        plan = runtime.plan(features)
+        facts = self.facts
+        facts.route, facts.strategy, facts.rule, facts.downgraded = (
+            plan.route,
+            plan.strategy,
+            plan.rule,
+            plan.downgraded,
+        )
+        facts.skipped = [f"{model}:{reason}" for model, reason in plan.skipped()]
+        return plan
 
     # -- forwarding -------------------------------------------------------------------------
 
@@ -116,6 +137,8 @@ class Call:
         self._answered_by(answer, first.data)
 
         async def on_end(result: StreamResult) -> None:
+            if result.outcome == "error":  # the provider broke the stream: count it against the target
+                self.runtime.services.health.record_failure(answer.target, "5xx")
             self.facts.finish_reasons = result.finish_reasons
             usage = result.usage or self.runtime.meter.estimate_chat(answer.target, self.body, result.output_text)
             cost = self.runtime.meter.cost_nanos(answer.target.model, usage)

@@ -11,7 +11,7 @@ from gateway.auth import KeyConfig
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
-from routing.config import ModelConfig, RouteConfig
+from routing.config import ModelConfig, RouteConfig, RoutingConfig, check_references
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
 
@@ -44,6 +44,7 @@ class Config(_Strict):
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, ModelConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
 
@@ -60,12 +61,10 @@ class Config(_Strict):
         for name, model in self.models.items():
             if model.provider not in self.providers:
                 problems.append(f"models.{name}.provider: unknown provider '{model.provider}'")
-        for name, route in self.routes.items():
-            if name in self.models:
-                problems.append(f"routes.{name}: a route may not share its name with a model")
-            for i, candidate in enumerate(route.candidates):
-                if candidate not in self.models:
-                    problems.append(f"routes.{name}.candidates.{i}: unknown model '{candidate}'")
+        problems += [
+            f"routes.{name}: a route may not share its name with a model" for name in self.routes if name in self.models
+        ]
+        problems += check_references(self.models, self.routes, self.routing)
         seen_names: set[str] = set()
         seen_digests: set[str] = set()
         for i, key in enumerate(self.keys):

@@ -106,13 +106,26 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
         elif kind == "missing":
             problems.append(f"{_dotted(path)}: required")
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
-            problems.append(f"{_dotted(path)}.type: must be one of openai, anthropic, mock")
+            ctx = error.get("ctx") or {}
+            field = _discriminator(data, path, str(ctx.get("discriminator", "'type'")).strip("'"))
+            expected = str(ctx.get("expected_tags", "")).replace("'", "")
+            problems.append(f"{_dotted(path)}.{field}: must be one of {expected}".rstrip())
         elif not path:
             problems += error["msg"].removeprefix("Value error, ").splitlines()
         else:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{_dotted(path)}: {message}")
     return problems
+
+
+def _discriminator(data: Any, path: tuple[str, ...], declared: str) -> str:
+    """The tag field's name as the user wrote it (a callable discriminator has no field name)."""
+    node = data
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else node[int(part)] if isinstance(node, list) else None
+    if isinstance(node, dict) and "(" in declared:
+        return next((k for k in ("type", "strategy") if k in node), declared)
+    return declared
 
 
 def _dotted(path: tuple[str, ...]) -> str:

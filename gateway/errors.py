@@ -131,6 +131,15 @@ class BudgetExceeded(GatewayError):
 class ServiceUnavailable(GatewayError):
     status, type, code = 503, "server_error", "service_unavailable"
 
+    def __init__(self, message: str, *, retry_after: float | None = None, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

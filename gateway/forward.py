@@ -3,7 +3,9 @@ triggers the plan allows, and turn a hopeless call into one aggregate error."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,17 +13,20 @@ from typing import Any, Protocol, TypeVar
 
 from gateway.errors import (
     Attempt,
+    GatewayError,
     InvalidRequest,
     RequestTooLarge,
+    ServiceUnavailable,
     UpstreamBadResponse,
     UpstreamFailed,
     UpstreamProblem,
     UpstreamStatusError,
     UpstreamTimedOut,
+    UpstreamTimeout,
 )
 from gateway.providers import Chunk, ChunkStream, Completion, Provider, ProviderCall
 from gateway.providers.base import Operation
-from routing import Plan, Target
+from routing import HealthTracker, Plan, Target
 
 log = logging.getLogger("agentgw.forward")
 
@@ -57,8 +62,12 @@ class AttemptHooks(Protocol):
 
 
 class Forwarder:
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
+    """Runs a plan: each target in order while its breaker allows, retried with backoff when the
+    route says so, within the call's attempt and deadline bounds."""
+
+    def __init__(self, providers: Mapping[str, Provider], health: HealthTracker) -> None:
         self._providers = providers
+        self._health = health
 
     async def complete(
         self,
@@ -70,14 +79,14 @@ class Forwarder:
     ) -> tuple[Completion, Answer]:
         """The first whole answer from the plan's targets."""
         attempt: Attempter[Completion] = _embed if operation == "embeddings" else _complete
-        return await self._first_success(plan, body, operation, headers, hooks, attempt)
+        return await self._first_success(plan, body, operation, headers, hooks, attempt, streaming=False)
 
     async def open_stream(
         self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str], hooks: AttemptHooks
     ) -> tuple[tuple[ChunkStream, Chunk], Answer]:
         """An open stream and its first chunk: a target that fails before sending anything is
         replaced by the next one without the client noticing."""
-        return await self._first_success(plan, body, "chat", headers, hooks, _open)
+        return await self._first_success(plan, body, "chat", headers, hooks, _open, streaming=True)
 
     async def _first_success(
         self,
@@ -87,48 +96,91 @@ class Forwarder:
         headers: Mapping[str, str],
         hooks: AttemptHooks,
         attempt: Attempter[T],
+        *,
+        streaming: bool,
     ) -> tuple[T, Answer]:
+        health = self._health
+        attempts = plan.start()
+        targets = plan.targets
         failed: list[Attempt] = []
         last: UpstreamProblem | None = None
-        failed_target: Target | None = None
-        for number, target in enumerate(plan.targets, 1):
+        previous: Target | None = None
+        index = 0
+        while index < len(targets) and attempts.can_start():
+            target = targets[index]
+            if not health.allow(target):  # its circuit is open (or another call holds the half-open probe)
+                index += 1
+                continue
             provider = self._providers[target.provider]
-            if failed_target is not None:
-                hooks.fell_back(failed_target)
-            extra = hooks.attempt_started(target, provider, number)
+            if previous is not None and previous is not target:
+                hooks.fell_back(previous)
+            attempts.begin(target)
+            extra = hooks.attempt_started(target, provider, attempts.attempts)
             call = ProviderCall(target, body, operation, {**headers, **extra} if extra else headers)
             started = time.perf_counter()
             try:
-                result = await attempt(provider, call)
+                result = await _bounded(attempt(provider, call), attempts.remaining_s())
             except UpstreamProblem as problem:
                 hooks.attempt_ended(target, provider, problem)
-                self._record(problem, target, plan, failed)
-                last, failed_target = problem, target
+                failed.append(_attempt(problem, target))
+                kind = trigger_of(problem)
+                if kind is None or (kind == "context_length" and kind not in plan.fallback_on):
+                    # The provider found the request itself invalid: it is the client's to fix.
+                    health.release(target)
+                    raise _client_fault(problem, target, failed) from None
+                health.record_failure(target, kind)
+                decision = attempts.after_failure(
+                    kind, retry_after_s=_retry_after(problem), has_next=index + 1 < len(targets)
+                )
+                log.warning(
+                    "upstream attempt failed: provider=%s model=%s error=%s detail=%s -> %s",
+                    target.provider,
+                    target.model,
+                    failed[-1].error,
+                    problem.detail,
+                    decision.action,
+                )
+                last, previous = problem, target
+                if decision.action == "retry":
+                    await asyncio.sleep(decision.delay_s)
+                elif decision.action == "next":
+                    index += 1
+                else:
+                    break
                 continue
             except BaseException:
+                health.release(target)
                 hooks.attempt_ended(target, provider, None)
                 raise
+            elapsed = time.perf_counter() - started
+            health.record_success(target, None if streaming else elapsed, elapsed if streaming else None)
             hooks.attempt_ended(target, provider, None)
-            return result, Answer(target, provider, failed, time.perf_counter() - started)
+            return result, Answer(target, provider, failed, elapsed)
+        if not failed:
+            raise ServiceUnavailable(
+                f"No target for '{plan.requested}' is available: their circuits are open.", param="model"
+            )
         raise _exhausted(failed, last)
 
-    def _record(self, problem: UpstreamProblem, target: Target, plan: Plan, failed: list[Attempt]) -> None:
-        status = problem.status if isinstance(problem, UpstreamStatusError) else None
-        attempt = Attempt(target.provider, target.model, problem.error_kind(), status, problem.detail)
-        failed.append(attempt)
-        log.warning(
-            "upstream attempt failed: provider=%s model=%s error=%s detail=%s",
-            target.provider,
-            target.model,
-            attempt.error,
-            problem.detail,
-        )
-        if isinstance(problem, UpstreamStatusError) and problem.client_fault:
-            error = _client_fault(problem, target)
-            error.attempts = tuple(failed)
-            raise error
-        if trigger_of(problem) not in plan.fallback_on:
-            raise _exhausted(failed, problem)
+
+async def _bounded(awaitable: Awaitable[T], seconds: float | None) -> T:
+    """The attempt, cut off when the call's deadline passes."""
+    if seconds is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError:
+        raise UpstreamTimeout("the call's deadline passed during this attempt") from None
+
+
+def _attempt(problem: UpstreamProblem, target: Target) -> Attempt:
+    status = problem.status if isinstance(problem, UpstreamStatusError) else None
+    return Attempt(target.provider, target.model, problem.error_kind(), status, problem.detail)
+
+
+def _retry_after(problem: UpstreamProblem) -> float | None:
+    return problem.retry_after if isinstance(problem, UpstreamStatusError) else None
 
 
 def _complete(provider: Provider, call: ProviderCall) -> Awaitable[Completion]:
@@ -152,24 +204,35 @@ async def _open(provider: Provider, call: ProviderCall) -> tuple[ChunkStream, Ch
     return stream, first
 
 
-def trigger_of(problem: UpstreamProblem) -> str:
-    """The fallback trigger a failure counts as: 429, 5xx, timeout or connect."""
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length|maximum context|context window|prompt is too long|too many (input )?tokens", re.I
+)
+
+
+def trigger_of(problem: UpstreamProblem) -> str | None:
+    """The fallback trigger a failure counts as (429, 5xx, timeout, connect, context_length), or
+    None when the provider judged the request itself invalid."""
     if isinstance(problem, UpstreamStatusError):
         if problem.status == 429:
             return "429"
         if problem.status == 408:
             return "timeout"
+        if problem.client_fault:
+            return "context_length" if _CONTEXT_LENGTH.search(problem.message) else None
         return "5xx"  # 5xx, and provider-side refusals (401, 403, 404, 409) that another target may not have
     if problem.kind in ("timeout", "connect"):
         return problem.kind
     return "5xx"  # a malformed answer or a broken stream is the provider's failure
 
 
-def _client_fault(problem: UpstreamStatusError, target: Target) -> InvalidRequest | RequestTooLarge:
-    message = f"The provider rejected the request for model '{target.model}': {problem.message}"
-    if problem.status == 413:
-        return RequestTooLarge(message)
-    return InvalidRequest(message)
+def _client_fault(problem: UpstreamProblem, target: Target, failed: list[Attempt]) -> GatewayError:
+    detail = problem.message if isinstance(problem, UpstreamStatusError) else problem.detail
+    message = f"The provider rejected the request for model '{target.model}': {detail}"
+    error: GatewayError = (
+        RequestTooLarge(message) if getattr(problem, "status", None) == 413 else InvalidRequest(message)
+    )
+    error.attempts = tuple(failed)
+    return error
 
 
 def _exhausted(failed: list[Attempt], last: UpstreamProblem | None = None) -> UpstreamFailed:

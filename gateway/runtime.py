@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from gateway.auth import KeyStore, Principal
 from gateway.config import Config
-from gateway.errors import ModelNotFound
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from gateway.forward import Forwarder
 from gateway.metering.ledger import Ledger
 from gateway.metering.meter import Meter
@@ -17,7 +23,7 @@ from gateway.metering.tokens import TokenCounter
 from gateway.providers import Provider, build_providers
 from gateway.telemetry import Telemetry
 from gateway.upstream import UpstreamClient
-from routing import Catalog, Plan
+from routing import Catalog, HealthTracker, NoTarget, Plan, RequestFeatures, Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,7 @@ class Services:
     counter: TokenCounter
     ledger: Ledger | None
     telemetry: Telemetry
+    health: HealthTracker  # per target: latency, breaker; survives config reloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,30 +40,53 @@ class Runtime:
     config: Config
     services: Services
     keys: KeyStore
-    catalog: Catalog
+    router: Router
     providers: dict[str, Provider]
     forwarder: Forwarder
     meter: Meter
 
-    def plan_for(self, principal: Principal, model: str, kind: str) -> Plan:
-        """The plan for a requested model or route: 404 when unknown, 403 when not allowed."""
-        plan = self.catalog.plan(model)
-        if plan is None:
+    @property
+    def catalog(self) -> Catalog:
+        return self.router.catalog
+
+    def check_requested(self, principal: Principal, model: str) -> None:
+        """404 when the name is neither a model nor a route, 403 when the key may not ask for it."""
+        if model not in self.router.catalog:
             raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
         principal.check_model(model)
-        if any(t.spec.kind != kind for t in plan.targets):
-            raise ModelNotFound(f"The model '{model}' does not serve {kind} requests.", param="model")
+
+    def plan(self, features: RequestFeatures) -> Plan:
+        """The router's plan for the call, or the error that says why no target can serve it."""
+        try:
+            plan = self.router.plan(features)
+        except NoTarget as none:
+            raise _no_target(none) from None
+        if plan is None:
+            raise ModelNotFound(
+                f"The model '{features.requested_model}' does not exist on this gateway.", param="model"
+            )
         return plan
+
+
+def _no_target(none: NoTarget) -> GatewayError:
+    if none.category == "unavailable":
+        return ServiceUnavailable(none.message, retry_after=none.retry_after_s, param="model")
+    if none.category == "forbidden":
+        return PermissionDenied(none.message, param="model")
+    if none.category == "wrong_kind":
+        return ModelNotFound(none.message, param="model")
+    return InvalidRequest(none.message, param="model")
 
 
 def build_runtime(config: Config, services: Services) -> Runtime:
     providers = build_providers(config.providers, services.client)
+    router = Router(config.models, config.routes, config.routing, services.health)
     return Runtime(
         config=config,
         services=services,
         keys=KeyStore(config.keys),
-        catalog=Catalog(config.models, config.routes),
+        router=router,
         providers=providers,
-        forwarder=Forwarder(providers),
+        forwarder=Forwarder(providers, services.health),
         meter=Meter(config.models, services.counter, services.ledger),
     )

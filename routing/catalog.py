@@ -1,13 +1,21 @@
-"""The model catalog: what a requested name means, as an ordered list of upstream targets."""
+"""The model catalog: every name a client may send, and the targets behind it.
+
+`Catalog.plan(name)` is the static view (a route's candidates in config order, one attempt per
+target), used to list names and to describe routes; `Router.plan(features)` is the per-call plan.
+"""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from routing.config import DEFAULT_TRIGGERS, ModelConfig, RouteConfig
+from routing.config import DEFAULT_TRIGGERS, ModelConfig, RetryConfig, RouteConfig
+from routing.retry import CallAttempts, RetryPolicy
 
 DEFAULT_FALLBACK_ON = frozenset(DEFAULT_TRIGGERS)
+SINGLE_ATTEMPTS = RetryConfig(max_attempts_per_target=1, max_attempts=20, deadline_s=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,37 +28,69 @@ class Target:
     spec: ModelConfig
 
 
+Considered = tuple[str, str | None]  # (model, why it was skipped, or None when it is a target)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Where a call goes: the targets in the order to try them, and when to move on."""
+    """Where a call goes: the targets in the order to try them, and when to move on.
+
+    `route` is the route that chose the targets (a rule may have chosen it), None when the client
+    named a model and no rule sent it elsewhere. `considered` lists every candidate in config
+    order with the reason it was skipped (None: it is among `targets`). `rule` names the rule that
+    matched; `downgraded` says the route's budget downgrade applied.
+    """
 
     requested: str
-    route: str | None  # the route's name when the client asked for a route, else None
+    route: str | None
     strategy: str
     targets: tuple[Target, ...]
     fallback_on: frozenset[str]
+    retry: RetryPolicy
+    considered: tuple[Considered, ...] = ()
+    rule: str | None = None
+    downgraded: bool = False
+
+    def start(self) -> CallAttempts:
+        """The attempt bookkeeping for one call over this plan (retries, fallbacks, deadline)."""
+        return self.retry.start(self.fallback_on)
+
+    def skipped(self) -> tuple[Considered, ...]:
+        """The candidates left out, each with its reason."""
+        return tuple(c for c in self.considered if c[1] is not None)
 
 
 class Catalog:
     """Models and routes from config, resolved once so that a lookup is a dict access."""
 
-    def __init__(self, models: Mapping[str, ModelConfig], routes: Mapping[str, RouteConfig]) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, ModelConfig],
+        routes: Mapping[str, RouteConfig],
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        retry = retry or RetryPolicy(SINGLE_ATTEMPTS, random.Random(), time.monotonic)
         self._targets = {
             name: Target(name, spec.provider, spec.upstream or name, spec) for name, spec in models.items()
         }
         self._plans: dict[str, Plan] = {}
         for name, target in self._targets.items():
-            self._plans[name] = Plan(name, None, "single", (target,), DEFAULT_FALLBACK_ON)
+            chain = (target, *(self._targets[f] for f in target.spec.fallbacks if f in self._targets))
+            self._plans[name] = Plan(name, None, "single", chain, DEFAULT_FALLBACK_ON, retry)
         for name, route in routes.items():
             targets = tuple(self._targets[c] for c in route.candidates)
-            self._plans[name] = Plan(name, name, route.strategy, targets, frozenset(route.fallback_on))
+            self._plans[name] = Plan(name, name, route.strategy, targets, frozenset(route.fallback_on), retry)
 
     def plan(self, name: str) -> Plan | None:
-        """The plan for a requested model or route name, or None when the name is unknown."""
+        """The static plan for a requested model or route name, or None when the name is unknown."""
         return self._plans.get(name)
 
     def target(self, model: str) -> Target | None:
         return self._targets.get(model)
+
+    def targets(self) -> Iterator[Target]:
+        """Every model's target."""
+        return iter(self._targets.values())
 
     def names(self) -> Iterator[tuple[str, str]]:
         """Every name a client may send, with what it is: ``(name, "model" | "route")``."""

@@ -15,7 +15,7 @@ async def chat_completions(request: Request) -> Response:
     ctx = identify(request, runtime)
     body = await read_json(request, runtime.config.server.max_body_bytes)
     chat = validate(ChatRequest, body)
-    return await Call(runtime, ctx, body, "chat", chat.model, trace_headers(request)).run()
+    return await Call(runtime, ctx, body, "chat", chat.model, trace_headers(request), request.headers).run()
 
 
 async def embeddings(request: Request) -> Response:
@@ -23,4 +23,4 @@ async def embeddings(request: Request) -> Response:
     ctx = identify(request, runtime)
     body = await read_json(request, runtime.config.server.max_body_bytes)
     embed = validate(EmbeddingsRequest, body)
-    return await Call(runtime, ctx, body, "embeddings", embed.model, trace_headers(request)).run()
+    return await Call(runtime, ctx, body, "embeddings", embed.model, trace_headers(request), request.headers).run()

@@ -54,6 +54,9 @@ class CallFacts:
     key_name: str | None = None
     route: str | None = None
     strategy: str | None = None
+    rule: str | None = None
+    downgraded: bool = False
+    skipped: Sequence[str] = ()  # "model:reason" for candidates the router left out
     attempts: int = 0
     cost_nanos: int | None = None
     error_type: str | None = None
@@ -105,6 +108,11 @@ def call_attributes(facts: CallFacts) -> dict[str, AttributeValue]:
     _put(attrs, "agentgw.model", facts.model)
     _put(attrs, "agentgw.route", facts.route)
     _put(attrs, "agentgw.route.strategy", facts.strategy)
+    _put(attrs, "agentgw.route.rule", facts.rule)
+    if facts.downgraded:
+        attrs["agentgw.route.downgraded"] = True
+    if facts.skipped:
+        attrs["agentgw.route.skipped"] = list(facts.skipped)
     attrs["agentgw.attempts"] = facts.attempts
     if facts.cost_nanos is not None:
         attrs["agentgw.cost_usd"] = facts.cost_nanos / 1e9

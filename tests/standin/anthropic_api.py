@@ -16,6 +16,7 @@ from .responses import EventStream, StreamCut, entry_of, json_response, scripted
 from .scenario import (
     CACHE_CREATION_TOKENS,
     CACHE_READ_TOKENS,
+    CONTEXT_TOO_LONG,
     STREAM_SLOW_DELAY,
     Scenario,
     compact_json,
@@ -67,6 +68,8 @@ _ERROR_TYPES = {
 
 def anthropic_error(status: int, message: str | None = None) -> Response:
     kind = _ERROR_TYPES.get(status, "api_error")
+    if message == CONTEXT_TOO_LONG:
+        message = "prompt is too long: 210000 tokens > 200000 maximum"
     if message is None:
         message = "bad param from stand-in" if status == 400 else f"stand-in scripted failure {status}"
     headers = {"retry-after": "1"} if status == 429 else None

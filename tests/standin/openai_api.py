@@ -20,6 +20,7 @@ from .log import Logged, RequestLog
 from .responses import EventStream, StreamCut, entry_of, json_response, scripted_outcome, sse_data
 from .scenario import (
     CACHE_READ_TOKENS,
+    CONTEXT_TOO_LONG,
     STREAM_SLOW_DELAY,
     Scenario,
     compact_json,
@@ -68,6 +69,9 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 
 def openai_error(status: int, message: str | None = None, param: str | None = None) -> Response:
     kind, code = _ERROR_KINDS.get(status, ("server_error", None))
+    if message == CONTEXT_TOO_LONG:
+        message = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
+        code = "context_length_exceeded"
     if message is None:
         message = "bad param from stand-in" if status == 400 else f"stand-in scripted failure {status}"
     headers = {"retry-after": "1"} if status == 429 else None

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .log import ENTRY_SCOPE_KEY, Logged, RequestLog
-from .scenario import Scenario
+from .scenario import CONTEXT_TOO_LONG, Scenario
 
 
 class StreamCut(Exception):
@@ -128,10 +128,12 @@ def sse_event(name: str, payload: Any) -> bytes:
 
 
 async def scripted_outcome(
-    request: Request, log: RequestLog, scenario: Scenario, error: Callable[[int], Response]
+    request: Request, log: RequestLog, scenario: Scenario, error: Callable[..., Response]
 ) -> Response | None:
     """The response a scripted model gives before any content (failure, HTML, client gone after a
     slow start), or None to go on and answer normally."""
+    if scenario.too_long:
+        return error(400, CONTEXT_TOO_LONG)
     if scenario.fail_status is not None:
         attempts = log.count(lambda entry: entry.model == scenario.model)
         if scenario.fail_first is None or attempts <= scenario.fail_first:

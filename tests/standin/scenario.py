@@ -16,6 +16,7 @@ STREAM_SLOW_DELAY = 0.2
 CACHE_READ_TOKENS = 100
 CACHE_CREATION_TOKENS = 7
 TOKENS_PER_MESSAGE = 3
+CONTEXT_TOO_LONG = "<context too long>"  # asks the wire's error function for its context-length error
 
 _FAIL = re.compile(r"fail-(\d{3})")
 _FLAKY = re.compile(r"flaky-(\d{3})(?:-(\d+))?")
@@ -37,6 +38,7 @@ class Scenario:
     no_usage: bool = False
     echo: bool = False
     cache: bool = False
+    too_long: bool = False  # "too-long": the provider's context-length error (a 400)
 
 
 def scenario_for(model: str) -> Scenario:
@@ -58,6 +60,7 @@ def scenario_for(model: str) -> Scenario:
         no_usage=model == "no-usage",
         echo=model == "echo-request",
         cache=cache,
+        too_long=model == "too-long",
     )
 
 
