@@ -17,8 +17,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
+from gateway.admission import Policies
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
+from gateway.endpoints.budgets import budgets
 from gateway.endpoints.chat import chat_completions, embeddings
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.health import healthz, metrics, readyz
@@ -32,6 +34,7 @@ from gateway.runtime import Services, build_runtime
 from gateway.telemetry import Metrics, Telemetry, Tracing
 from gateway.telemetry.tracing import SpanSink
 from gateway.upstream import create_client
+from policies.state import open_store
 from routing import HealthTracker
 
 log = logging.getLogger("agentgw")
@@ -67,6 +70,7 @@ def create_app(
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
+        Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
@@ -111,6 +115,7 @@ async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator
     tracing = Tracing(config.telemetry.tracing, sink=span_sink, version=__version__)
     metrics = Metrics() if config.telemetry.metrics.enabled else None
     telemetry = Telemetry(tracing, metrics, config.telemetry.capture_content)
+    policies = Policies(open_store(config.state), client)
     ledger = None
     try:
         if config.ledger.enabled:
@@ -123,9 +128,11 @@ async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator
             await ledger.start()
             if metrics is not None:
                 metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
-        yield Services(client, counter, ledger, telemetry, HealthTracker())
+        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies)
     finally:
         try:
+            await policies.drain()  # settlements of the calls that just finished, alert deliveries
+            await policies.store.aclose()
             if ledger is not None:
                 await ledger.close()
                 log.info("ledger flushed: %d events written this run", ledger.written)
@@ -145,8 +152,9 @@ def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Calla
             log.error("config reload refused, keeping the running config: %s", exc)
             return
         running = app.state.runtime.config
-        if (config.server, config.ledger, config.telemetry) != (running.server, running.ledger, running.telemetry):
-            log.warning("config reload: changes under server, ledger and telemetry take effect after a restart")
+        restart_only = ("server", "ledger", "telemetry", "state")
+        if any(getattr(config, name) != getattr(running, name) for name in restart_only):
+            log.warning("config reload: changes under %s take effect after a restart", ", ".join(restart_only))
         app.state.runtime = build_runtime(config, services)
         log.info("config reloaded from %s", path)
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
+from policies.config import KeyPolicies
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MIN_KEY_LENGTH = 12
@@ -28,10 +29,9 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-class KeyConfig(BaseModel):
-    """One gateway key. Give `key` (usually `${ENV_VAR}`) or its `key_sha256`; only the digest is kept."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class KeyConfig(KeyPolicies):
+    """One gateway key. Give `key` (usually `${ENV_VAR}`) or its `key_sha256`; only the digest is kept.
+    Its limits and budgets (`policies.config.KeyPolicies`) apply on top of its team's."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
     key_sha256: str = Field(description="Hex SHA-256 of the key; filled in from `key` at load.")

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.admission import Held
 from gateway.context import CallContext
-from gateway.errors import Attempt, GatewayError, UpstreamProblem, internal_error
+from gateway.errors import Attempt, BudgetExceeded, GatewayError, RateLimited, UpstreamProblem, internal_error
 from gateway.features import request_features
 from gateway.forward import Answer
 from gateway.metering.events import UsageEvent
@@ -27,7 +28,7 @@ from gateway.runtime import Runtime
 from gateway.streaming import SSEResponse, StreamResult
 from gateway.telemetry import semconv
 from gateway.telemetry.otlp import SpanData
-from routing import Plan, Target
+from routing import Plan, RequestFeatures, Target
 
 
 class Call:
@@ -48,6 +49,7 @@ class Call:
         self.operation = operation
         self.stream = operation == "chat" and body.get("stream") is True
         self.plan: Plan | None = None
+        self.held = Held()  # what admission holds on rate limits and budgets until the call settles
         self.admitted = False
         self._finished = False
         self.facts = semconv.CallFacts(
@@ -73,20 +75,32 @@ class Call:
     async def run(self) -> Response:
         """Route and admit the call, then forward it; refusals raise after the call is finished."""
         try:
-            self.plan = self._route()
+            self.plan, features = await self._route()
+            self.held = await self.runtime.gate.admit(
+                self.ctx, self.plan, features.est_prompt_tokens, features.max_tokens
+            )
         except GatewayError as error:
             self.finish(error=error)
             raise
         self.admitted = True
         return await (self._stream() if self.stream else self._complete())
 
-    def _route(self) -> Plan:
+    async def _route(self) -> tuple[Plan, RequestFeatures]:
         runtime, ctx, requested = self.runtime, self.ctx, self.facts.request_model
         runtime.check_requested(ctx.principal, requested)
         router = runtime.router
         headers = {name: value for name, value in self._headers.items() if name in router.rule_headers()}
+        remaining: tuple[float | None, float | None] = (None, None)
+        if runtime.downgrades(requested):  # the route slows down near a budget's cap: look the budget up
+            remaining = await runtime.gate.remaining(ctx)
         features = request_features(
-            self.body, self.operation, ctx, requested, router.allowed_models(ctx.principal.models), headers
+            self.body,
+            self.operation,
+            ctx,
+            requested,
+            router.allowed_models(ctx.principal.models),
+            headers,
+            *remaining,
         )
         plan = runtime.plan(features)
         facts = self.facts
@@ -97,7 +111,7 @@ class Call:
             plan.downgraded,
         )
         facts.skipped = [f"{model}:{reason}" for model, reason in plan.skipped()]
-        return plan
+        return plan, features
 
     # -- forwarding -------------------------------------------------------------------------
 
@@ -206,7 +220,11 @@ class Call:
         self._failed = tuple(answer.failed)
 
     def _answer_headers(self, answer: Answer) -> dict[str, str]:
-        headers = {"x-agentgw-model": answer.target.model, "x-agentgw-provider": answer.provider.name}
+        headers = {
+            **self.held.headers,
+            "x-agentgw-model": answer.target.model,
+            "x-agentgw-provider": answer.provider.name,
+        }
         if self.facts.route is not None:
             headers["x-agentgw-route"] = self.facts.route
         return headers
@@ -250,8 +268,9 @@ class Call:
             input_messages = semconv.input_messages(self.body, telemetry.capture.max_chars)
             if output:
                 output_messages = semconv.output_messages(output, telemetry.capture.max_chars)
-        self._count(ended, outcome)
+        self._count(ended, outcome, error)
         if self.admitted:
+            self.runtime.gate.settle(self.held, cost, usage)
             self._record(ended, outcome, input_messages, output_messages)
         if self.span is not None:
             attrs = semconv.call_attributes(facts)
@@ -261,7 +280,7 @@ class Call:
                 attrs["gen_ai.output.messages"] = output_messages
             telemetry.tracing.end(self.span, attrs, facts.error_type)
 
-    def _count(self, ended: float, outcome: str) -> None:
+    def _count(self, ended: float, outcome: str, error: GatewayError | None) -> None:
         facts = self.facts
         metrics = self.runtime.services.telemetry.metrics
         if metrics is None:
@@ -269,6 +288,10 @@ class Call:
         metrics.in_flight.dec()
         code = facts.error_type or ("client_disconnected" if outcome == "client_disconnected" else "ok")
         metrics.child(metrics.requests, self.operation, str(facts.status), code).inc()
+        if isinstance(error, RateLimited):
+            metrics.child(metrics.rate_limited, error.limit).inc()
+        elif isinstance(error, BudgetExceeded):
+            metrics.child(metrics.budget_rejected, error.scope).inc()
         if not self.admitted:
             return
         provider = semconv.provider_name(facts.provider_kind) or facts.provider or ""

@@ -11,6 +11,7 @@ from gateway.auth import KeyConfig
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
+from policies.config import BudgetAlertsConfig, StateConfig, TeamPolicies
 from routing.config import ModelConfig, RouteConfig, RoutingConfig, check_references
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
@@ -33,7 +34,9 @@ class ServerConfig(_Strict):
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
 
 
-class TeamConfig(_Strict):
+class TeamConfig(TeamPolicies):
+    """A team: its rate limits and budgets (see `policies.config.TeamPolicies`)."""
+
     description: str | None = None
 
 
@@ -45,6 +48,8 @@ class Config(_Strict):
     models: dict[str, ModelConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig()
+    state: StateConfig = StateConfig()
+    budget_alerts: BudgetAlertsConfig | None = None
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
 
@@ -65,6 +70,13 @@ class Config(_Strict):
             f"routes.{name}: a route may not share its name with a model" for name in self.routes if name in self.models
         ]
         problems += check_references(self.models, self.routes, self.routing)
+        for section, owners in (("teams", self.teams.items()), ("keys", enumerate(self.keys))):
+            for owner, policies in owners:
+                for field_name in ("limits", "agent_limits"):
+                    limits = getattr(policies, field_name, None)
+                    for model in limits.per_model if limits is not None else {}:
+                        if model not in self.models:
+                            problems.append(f"{section}.{owner}.{field_name}.per_model.{model}: unknown model")
         seen_names: set[str] = set()
         seen_digests: set[str] = set()
         for i, key in enumerate(self.keys):
@@ -86,4 +98,7 @@ class Config(_Strict):
     def secrets(self) -> list[str]:
         """Every provider secret in this config, longest first, for scrubbing error text."""
         values = {s for provider in self.providers.values() for s in provider.secrets()}
+        values |= set(self.state.secrets())
+        if self.budget_alerts is not None:
+            values |= set(self.budget_alerts.secrets())
         return sorted(values, key=len, reverse=True)

@@ -105,10 +105,13 @@ class RequestTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float, headers: dict[str, str] | None = None, limit: str = ""
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.extra_headers = headers or {}
+        self.limit = limit  # requests | tokens | concurrent (a metrics label)
 
     def headers(self) -> dict[str, str]:
         return {**self.extra_headers, "retry-after": str(max(1, round(self.retry_after + 0.4999)))}
@@ -117,9 +120,10 @@ class RateLimited(GatewayError):
 class BudgetExceeded(GatewayError):
     status, type, code = 429, "insufficient_quota", "budget_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, scope: str = "") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.scope = scope  # team | agent | key | task (a metrics label)
 
     def headers(self) -> dict[str, str]:
         headers = {"x-should-retry": "false"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.admission import Gate, Policies
 from gateway.auth import KeyStore, Principal
 from gateway.config import Config
 from gateway.errors import (
@@ -33,6 +34,7 @@ class Services:
     ledger: Ledger | None
     telemetry: Telemetry
     health: HealthTracker  # per target: latency, breaker; survives config reloads
+    policies: Policies  # the state store, rate limiter and budget engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Runtime:
     providers: dict[str, Provider]
     forwarder: Forwarder
     meter: Meter
+    gate: Gate
 
     @property
     def catalog(self) -> Catalog:
@@ -54,6 +57,11 @@ class Runtime:
         if model not in self.router.catalog:
             raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
         principal.check_model(model)
+
+    def downgrades(self, requested: str) -> bool:
+        """Whether the requested route switches to cheaper candidates near a budget's cap."""
+        route = self.config.routes.get(requested)
+        return route is not None and route.downgrade is not None
 
     def plan(self, features: RequestFeatures) -> Plan:
         """The router's plan for the call, or the error that says why no target can serve it."""
@@ -81,6 +89,7 @@ def _no_target(none: NoTarget) -> GatewayError:
 def build_runtime(config: Config, services: Services) -> Runtime:
     providers = build_providers(config.providers, services.client)
     router = Router(config.models, config.routes, config.routing, services.health)
+    meter = Meter(config.models, services.counter, services.ledger)
     return Runtime(
         config=config,
         services=services,
@@ -88,5 +97,6 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         router=router,
         providers=providers,
         forwarder=Forwarder(providers, services.health),
-        meter=Meter(config.models, services.counter, services.ledger),
+        meter=meter,
+        gate=Gate(config, services.policies, meter.prices),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.redis_server import RedisServer
 from tests.standin import StandIn
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
@@ -53,3 +54,10 @@ def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 def module_gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
     """Like gateway_factory, for gateways shared by the tests of one module."""
     yield from _gateways(tmp_path_factory.mktemp("gateways"))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session; tests keep apart by key prefix."""
+    with RedisServer() as server:
+        yield server

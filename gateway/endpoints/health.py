@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.endpoints.intake import runtime_of
 from gateway.errors import NotFound
+from policies.state import StoreUnavailable
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -14,8 +15,15 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the config is loaded and the state store answers."""
     runtime = getattr(request.app.state, "runtime", None)
     checks = {"config": "ok" if runtime is not None else "not loaded"}
+    if runtime is not None:
+        try:
+            await runtime.services.policies.store.ping()
+            checks["state_store"] = "ok"
+        except StoreUnavailable:
+            checks["state_store"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

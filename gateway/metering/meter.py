@@ -20,15 +20,15 @@ log = logging.getLogger("agentgw.meter")
 
 class Meter:
     def __init__(self, models: Mapping[str, ModelConfig], counter: TokenCounter, ledger: Ledger | None) -> None:
-        self._prices = {name: Price.of(spec) for name, spec in models.items()}
+        self.prices = {name: Price.of(spec) for name, spec in models.items()}
         self._counter = counter
         self._ledger = ledger
-        for name, price in self._prices.items():
+        for name, price in self.prices.items():
             if price is None:
                 log.warning("model %s has no price in config: its calls are metered at cost 0", name)
 
     def cost_nanos(self, model: str | None, usage: Usage) -> int:
-        price = self._prices.get(model) if model else None
+        price = self.prices.get(model) if model else None
         return 0 if price is None else price.cost_nanos(usage)
 
     def record(self, event: UsageEvent) -> None:

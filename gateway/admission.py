@@ -1,0 +1,221 @@
+"""Admission: rate limits and budgets for one call, held before it is forwarded and settled after.
+
+Before forwarding, the call is counted against every rate limit that applies (team, agent, key,
+per model) with its estimated tokens, and its worst-case cost is reserved against every budget that
+applies (team, agent, key, task). After it ends, however it ends, the token counts are corrected to
+the real usage and the reservation settled to the real cost; budget thresholds crossed for the first
+time in their period are delivered to the alert webhook, off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import Config
+from gateway.context import CallContext
+from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from gateway.metering.pricing import Price
+from gateway.metering.usage import Usage
+from gateway.upstream import Timeouts, UpstreamClient
+from policies.budgets import Budget, BudgetEngine, Reservation, ThresholdCrossing, call_budgets
+from policies.budgets import BudgetExceeded as BudgetRefusal
+from policies.limits import Admission, LimitRule, RateLimiter, limit_rules
+from policies.limits import RateLimited as LimitRefusal
+from policies.state import StateStore, StoreFailurePolicy, StoreUnavailable
+from routing import Plan
+
+log = logging.getLogger("agentgw.admission")
+
+
+@dataclass(slots=True)
+class Held:
+    """What an admitted call holds until it settles."""
+
+    admission: Admission = field(default_factory=Admission.unlimited)
+    reservation: Reservation = field(default_factory=Reservation.unlimited)
+    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-*
+    budgets: tuple[Budget, ...] = ()
+    reserved_nanos: int = 0
+    holds: bool = False  # limits or budgets applied: there is something to settle
+
+
+class Policies:
+    """The process's rate limiter, budget engine and store, and the per-config rules over them."""
+
+    def __init__(self, store: StateStore, client: UpstreamClient) -> None:
+        self.store = store
+        self.limiter = RateLimiter(store)
+        self.budgets = BudgetEngine(store)
+        self._client = client
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait for settlements and alert deliveries still running (graceful shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def deliver_alert(self, config: Config, crossing: ThresholdCrossing) -> None:
+        alerts = config.budget_alerts
+        if alerts is None or alerts.url is None:
+            log.warning("budget threshold crossed (no alert webhook configured): %s", crossing.payload())
+            return
+        import orjson
+
+        body = orjson.dumps(crossing.payload())
+        headers = {"content-type": "application/json", **alerts.headers}
+        timeouts = Timeouts(connect=alerts.timeout_seconds, read=alerts.timeout_seconds, total=alerts.timeout_seconds)
+        try:
+            response = await self._client.send("POST", alerts.url, headers=headers, body=body, timeouts=timeouts)
+            await response.read(4096)
+            if response.status >= 300:
+                log.warning("budget alert webhook answered %d", response.status)
+        except Exception as exc:  # a webhook that is down is logged, never raised
+            log.warning("budget alert webhook failed: %s", type(exc).__name__)
+
+
+class Gate:
+    """Admission for one config: which rules and budgets apply to a caller, and the worst case."""
+
+    def __init__(self, config: Config, policies: Policies, prices: Mapping[str, Price | None]) -> None:
+        self.config = config
+        self.policies = policies
+        self._prices = prices
+        self._failure = StoreFailurePolicy(config.state.on_store_error)
+        self._rules: dict[tuple[str, str, str], tuple[LimitRule, ...]] = {}
+        self._default_output = config.routing.default_output_tokens
+        self._thresholds = tuple(config.budget_alerts.thresholds) if config.budget_alerts else ()
+
+    @property
+    def failed_open(self) -> int:
+        return self._failure.admitted_open
+
+    def rules_for(self, ctx: CallContext, model: str) -> tuple[LimitRule, ...]:
+        key = (ctx.key_name, ctx.agent, model)
+        found = self._rules.get(key)
+        if found is None:
+            found = self._rules[key] = limit_rules(
+                team=ctx.team,
+                team_policies=self.config.teams.get(ctx.team),
+                key=ctx.key_name,
+                key_policies=self._key(ctx.key_name),
+                agent=ctx.agent,
+                model=model,
+            )
+        return found
+
+    def budgets_for(self, ctx: CallContext) -> tuple[Budget, ...]:
+        return call_budgets(
+            team=ctx.team,
+            team_policies=self.config.teams.get(ctx.team),
+            key=ctx.key_name,
+            key_policies=self._key(ctx.key_name),
+            agent=ctx.agent,
+            task=ctx.task,
+            default_thresholds=self._thresholds,
+        )
+
+    async def remaining(self, ctx: CallContext) -> tuple[float | None, float | None]:
+        """The caller's tightest budget now: (USD left, fraction of the cap left); (None, None) when no
+        budget applies or the store cannot say."""
+        budgets = self.budgets_for(ctx)
+        if not budgets:
+            return None, None
+        try:
+            statuses = [await self.policies.budgets.status(budget) for budget in budgets]
+        except StoreUnavailable:
+            return None, None
+        usd = min(s.remaining for s in statuses) / 1e9
+        fraction = min((s.remaining / s.cap if s.cap else 0.0) for s in statuses)
+        return usd, fraction
+
+    def _key(self, name: str) -> Any:
+        return next((k for k in self.config.keys if k.name == name), None)
+
+    def worst_case(self, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> tuple[int, int]:
+        """(tokens, nano-dollars): the most this call can use, over every target it may reach."""
+        tokens = cost = 0
+        for target in plan.targets:
+            output = max_tokens or target.spec.max_output_tokens or self._default_output
+            tokens = max(tokens, prompt_tokens + output)
+            price = self._prices.get(target.model)
+            if price is not None:
+                cost = max(cost, price.cost_nanos(Usage(prompt_tokens, output)))
+        return tokens, cost
+
+    async def admit(self, ctx: CallContext, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Held:
+        """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go."""
+        rules = self.rules_for(ctx, plan.targets[0].model)
+        budgets = self.budgets_for(ctx)
+        held = Held(budgets=budgets, holds=bool(rules or budgets))
+        if not held.holds:
+            return held
+        tokens, cost = self.worst_case(plan, prompt_tokens, max_tokens)
+        try:
+            if rules:
+                held.admission = await self.policies.limiter.admit(rules, tokens)
+                held.headers = held.admission.headers.as_dict() if held.admission.headers else {}
+            if budgets:
+                held.reservation = await self.policies.budgets.reserve(budgets, cost)
+                held.reserved_nanos = cost
+        except LimitRefusal as refusal:
+            raise _rate_limited(refusal) from None
+        except BudgetRefusal as refusal:
+            await held.admission.settle(0)
+            raise _budget_exceeded(refusal) from None
+        except StoreUnavailable as exc:
+            await held.admission.release()
+            if not self._failure.admit_anyway(exc):
+                raise ServiceUnavailable(
+                    "The gateway's state store is unreachable, and its config refuses calls it cannot meter "
+                    "(state.on_store_error: fail_closed)."
+                ) from None
+            log.warning("state store unreachable; admitting without limits or budgets (fail_open): %s", exc)
+            return Held()
+        return held
+
+    def settle(self, held: Held, cost_nanos: int, usage: Usage | None) -> None:
+        """Correct limits and settle budgets to what the call really used, off the request path."""
+        if not held.holds:
+            return
+        tokens = usage.total_tokens if usage is not None else 0
+        self.policies.spawn(self._settle(held, cost_nanos, tokens))
+
+    async def _settle(self, held: Held, cost_nanos: int, tokens: int) -> None:
+        try:
+            crossings = await held.reservation.settle(cost_nanos)
+        except StoreUnavailable as exc:
+            log.warning("budget settlement lost (the hold will lapse by itself): %s", exc)
+            crossings = ()
+        await held.admission.settle(tokens)
+        for crossing in crossings:
+            await self.policies.deliver_alert(self.config, crossing)
+
+
+def _rate_limited(refusal: LimitRefusal) -> RateLimited:
+    headers = refusal.headers.as_dict() if refusal.headers is not None else {}
+    if refusal.never_fits:
+        headers["x-should-retry"] = "false"
+    return RateLimited(
+        f"Rate limit reached: {refusal.limit} per {'call' if refusal.limit == 'concurrent' else 'minute'} "
+        f"for {refusal.scope.kind} '{refusal.scope.name}' ({refusal.value}).",
+        retry_after=refusal.retry_after,
+        headers=headers,
+        limit=refusal.limit,
+    )
+
+
+def _budget_exceeded(refusal: BudgetRefusal) -> BudgetExceeded:
+    """429 budget_exceeded; retry-after says when the period resets (a total budget never does)."""
+    resets = refusal.resets_at
+    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else None
+    return BudgetExceeded(f"The {refusal}.", retry_after=retry_after, scope=refusal.scope.kind)

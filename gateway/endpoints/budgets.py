@@ -1,0 +1,68 @@
+"""GET /v1/budgets: cap, spent, reserved, remaining and reset time of the budgets a key may see.
+
+An agent key sees the budgets that apply to its own calls (its team's, its key's, its agent's);
+a team admin its team's and every key of the team; an admin every team's. Agent and task budgets
+exist per agent and per task id: ask for one with `?agent=` or `?task=` (and `team=` for admins).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.auth import KeyConfig, Role
+from gateway.endpoints.intake import identify, runtime_of
+from gateway.errors import InvalidRequest, PermissionDenied, ServiceUnavailable
+from gateway.runtime import Runtime
+from policies.budgets import Budget, call_budgets
+from policies.state import StoreUnavailable
+
+PARAMETERS = {"team", "agent", "task"}
+
+
+async def budgets(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    ctx = identify(request, runtime)
+    params = request.query_params
+    unknown = sorted(set(params) - PARAMETERS)
+    if unknown:
+        raise InvalidRequest(f"Unknown parameter '{unknown[0]}'; use team, agent, task.", param=unknown[0])
+    principal = ctx.principal
+    team = params.get("team") or principal.team
+    if principal.role is not Role.ADMIN and team != principal.team:
+        raise PermissionDenied("This key may not see another team's budgets.", param="team")
+    agent = params.get("agent")
+    if principal.role is Role.AGENT and agent is not None and agent != ctx.agent:
+        raise PermissionDenied("This key may not see another agent's budgets.", param="agent")
+    teams = list(runtime.config.teams) if principal.role is Role.ADMIN and "team" not in params else [team]
+    found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, params.get("task"))
+    try:
+        statuses = [await runtime.services.policies.budgets.status(budget) for budget in found]
+    except StoreUnavailable as exc:
+        raise ServiceUnavailable(f"The state store is unreachable: {exc}") from None
+    return JSONResponse({"object": "list", "data": [status.as_dict() for status in statuses]})
+
+
+def visible(
+    runtime: Runtime, teams: list[str], role: Role, key_name: str, agent: str, task: str | None
+) -> list[Budget]:
+    """Every budget of `teams` the role may see, once each, in config order."""
+    config = runtime.config
+    seen: dict[tuple[object, str], Budget] = {}
+    thresholds = tuple(config.budget_alerts.thresholds) if config.budget_alerts else ()
+    for team in teams:
+        keys: list[KeyConfig | None] = [
+            k for k in config.keys if k.team == team and (role is not Role.AGENT or k.name == key_name)
+        ] or [None]
+        for key in keys:
+            for budget in call_budgets(
+                team=team,
+                team_policies=config.teams.get(team),
+                key=key.name if key else None,
+                key_policies=key,
+                agent=agent,
+                task=task,
+                default_thresholds=thresholds,
+            ):
+                seen.setdefault((budget.scope, budget.period), budget)
+    return list(seen.values())

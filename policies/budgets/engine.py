@@ -1,0 +1,200 @@
+"""Budget caps that hold under concurrency: reserve the worst case before the call, settle to the real
+cost after.
+
+`reserve` holds the call's worst-case cost on every budget that applies, all or nothing, in one atomic
+store operation (one Lua script on Redis): a call fits only if `spent + reserved + cost <= cap` for each.
+So however many calls run at once, on however many replicas, `spent + reserved` never passes a cap
+(as long as real costs stay within their worst case). `settle` drops the hold and adds the real cost.
+
+Leaks: each hold carries a deadline (`reservation_seconds`). A hold still there after it, because its
+process died or a path forgot to settle, is dropped by the next operation that reads the account, which
+gives its amount back. Windows: the period window's label is part of the state key (`...:b:d20250114`),
+so a new period starts at zero; old windows expire a day after they end, idle task budgets after
+`task_idle_seconds`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from functools import lru_cache
+
+from policies.budgets.errors import BudgetExceeded
+from policies.budgets.model import Budget, BudgetStatus, ThresholdCrossing, utc_moment
+from policies.budgets.periods import Window, window_of
+from policies.config import Period
+from policies.state.base import Account, StateStore
+from policies.state.errors import StoreUnavailable
+
+log = logging.getLogger("agentgw.budgets")
+
+_DAY = 86_400
+
+
+@lru_cache(maxsize=4096)
+def _alert_levels(cap: int, thresholds: tuple[float, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((f"{t:g}", math.ceil(Decimal(cap) * Decimal(str(t)))) for t in thresholds)
+
+
+class Reservation:
+    """Money held for one call. Call `settle(actual_cost)` once the real cost is known, or `release()` when
+    the call cost nothing; either is idempotent, and neither raises for store failures (they are logged
+    and counted; the hold then lapses at its deadline)."""
+
+    __slots__ = ("_accounts", "_amount", "_budgets", "_engine", "_member", "_open", "_windows")
+
+    def __init__(
+        self,
+        engine: BudgetEngine | None,
+        budgets: list[Budget],
+        windows: list[Window],
+        accounts: list[Account],
+        member: str,
+        amount: int,
+    ) -> None:
+        self._engine = engine
+        self._budgets = budgets
+        self._windows = windows
+        self._accounts = accounts
+        self._member = member
+        self._amount = amount
+        self._open = engine is not None
+
+    @classmethod
+    def unlimited(cls) -> Reservation:
+        """A reservation that holds nothing: no budget applied, or the store failed open."""
+        return cls(None, [], [], [], "", 0)
+
+    @property
+    def amount(self) -> int:
+        """The worst-case cost held, nano-dollars."""
+        return self._amount
+
+    async def settle(self, actual_cost: int) -> tuple[ThresholdCrossing, ...]:
+        """Replace the hold by the real cost (nano-dollars). Returns the alert thresholds this spend reached
+        for the first time in the period, for the gateway to deliver."""
+        if not self._open:
+            return ()
+        self._open = False
+        assert self._engine is not None
+        return await self._engine._settle(self, max(0, actual_cost))
+
+    async def release(self) -> None:
+        """Drop the hold; nothing was spent."""
+        if not self._open:
+            return
+        self._open = False
+        assert self._engine is not None
+        await self._engine._settle(self, 0)
+
+
+class BudgetEngine:
+    """Reserve, settle and report budgets held in a state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        reservation_seconds: float = 900.0,
+        task_idle_seconds: float = 30 * _DAY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`reservation_seconds`: how long a hold may live unsettled before it counts as leaked (longer than
+        any call). `task_idle_seconds`: a `total` task budget is forgotten after this long unused. `clock`:
+        unix seconds (periods and deadlines follow it)."""
+        self._store = store
+        self._hold_ms = round(reservation_seconds * 1000)
+        self._task_idle = round(task_idle_seconds)
+        self._clock = clock
+        self._windows: dict[Period, Window] = {}
+        self._ids = itertools.count()
+        self._instance = secrets.token_hex(6)
+        self.lost_settlements = 0
+        """Settles that failed because the store was unreachable (their holds lapse; the ledger has the cost)."""
+
+    def _window(self, period: Period, now: float) -> Window:
+        window = self._windows.get(period)
+        if window is None or not window.contains(now):
+            window = self._windows[period] = window_of(period, now)
+        return window
+
+    def _account(self, budget: Budget, window: Window, now: float) -> Account:
+        if window.end is not None:
+            expire_at = window.end + _DAY
+        elif budget.scope.kind == "task":
+            expire_at = int(now) + self._task_idle
+        else:
+            expire_at = 0
+        key = f"{budget.scope.state_key}:b:{window.label}"
+        return Account(key, budget.cap, expire_at, _alert_levels(budget.cap, budget.alert_thresholds))
+
+    async def reserve(self, budgets: Sequence[Budget], cost: int) -> Reservation:
+        """Hold `cost` (worst case, nano-dollars) on every budget, all or nothing.
+
+        Raises BudgetExceeded for the first budget without room, or StoreUnavailable. Budgets that land on
+        the same state (say a team's and a key's task budget with the same period) count once, against the
+        smaller cap.
+        """
+        if not budgets:
+            return Reservation.unlimited()
+        now = self._clock()
+        kept: list[Budget] = []
+        windows: list[Window] = []
+        accounts: list[Account] = []
+        index: dict[str, int] = {}
+        for budget in budgets:
+            window = self._window(budget.period, now)
+            account = self._account(budget, window, now)
+            seen = index.get(account.key)
+            if seen is None:
+                index[account.key] = len(accounts)
+                kept.append(budget)
+                windows.append(window)
+                accounts.append(account)
+            elif budget.cap < accounts[seen].cap:
+                kept[seen], accounts[seen] = budget, account
+        cost = max(0, cost)
+        member = f"{self._instance}.{next(self._ids)}|{cost}"
+        now_ms = int(now * 1000)
+        shortfall = await self._store.reserve(accounts, member, cost, now_ms, now_ms + self._hold_ms)
+        if shortfall is not None:
+            budget, window = kept[shortfall.index], windows[shortfall.index]
+            raise BudgetExceeded(
+                budget.scope,
+                budget.period,
+                budget.cap,
+                shortfall.spent,
+                shortfall.reserved,
+                cost,
+                utc_moment(window.end),
+            )
+        return Reservation(self, kept, windows, accounts, member, cost)
+
+    async def _settle(self, reservation: Reservation, actual: int) -> tuple[ThresholdCrossing, ...]:
+        accounts = reservation._accounts
+        try:
+            crossed = await self._store.settle(accounts, reservation._member, reservation._amount, actual)
+        except StoreUnavailable as exc:
+            self.lost_settlements += 1
+            log.warning("budget settle lost (%s); its hold lapses at its deadline", exc)
+            return ()
+        if not crossed:
+            return ()
+        out = []
+        for index, label, spent in crossed:
+            budget, window = reservation._budgets[index], reservation._windows[index]
+            start, end = utc_moment(window.start), utc_moment(window.end)
+            out.append(ThresholdCrossing(budget.scope, budget.period, float(label), budget.cap, spent, start, end))
+        return tuple(out)
+
+    async def status(self, budget: Budget) -> BudgetStatus:
+        """Cap, spent, reserved and remaining in the current window. Raises StoreUnavailable."""
+        now = self._clock()
+        window = self._window(budget.period, now)
+        spent, reserved = await self._store.balance(self._account(budget, window, now), int(now * 1000))
+        return BudgetStatus.of(budget, window, spent, reserved)

@@ -1,0 +1,27 @@
+"""The state that rate limits and budgets share: in memory (one process) or in Redis (many replicas).
+
+`open_store(StateConfig)` gives a `StateStore`; every failure underneath surfaces as `StoreUnavailable`,
+and `StoreFailurePolicy` turns `on_store_error` into the gateway's decision.
+"""
+
+from policies.state.base import Account, Shortfall, StateStore
+from policies.state.errors import StoreUnavailable
+from policies.state.factory import open_store
+from policies.state.failure import StoreFailurePolicy
+from policies.state.memory import MemoryStore
+from policies.state.scope import Scope, ScopeKind
+from policies.state.urls import StoreLocation, parse_state_url
+
+__all__ = [
+    "Account",
+    "MemoryStore",
+    "Scope",
+    "ScopeKind",
+    "Shortfall",
+    "StateStore",
+    "StoreFailurePolicy",
+    "StoreLocation",
+    "StoreUnavailable",
+    "open_store",
+    "parse_state_url",
+]

@@ -1,0 +1,264 @@
+"""Budgets and rate limits through the real gateway: caps that hold under concurrency, on one replica
+and on two sharing a real Redis, the store going away and coming back, alerts, task budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
+from tests.redis_server import RedisServer
+from tests.standin import ServerThread, StandIn
+
+PRICE_PER_MTOK = 1000  # $0.001 per output token: 5 tokens cost exactly $0.005
+MAX_TOKENS = 5
+CALL_COST = 0.005
+LONG = "please answer with many many words so that the reply is always cut at max tokens"
+USER = [{"role": "user", "content": LONG}]
+
+
+def budget_config(standin: StandIn, **team: Any) -> dict[str, Any]:
+    """A team whose calls to `priced` each cost exactly CALL_COST (worst case and real)."""
+    config = base_config(standin)
+    config["models"]["priced"] = {
+        "provider": "standin-openai",
+        "upstream": "gpt-x",
+        "input_per_mtok": 0,
+        "output_per_mtok": PRICE_PER_MTOK,
+    }
+    config["teams"]["research"] = team
+    return config
+
+
+async def burst(base_url: str, key: str, calls: int, **headers: str) -> list[int]:
+    """`calls` simultaneous chats through the openai SDK; the HTTP status of each."""
+    client = openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=key,
+        max_retries=0,
+        timeout=30,
+        http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=calls)),
+    )
+
+    async def one() -> int:
+        try:
+            await client.chat.completions.create(
+                model="priced", messages=USER, max_tokens=MAX_TOKENS, extra_headers=headers
+            )
+        except openai.APIStatusError as error:
+            return error.status_code
+        return 200
+
+    try:
+        return list(await asyncio.gather(*(one() for _ in range(calls))))
+    finally:
+        await client.close()
+
+
+def ledger_spend(path: Any) -> tuple[int, int]:
+    with sqlite3.connect(path) as db:
+        count, nanos = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(cost_nanos), 0) FROM usage_events WHERE outcome = 'ok'"
+        ).fetchone()
+    return int(count), int(nanos)
+
+
+def budgets(gateway: Any, key: str = ADMIN_KEY, **params: str) -> list[dict[str, Any]]:
+    with gateway.http(key) as http:
+        response = http.get("/v1/budgets", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state(request: pytest.FixtureRequest) -> Any:
+    if request.param == "memory":
+        return "memory"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return {"url": server.url, "key_prefix": f"cap{time.monotonic_ns()}:"}
+
+
+def test_a_cap_that_admits_100_of_200_simultaneous_calls_never_overspends(
+    standin: StandIn, gateway_factory: Any, state: Any
+) -> None:
+    config = budget_config(standin, budget={"usd": round(100 * CALL_COST, 6), "period": "day"})
+    config["state"] = state
+    gateway = gateway_factory(config)
+    statuses = asyncio.run(burst(gateway.base_url, AGENT_KEY, 200))
+    assert statuses.count(200) == 100
+    assert set(statuses) == {200, 429}
+    with gateway.http() as http:
+        http.get("/v1/usage")  # flush the ledger
+    admitted, nanos = ledger_spend(gateway.ledger_path)
+    assert admitted == 100 and nanos <= 100 * CALL_COST * 1e9
+    [team] = [b for b in budgets(gateway) if b["scope"]["kind"] == "team" and b["scope"]["team"] == "research"]
+    assert team["spent_usd"] == pytest.approx(100 * CALL_COST) and team["remaining_usd"] == pytest.approx(0)
+    assert team["reserved_usd"] == 0 and team["resets_at"] is not None
+
+
+def test_budget_refusal_is_final_for_the_sdk(standin: StandIn, gateway_factory: Any) -> None:
+    gateway = gateway_factory(budget_config(standin, budget={"usd": 0.001, "period": "month"}))
+    client = gateway.client(AGENT_KEY, max_retries=3)
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    assert time.monotonic() - started < 0.5  # x-should-retry: false, so no retries with back-off
+    assert info.value.body["code"] == "budget_exceeded"
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert standin.requests == []
+
+
+def test_task_budgets_cap_each_task_separately(standin: StandIn, gateway_factory: Any) -> None:
+    gateway = gateway_factory(budget_config(standin, task_budget={"usd": 2 * CALL_COST, "period": "total"}))
+    statuses = asyncio.run(burst(gateway.base_url, AGENT_KEY, 4, **{"x-task-id": "T-1"}))
+    assert sorted(statuses) == [200, 200, 429, 429]
+    assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 1, **{"x-task-id": "T-2"})) == [200]
+    [task] = budgets(gateway, AGENT_KEY, task="T-1")[-1:]
+    assert task["scope"] == {"team": "research", "kind": "task", "name": "T-1", "model": None}
+    assert task["period"] == "total" and task["spent_usd"] == pytest.approx(2 * CALL_COST)
+
+
+def test_rate_limits_and_their_headers(standin: StandIn, gateway_factory: Any) -> None:
+    config = budget_config(standin, limits={"rpm": 3, "tpm": 100000})
+    gateway = gateway_factory(config)
+    client = gateway.client(AGENT_KEY)
+    raw = client.chat.completions.with_raw_response.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    assert raw.headers["x-ratelimit-limit-requests"] == "3"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "2"
+    assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
+    assert "x-ratelimit-reset-requests" in raw.headers
+    for _ in range(2):
+        client.chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    assert info.value.body["code"] == "rate_limit_exceeded"
+    assert 1 <= int(info.value.response.headers["retry-after"]) <= 60
+    assert info.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert len(standin.requests) == 3
+
+
+def test_a_keys_limits_apply_on_top_of_its_teams(standin: StandIn, gateway_factory: Any) -> None:
+    config = budget_config(standin, limits={"rpm": 100})
+    config["keys"][1]["limits"] = {"rpm": 1}
+    gateway = gateway_factory(config)
+    assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 3)).count(200) == 1
+
+
+class WebhookReceiver:
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+        async def hook(request: Request) -> Response:
+            with self._lock:
+                self.posts.append(await request.json())
+            return Response(b"")
+
+        self.server = ServerThread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
+
+
+def test_soft_threshold_webhook_fires_once(standin: StandIn, gateway_factory: Any) -> None:
+    receiver = WebhookReceiver()
+    with receiver.server:
+        config = budget_config(standin, budget={"usd": 10 * CALL_COST, "period": "week", "alert_thresholds": [0.5]})
+        config["budget_alerts"] = {"url": receiver.server.url + "/hook"}
+        gateway = gateway_factory(config)
+        for _ in range(8):
+            asyncio.run(burst(gateway.base_url, AGENT_KEY, 1))
+        deadline = time.monotonic() + 5
+        while not receiver.posts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    [alert] = receiver.posts
+    assert alert["threshold"] == 0.5 and alert["scope"]["team"] == "research"
+    assert alert["cap_usd"] == pytest.approx(10 * CALL_COST) and alert["spent_usd"] >= 5 * CALL_COST
+
+
+def test_two_replicas_share_one_limit_and_one_budget(
+    standin: StandIn, redis_server: RedisServer, tmp_path: Any
+) -> None:
+    config = budget_config(standin, limits={"rpm": 6}, budget={"usd": 4 * CALL_COST, "period": "day"})
+    config["state"] = {"url": redis_server.url, "key_prefix": f"replicas{time.monotonic_ns()}:"}
+    first = GatewayProcess(config, tmp_path / "a").start()
+    second = GatewayProcess(config, tmp_path / "b").start()
+    try:
+        statuses = []
+        for i in range(8):
+            replica = first if i % 2 == 0 else second
+            statuses += asyncio.run(burst(replica.url + "/v1", AGENT_KEY, 1))
+    finally:
+        first.stop()
+        second.stop()
+    assert statuses[:4] == [200, 200, 200, 200]  # the shared budget admits 4
+    assert statuses[4:] == [429, 429, 429, 429]
+    assert len(standin.requests) == 4
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+def test_redis_going_away_and_coming_back(standin: StandIn, gateway_factory: Any, mode: str) -> None:
+    with RedisServer() as redis:
+        config = budget_config(standin, budget={"usd": 100, "period": "day"}, limits={"rpm": 1000})
+        config["state"] = {"url": redis.url, "on_store_error": mode, "fail_fast_ms": 100}
+        gateway = gateway_factory(config)
+        assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 2)) == [200, 200]
+        redis.kill()
+        down = asyncio.run(burst(gateway.base_url, AGENT_KEY, 3))
+        assert down == ([503, 503, 503] if mode == "fail_closed" else [200, 200, 200])
+        with gateway.http() as http:
+            ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["state_store"] == "unreachable"
+        redis.start()
+        deadline = time.monotonic() + 10
+        while asyncio.run(burst(gateway.base_url, AGENT_KEY, 1)) != [200] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 2)) == [200, 200]
+    with gateway.http() as http:
+        http.get("/v1/usage")
+    admitted, _ = ledger_spend(gateway.ledger_path)
+    assert admitted == sum(1 for e in standin.requests)  # every call that reached the provider is in the ledger
+
+
+def test_budgets_endpoint_is_scoped(standin: StandIn, gateway_factory: Any) -> None:
+    config = budget_config(standin, budget={"usd": 1, "period": "month"}, agent_budget={"usd": 0.5, "period": "day"})
+    config["keys"][1]["budget"] = {"usd": 0.25, "period": "total"}
+    gateway = gateway_factory(config)
+    asyncio.run(burst(gateway.base_url, AGENT_KEY, 1))
+    mine = {(b["scope"]["kind"], b["scope"]["name"]): b for b in budgets(gateway, AGENT_KEY)}
+    assert set(mine) == {("team", "research"), ("agent", "crawler"), ("key", "crawler-key")}
+    assert mine[("key", "crawler-key")]["spent_usd"] == pytest.approx(CALL_COST)
+    assert mine[("key", "crawler-key")]["resets_at"] is None  # a total budget never resets
+    with gateway.http(AGENT_KEY) as http:
+        assert http.get("/v1/budgets", params={"team": "ops"}).status_code == 403
+        assert http.get("/v1/budgets", params={"agent": "someone"}).status_code == 403
+
+
+def test_sigterm_settles_what_was_admitted(standin: StandIn, redis_server: RedisServer, tmp_path: Any) -> None:
+    config = budget_config(standin, budget={"usd": 1, "period": "day"})
+    config["state"] = {"url": redis_server.url, "key_prefix": f"drain{time.monotonic_ns()}:"}
+    process = GatewayProcess(config, tmp_path).start()
+    asyncio.run(burst(process.url + "/v1", AGENT_KEY, 5))
+    process.signal(signal.SIGTERM)
+    process.wait()
+    restarted = GatewayProcess(config, tmp_path / "again").start()
+    try:
+        with httpx.Client(base_url=restarted.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}) as http:
+            [team] = [
+                b
+                for b in http.get("/v1/budgets", params={"team": "research"}).json()["data"]
+                if b["scope"]["kind"] == "team"
+            ]
+    finally:
+        restarted.stop()
+    assert team["spent_usd"] == pytest.approx(5 * CALL_COST) and team["reserved_usd"] == 0

@@ -1,0 +1,222 @@
+"""Rate limits: requests, tokens (reserved, then corrected) and calls in flight, on memory and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from policies.config import KeyPolicies, StateConfig, TeamPolicies
+from policies.limits import Admission, LimitRule, RateLimited, RateLimiter, format_duration, limit_rules
+from policies.state import Scope, StateStore, open_store
+from tests.policies.conftest import FakeClock, redis_config
+from tests.redis_server import RedisServer
+
+TEAM = Scope.of_team("research")
+KEY = Scope("research", "key", "crawler")
+HOUR = 3600  # a long window, so no test straddles a window edge by chance
+
+
+def run(state: StateConfig, scenario: Callable[[StateStore], Awaitable[None]]) -> None:
+    async def main() -> None:
+        store = open_store(state)
+        try:
+            await scenario(store)
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+async def refused(limiter: RateLimiter, rules: list[LimitRule], tokens: int = 0) -> RateLimited:
+    with pytest.raises(RateLimited) as caught:
+        await limiter.admit(rules, tokens)
+    return caught.value
+
+
+def test_requests_trip_and_reset(state: StateConfig) -> None:
+    rules = [LimitRule(KEY, rpm=3)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, window_seconds=1)
+        for _ in range(3):
+            await limiter.admit(rules, 0)
+        error = await refused(limiter, rules)
+        assert (error.scope, error.limit, error.value, error.never_fits) == (KEY, "requests", 3, False)
+        assert 0 < error.retry_after <= 2
+        assert error.headers is not None and error.headers.remaining_requests == 0
+        started = time.monotonic()
+        while True:  # the sliding window frees room within two windows
+            try:
+                await limiter.admit(rules, 0)
+                break
+            except RateLimited:
+                assert time.monotonic() - started < 2.5
+                await asyncio.sleep(0.05)
+
+    run(state, scenario)
+
+
+def test_key_limits_apply_on_top_of_the_team_and_a_refusal_uses_up_nothing(state: StateConfig) -> None:
+    team = TeamPolicies.model_validate({"limits": {"rpm": 10}})
+    key = KeyPolicies.model_validate({"limits": {"rpm": 2}})
+    crawler = list(limit_rules(team="research", team_policies=team, key="crawler", key_policies=key))
+    other = list(limit_rules(team="research", team_policies=team, key="other", key_policies=None))
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, window_seconds=HOUR)
+        first = await limiter.admit(crawler, 0)
+        assert first.headers is not None  # the key's limit is the tightest
+        assert (first.headers.limit_requests, first.headers.remaining_requests) == (2, 1)
+        await limiter.admit(crawler, 0)
+        for _ in range(3):
+            assert (await refused(limiter, crawler)).scope == KEY
+        admitted = await limiter.admit(other, 0)
+        assert admitted.headers is not None  # the team counted 3 calls, not the 3 refused ones
+        assert (admitted.headers.limit_requests, admitted.headers.remaining_requests) == (10, 7)
+
+    run(state, scenario)
+
+
+def test_tokens_are_reserved_then_corrected(state: StateConfig) -> None:
+    rules = [LimitRule(TEAM, tpm=1000)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, window_seconds=HOUR)
+        first = await limiter.admit(rules, 600)
+        assert first.headers is not None and first.headers.remaining_tokens == 400
+        assert (await refused(limiter, rules, 500)).limit == "tokens"  # 600 + 500 > 1000
+        await first.settle(100)  # used less: 500 given back
+        second = await limiter.admit(rules, 500)
+        assert second.headers is not None and second.headers.remaining_tokens == 400
+        await second.settle(800)  # used more: the extra 300 counts
+        third = await limiter.admit(rules, 50)
+        assert third.headers is not None and third.headers.remaining_tokens == 50
+        await third.settle(500)  # more than is left: the window fills up, no further
+        error = await refused(limiter, rules, 1)
+        assert error.headers is not None and error.headers.remaining_tokens == 0
+
+    run(state, scenario)
+
+
+def test_a_call_larger_than_the_limit_never_fits(state: StateConfig) -> None:
+    async def scenario(store: StateStore) -> None:
+        error = await refused(RateLimiter(store), [LimitRule(TEAM, tpm=1000)], 5000)
+        assert error.never_fits and error.retry_after == 60 and "too large" in str(error)
+
+    run(state, scenario)
+
+
+def test_concurrent_calls_hold_leases(state: StateConfig) -> None:
+    clock = FakeClock(2_000_000_000)
+    rules = [LimitRule(TEAM, concurrent=5), LimitRule(KEY, rpm=100, concurrent=2)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, lease_seconds=30, clock=clock)
+        first, second = await limiter.admit(rules, 0), await limiter.admit(rules, 0)
+        error = await refused(limiter, rules)
+        assert (error.limit, error.scope, error.value) == ("concurrent", KEY, 2)
+        await first.release()
+        await first.settle(0)  # idempotent
+        third = await limiter.admit(rules, 0)
+        await refused(limiter, rules)
+        clock.advance(31)  # `second` and `third` were leaked by a dead replica: their leases lapse
+        fourth = await limiter.admit(rules, 0)
+        await limiter.admit(rules, 0)
+        for admission in (second, third, fourth):
+            await admission.settle(0)
+        await limiter.admit(rules, 0)  # the refused admissions took no team lease either
+
+    run(state, scenario)
+
+
+def test_a_refused_concurrent_admission_gives_back_its_hits(state: StateConfig) -> None:
+    rules = [LimitRule(TEAM, rpm=100, tpm=10_000, concurrent=1)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, window_seconds=HOUR)
+        held = await limiter.admit(rules, 1000)
+        for _ in range(3):
+            await refused(limiter, rules, 1000)
+        await held.settle(1000)
+        after = await limiter.admit(rules, 1000)
+        assert after.headers is not None
+        assert (after.headers.remaining_requests, after.headers.remaining_tokens) == (98, 8000)
+
+    run(state, scenario)
+
+
+def test_per_model_limits_and_headers() -> None:
+    team = TeamPolicies.model_validate(
+        {"limits": {"rpm": 100, "per_model": {"big": {"tpm": 50}}}, "agent_limits": {"rpm": 4}}
+    )
+    rules = limit_rules(team="research", team_policies=team, agent="a1", model="big")
+    assert [r.scope for r in rules] == [
+        TEAM,
+        Scope("research", "team", "research", "big"),
+        Scope("research", "agent", "a1"),
+    ]
+    assert limit_rules(team="research", team_policies=team, model="small") == (LimitRule(TEAM, rpm=100),)
+
+    async def scenario(store: StateStore) -> None:
+        admission = await RateLimiter(store, window_seconds=HOUR).admit(rules, 20)
+        assert admission.headers is not None
+        assert admission.headers.as_dict() == {
+            "x-ratelimit-limit-requests": "4",
+            "x-ratelimit-remaining-requests": "3",
+            "x-ratelimit-reset-requests": admission.headers.as_dict()["x-ratelimit-reset-requests"],
+            "x-ratelimit-limit-tokens": "50",
+            "x-ratelimit-remaining-tokens": "30",
+            "x-ratelimit-reset-tokens": admission.headers.as_dict()["x-ratelimit-reset-tokens"],
+        }
+
+    run(StateConfig(), scenario)
+
+
+def test_no_rules_admit_without_touching_the_store() -> None:
+    async def scenario(store: StateStore) -> None:
+        admission = await RateLimiter(store).admit([], 10)
+        assert admission.headers is None
+        await admission.settle(5)
+        await Admission.unlimited().release()
+
+    run(StateConfig(), scenario)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.02, "20ms"), (1, "1s"), (1.5, "1.5s"), (360, "6m0s"), (3725, "1h2m5s")]
+)
+def test_reset_durations_read_like_openai(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_two_replicas_share_one_limit(redis_server: RedisServer) -> None:
+    state = redis_config(redis_server)
+    rules = (LimitRule(KEY, rpm=10, concurrent=4),)
+
+    async def scenario() -> None:
+        stores = [open_store(state), open_store(state)]
+        limiters = [RateLimiter(store, window_seconds=HOUR) for store in stores]
+
+        async def attempt(n: int) -> Admission | None:
+            try:
+                return await limiters[n % 2].admit(rules, 0)
+            except RateLimited:
+                return None
+
+        admitted = [a for a in await asyncio.gather(*(attempt(n) for n in range(40))) if a is not None]
+        assert len(admitted) == 4  # the concurrency limit binds first, across both replicas
+        for admission in admitted:
+            await admission.settle(0)
+        for n in range(20):
+            admission = await attempt(n)
+            if admission is not None:
+                admitted.append(admission)
+                await admission.settle(0)
+        assert len(admitted) == 10  # one rpm budget between the two
+        for store in stores:
+            await store.aclose()
+
+    asyncio.run(scenario())
