@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import sys
 import tempfile
@@ -66,16 +67,16 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def variant_config(name: str, upstream: str, workdir: Path) -> str:
+def variant_config(name: str, upstream: str, workdir: Path, redis: str) -> str:
     base = yaml.safe_load(pb.gateway_config(upstream, "aiohttp"))
-    base["ledger"] = {"path": str(workdir / f"{name}.db")}
-    text = json.dumps(VARIANTS[name]).replace("{upstream}", upstream)
+    base["ledger"] = {"path": str(workdir / f"{name.replace(':', '-')}.db")}
+    text = json.dumps(VARIANTS[name]).replace("{upstream}", upstream).replace("{redis}", redis)
     return yaml.safe_dump(merge(base, json.loads(text)))
 
 
-def start_variant(services: pb.Services, upstream: str, name: str) -> tuple[pb.Service, str]:
-    config = services.workdir / f"agentgw-{name}.yaml"
-    config.write_text(variant_config(name, upstream, services.workdir))
+def start_variant(services: pb.Services, upstream: str, name: str, redis: str) -> tuple[pb.Service, str]:
+    config = services.workdir / f"agentgw-{name.replace(':', '-')}.yaml"
+    config.write_text(variant_config(name, upstream, services.workdir, redis))
     port = pb.free_port()
     argv = [*pb.agentgw_command(), "serve", "-c", str(config), "--port", str(port), "--log-level", "warning"]
     service = services.start(f"agentgw:{name}", argv, pb.SUT_CPU)
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services = pb.Services(Path(tmp), pin)
         try:
             _, upstream = pb.start_upstream(services)
+            redis = start_redis(services) if any(n.endswith(":redis") for n in names) else ""
             targets: list[tuple[str, tuple[pb.Service, str] | None]] = [("direct", None), ("bare", None)]
             targets += [(name, None) for name in names]
             for name, _ in targets:
@@ -144,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elif name == "bare":
                     service, base = pb.start_bare_proxy(services, upstream)
                 else:
-                    service, base = start_variant(services, upstream, name)
+                    service, base = start_variant(services, upstream, name, redis)
                 c1, c32 = pb.measure(name, base, pb.GATEWAY_KEY, args.duration, pin)
                 stream = stream_run(base, pb.GATEWAY_KEY, args.stream_requests) if name != "bare" else None
                 if stream is not None:
@@ -160,6 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             services.stop_all()
     report(rows, names)
     return 0
+
+
+def start_redis(services: pb.Services) -> str:
+    """A redis-server for the `:redis` variants, next to the load generator (CPU 1)."""
+    port = pb.free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    services.start("redis", argv, pb.LOAD_CPU)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise pb.BenchError("redis-server did not start")
 
 
 def report(rows: dict[str, dict[str, Any]], names: list[str]) -> None:

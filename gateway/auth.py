@@ -39,6 +39,7 @@ class KeyConfig(KeyPolicies):
     agent: str | None = Field(default=None, description="Pins the agent; X-Agent-Id may not differ.")
     role: Role = Role.AGENT
     models: list[str] = Field(default_factory=lambda: ["*"], description="Models and routes, or '*'.")
+    guardrails: list[str] = Field(default_factory=list, description="Added to the team's guardrails.")
 
     @model_validator(mode="before")
     @classmethod
@@ -71,6 +72,7 @@ class Principal:
     agent: str | None
     role: Role
     models: frozenset[str]
+    guardrails: tuple[str, ...] = ()  # the key's own; the team's are added by the runtime
 
     def may_use(self, name: str) -> bool:
         return "*" in self.models or name in self.models
@@ -87,7 +89,7 @@ class KeyStore:
         self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
         for key in keys:
             raw = bytes.fromhex(key.key_sha256)
-            principal = Principal(key.name, key.team, key.agent, key.role, frozenset(key.models))
+            principal = Principal(key.name, key.team, key.agent, key.role, frozenset(key.models), tuple(key.guardrails))
             self._by_digest[raw] = (raw, principal)
 
     def authenticate(self, authorization: str | None) -> Principal:

@@ -8,7 +8,7 @@ ends its span, counts its metrics and, for an admitted call, queues its one usag
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -16,9 +16,18 @@ from starlette.responses import Response
 
 from gateway.admission import Held
 from gateway.context import CallContext
-from gateway.errors import Attempt, BudgetExceeded, GatewayError, RateLimited, UpstreamProblem, internal_error
+from gateway.errors import (
+    Attempt,
+    BudgetExceeded,
+    GatewayError,
+    GuardrailBlocked,
+    RateLimited,
+    UpstreamProblem,
+    internal_error,
+)
 from gateway.features import request_features
 from gateway.forward import Answer
+from gateway.guards import blocked, labels, records
 from gateway.metering.events import UsageEvent
 from gateway.metering.meter import format_usd, output_text
 from gateway.metering.usage import Usage
@@ -28,6 +37,7 @@ from gateway.runtime import Runtime
 from gateway.streaming import SSEResponse, StreamResult
 from gateway.telemetry import semconv
 from gateway.telemetry.otlp import SpanData
+from policies.guardrails import StreamGuard, Verdict
 from routing import Plan, RequestFeatures, Target
 
 
@@ -50,6 +60,9 @@ class Call:
         self.stream = operation == "chat" and body.get("stream") is True
         self.plan: Plan | None = None
         self.held = Held()  # what admission holds on rate limits and budgets until the call settles
+        self.guard = runtime.guards.for_principal(ctx.principal)
+        self.verdicts: list[Verdict] = []
+        self._stream_guard: StreamGuard | None = None
         self.admitted = False
         self._finished = False
         self.facts = semconv.CallFacts(
@@ -73,8 +86,9 @@ class Call:
             telemetry.metrics.in_flight.inc()
 
     async def run(self) -> Response:
-        """Route and admit the call, then forward it; refusals raise after the call is finished."""
+        """Guard, route and admit the call, then forward it; refusals raise after the call is finished."""
         try:
+            await self._guard_input()
             self.plan, features = await self._route()
             self.held = await self.runtime.gate.admit(
                 self.ctx, self.plan, features.est_prompt_tokens, features.max_tokens
@@ -84,6 +98,29 @@ class Call:
             raise
         self.admitted = True
         return await (self._stream() if self.stream else self._complete())
+
+    async def _guard_input(self) -> None:
+        """Input guardrails: block the call, or forward a redacted copy of its body."""
+        guard = self.guard
+        if guard is None or not guard.has_input_guards:
+            return
+        if self.operation == "embeddings":
+            result = await guard.scan_embeddings(self.body)
+        else:
+            result = await guard.scan_request(self.body)
+        self._verdicts(result.verdicts)
+        if result.blocked_by is not None:
+            raise blocked(result.blocked_by, "input")
+        self.body = self.facts.body = result.body
+
+    def _verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        if not verdicts:
+            return
+        self.verdicts += verdicts
+        metrics = self.runtime.services.telemetry.metrics
+        if metrics is not None:
+            for v in verdicts:
+                metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
 
     async def _route(self) -> tuple[Plan, RequestFeatures]:
         runtime, ctx, requested = self.runtime, self.ctx, self.facts.request_model
@@ -133,8 +170,18 @@ class Call:
         self._answered_by(answer, completion.data)
         usage = completion.usage or self._estimate(answer.target, completion)
         cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
-        self.finish(usage=usage, cost=cost, output=completion.data.get("choices"))
-        body = completion.raw if completion.raw is not None else orjson.dumps(completion.data)
+        data, raw = completion.data, completion.raw
+        if self.guard is not None and self.guard.has_output_guards and self.operation == "chat":
+            result = await self.guard.scan_response(data)
+            self._verdicts(result.verdicts)
+            if result.blocked_by is not None:  # billed, but the client never sees it
+                error = blocked(result.blocked_by, "output")
+                self.finish(error=error, usage=usage, cost=cost)
+                raise error
+            if result.modified:
+                data, raw = result.body, None
+        self.finish(usage=usage, cost=cost, output=data.get("choices"))
+        body = raw if raw is not None else orjson.dumps(data)
         headers = {**self._answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)}
         return Response(body, media_type="application/json", headers=headers)
 
@@ -151,7 +198,10 @@ class Call:
         self._answered_by(answer, first.data)
 
         async def on_end(result: StreamResult) -> None:
-            if result.outcome == "error":  # the provider broke the stream: count it against the target
+            if self._stream_guard is not None:
+                self._verdicts(self._stream_guard.verdicts)
+            if result.outcome == "error" and not isinstance(result.error, GuardrailBlocked):
+                # the provider broke the stream: count it against the target
                 self.runtime.services.health.record_failure(answer.target, "5xx")
             self.facts.finish_reasons = result.finish_reasons
             usage = result.usage or self.runtime.meter.estimate_chat(answer.target, self.body, result.output_text)
@@ -168,7 +218,9 @@ class Call:
                 output=output,
             )
 
-        return SSEResponse(stream, first, self._answer_headers(answer), on_end)
+        guard = self.guard.stream_guard() if self.guard is not None and self.guard.has_output_guards else None
+        self._stream_guard = guard
+        return SSEResponse(stream, first, self._answer_headers(answer), on_end, guard)
 
     # -- the forwarder's attempt hooks ------------------------------------------------------
 
@@ -255,6 +307,7 @@ class Call:
         facts = self.facts
         facts.status = status or (error.status if error is not None else 200)
         facts.error_type = error.code if error is not None else None
+        facts.guardrails = labels(self.verdicts)
         facts.usage, facts.cost_nanos = usage, cost
         if error is not None and error.attempts:
             self._failed = error.attempts
@@ -339,5 +392,6 @@ class Call:
                 trace_id=f"{self.span.trace_id:032x}" if self.span is not None else None,
                 input_messages=input_messages,
                 output_messages=output_messages,
+                guardrails=records(self.verdicts),
             )
         )

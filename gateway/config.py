@@ -12,6 +12,7 @@ from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
 from policies.config import BudgetAlertsConfig, StateConfig, TeamPolicies
+from policies.guardrails import GuardrailConfig
 from routing.config import ModelConfig, RouteConfig, RoutingConfig, check_references
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
@@ -35,9 +36,10 @@ class ServerConfig(_Strict):
 
 
 class TeamConfig(TeamPolicies):
-    """A team: its rate limits and budgets (see `policies.config.TeamPolicies`)."""
+    """A team: its rate limits and budgets (see `policies.config.TeamPolicies`) and guardrails."""
 
     description: str | None = None
+    guardrails: list[str] = Field(default_factory=list, description="Names from the `guardrails:` section.")
 
 
 class Config(_Strict):
@@ -50,6 +52,7 @@ class Config(_Strict):
     routing: RoutingConfig = RoutingConfig()
     state: StateConfig = StateConfig()
     budget_alerts: BudgetAlertsConfig | None = None
+    guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
 
@@ -70,6 +73,11 @@ class Config(_Strict):
             f"routes.{name}: a route may not share its name with a model" for name in self.routes if name in self.models
         ]
         problems += check_references(self.models, self.routes, self.routing)
+        for section, holders in (("teams", self.teams.items()), ("keys", enumerate(self.keys))):
+            for holder, item in holders:
+                for j, guardrail in enumerate(item.guardrails):
+                    if guardrail not in self.guardrails:
+                        problems.append(f"{section}.{holder}.guardrails.{j}: unknown guardrail '{guardrail}'")
         for section, owners in (("teams", self.teams.items()), ("keys", enumerate(self.keys))):
             for owner, policies in owners:
                 for field_name in ("limits", "agent_limits"):
@@ -101,4 +109,5 @@ class Config(_Strict):
         values |= set(self.state.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())
+        values |= {v for g in self.guardrails.values() for v in getattr(g, "headers", {}).values() if len(v) >= 4}
         return sorted(values, key=len, reverse=True)

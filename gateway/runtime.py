@@ -18,6 +18,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.forward import Forwarder
+from gateway.guards import Guards
 from gateway.metering.ledger import Ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
@@ -47,6 +48,7 @@ class Runtime:
     forwarder: Forwarder
     meter: Meter
     gate: Gate
+    guards: Guards
 
     @property
     def catalog(self) -> Catalog:
@@ -99,4 +101,5 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         forwarder=Forwarder(providers, services.health),
         meter=meter,
         gate=Gate(config, services.policies, meter.prices),
+        guards=Guards(config, services.client),
     )

@@ -14,14 +14,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway import sse
 from gateway.errors import GatewayError, UpstreamFailed, UpstreamProblem, UpstreamTimedOut, internal_error
+from gateway.guards import blocked as guardrail_blocked
 from gateway.metering.usage import Usage
 from gateway.providers import Chunk, ChunkStream
+from policies.guardrails import StreamGuard
 
 log = logging.getLogger("agentgw.stream")
 
@@ -37,15 +40,12 @@ class StreamResult:
     finish_reasons: list[str] = field(default_factory=list)
     response_id: str | None = None
     response_model: str | None = None
-    output: list[str] = field(default_factory=list)  # generated text, for estimates without usage
+    output: list[str] = field(default_factory=list)  # the text sent, for capture and estimates
     ended: float = 0.0
 
     @property
     def output_text(self) -> str:
         return "".join(self.output)
-
-
-ChunkFilter = Callable[[Chunk], Chunk | None]
 
 
 class SSEResponse(Response):
@@ -58,7 +58,7 @@ class SSEResponse(Response):
         first: Chunk,
         headers: dict[str, str],
         on_end: Callable[[StreamResult], Awaitable[None]],
-        chunk_filter: ChunkFilter | None = None,
+        guard: StreamGuard | None = None,
     ) -> None:
         self._stream = stream
         self._first = first
@@ -69,7 +69,7 @@ class SSEResponse(Response):
         ]
         self._start_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         self._on_end = on_end
-        self._filter = chunk_filter
+        self._guard = guard  # output guardrails: they may hold, rewrite or block what is sent
         self.result = StreamResult()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,10 +93,17 @@ class SSEResponse(Response):
     async def _relay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._start_headers})
         try:
-            await self._send_chunk(self._first, send)
-            async for chunk in self._stream:
-                await self._send_chunk(chunk, send)
-            payload = sse.DONE
+            blocked = await self._send_chunk(self._first, send)
+            if blocked is None:
+                async for chunk in self._stream:
+                    if (blocked := await self._send_chunk(chunk, send)) is not None:
+                        break
+            if blocked is None and self._guard is not None:  # the upstream ended: release what is held
+                step = await self._guard.finish()
+                blocked = step.blocked_by
+                if blocked is None:
+                    await self._emit(step.chunks, send)
+            payload = sse.DONE if blocked is None else self._fail(guardrail_blocked(blocked, "output"))
         except UpstreamProblem as problem:
             error_cls = UpstreamTimedOut if problem.kind == "timeout" else UpstreamFailed
             payload = self._fail(error_cls(f"The upstream stream failed after it started: {problem.detail}"))
@@ -109,7 +116,9 @@ class SSEResponse(Response):
             payload = self._fail(internal_error())
         await send({"type": "http.response.body", "body": payload, "more_body": False})
 
-    async def _send_chunk(self, chunk: Chunk, send: Send) -> None:
+    async def _send_chunk(self, chunk: Chunk, send: Send) -> str | None:
+        """Note what the chunk says and send it (through the guard, if any); the name of the guardrail
+        that blocked the stream, or None."""
         result = self.result
         if chunk.usage is not None:
             result.usage = chunk.usage
@@ -118,23 +127,27 @@ class SSEResponse(Response):
             result.response_id = data.get("id")
             result.response_model = data.get("model")
         for choice in data.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            if choice.get("finish_reason"):
+            if isinstance(choice, dict) and choice.get("finish_reason"):
                 result.finish_reasons.append(choice["finish_reason"])
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                _collect_output(delta, result.output)
         if not chunk.visible:
-            return
-        if self._filter is not None:
-            filtered = self._filter(chunk)
-            if filtered is None:
-                return
-            chunk = filtered
-        payload = sse.encode_data(chunk.raw) if chunk.raw is not None else sse.encode_json(chunk.data)
-        result.chunks += 1
-        await send({"type": "http.response.body", "body": payload, "more_body": True})
+            return None
+        if self._guard is None:
+            _collect_output(data, result.output)
+            payload = sse.encode_data(chunk.raw) if chunk.raw is not None else sse.encode_json(data)
+            result.chunks += 1
+            await send({"type": "http.response.body", "body": payload, "more_body": True})
+            return None
+        step = self._guard.feed(data)
+        if step.blocked_by is None:
+            await self._emit(step.chunks, send)
+        return step.blocked_by
+
+    async def _emit(self, chunks: list[dict[str, Any]], send: Send) -> None:
+        """Send chunks the guard released (it may have rewritten or merged them)."""
+        for data in chunks:
+            _collect_output(data, self.result.output)
+            self.result.chunks += 1
+            await send({"type": "http.response.body", "body": sse.encode_json(data), "more_body": True})
 
     def _fail(self, error: GatewayError) -> bytes:
         self.result.outcome = "error"
@@ -142,14 +155,19 @@ class SSEResponse(Response):
         return sse.encode_json(error.body())
 
 
-def _collect_output(delta: dict[str, object], output: list[str]) -> None:
-    content = delta.get("content")
-    if isinstance(content, str):
-        output.append(content)
-    for call in delta.get("tool_calls") or ():  # type: ignore[attr-defined]
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            output.append(f"{function.get('name') or ''}{function.get('arguments') or ''}")
+def _collect_output(chunk: dict[str, Any], output: list[str]) -> None:
+    """The text a chunk sends (content and tool-call names and arguments), for capture and estimates."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        content = delta.get("content")
+        if isinstance(content, str):
+            output.append(content)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                output.append(f"{function.get('name') or ''}{function.get('arguments') or ''}")
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

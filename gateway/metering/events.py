@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,6 @@ class UsageEvent:
     attempts: int = 1
     attempt_log: list[dict[str, Any]] = field(default_factory=list)  # the attempts that failed
     trace_id: str | None = None
-    guardrails: list[str] = field(default_factory=list)  # verdicts: "name:phase:action:entities:count"
+    guardrails: list[Mapping[str, Any]] = field(default_factory=list)  # verdicts, never the matched text
     input_messages: str | None = None  # captured content (JSON), only when capture is on
     output_messages: str | None = None

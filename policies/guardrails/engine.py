@@ -1,0 +1,230 @@
+"""`GuardrailSet`: the guardrails that apply to one call, and the scans the gateway runs.
+
+Order: guardrails run in the order named (team's, then key's), local ones first and webhooks last,
+so a block by a local guardrail spares the webhook round trip and webhooks see the local redactions.
+The first blocking guardrail ends the scan: its verdict names it and the rest do not run. Redactions
+from every redacting guardrail are merged (overlaps united) and applied once per text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from policies.guardrails.config import GuardrailConfig
+from policies.guardrails.guards import (
+    Guard,
+    GuardrailConfigError,
+    InjectionGuard,
+    TextGuard,
+    ToolGuard,
+    WebhookGuard,
+    build_guard,
+)
+from policies.guardrails.messages import (
+    Path,
+    Slot,
+    embedding_slots,
+    request_slots,
+    request_tool_names,
+    response_slots,
+    response_tool_names,
+    with_edits,
+)
+from policies.guardrails.redact import JsonState, merge, render
+from policies.guardrails.streaming import StreamGuard
+from policies.guardrails.verdicts import Action, Finding, Phase, ScanResult, Verdict
+from policies.guardrails.webhook import PostJson
+
+DEFAULT_MAX_HOLD = 128
+MIN_MAX_HOLD = 64  # the longest prefix a built-in rule needs before it can tell a match (an IBAN, a typed key)
+
+
+class GuardrailSet:
+    """The guardrails of one principal (a team's set plus its key's), ready to scan calls.
+
+    Build it once per principal and config (it holds compiled detectors) and share it between calls:
+    it keeps no per-call state. Verdicts come back on each `ScanResult` and on each `StreamGuard`.
+    """
+
+    def __init__(self, guards: Sequence[Guard], *, max_hold: int = DEFAULT_MAX_HOLD) -> None:
+        if max_hold < MIN_MAX_HOLD:
+            raise GuardrailConfigError(f"max_hold must be at least {MIN_MAX_HOLD} characters")
+        self.guards = tuple(guards)
+        self.max_hold = max_hold
+        self._by_phase: dict[Phase, tuple[Guard, ...]] = {
+            phase: tuple(g for g in guards if phase in g.phases and not isinstance(g, WebhookGuard))
+            + tuple(g for g in guards if phase in g.phases and isinstance(g, WebhookGuard))
+            for phase in ("input", "output")
+        }
+        output = self._by_phase["output"]
+        self.has_input_guards = bool(self._by_phase["input"])
+        self.has_output_guards = any(not isinstance(g, InjectionGuard) for g in output)
+
+    @classmethod
+    def from_config(
+        cls,
+        configs: Mapping[str, GuardrailConfig],
+        names: Sequence[str],
+        *,
+        post_json: PostJson | None = None,
+        max_hold: int = DEFAULT_MAX_HOLD,
+    ) -> GuardrailSet:
+        """The named guardrails (duplicates once, first place kept). Raises `GuardrailConfigError` for an
+        unknown name, a webhook without `post_json`, or a classifier that is not installed."""
+        guards: list[Guard] = []
+        for name in dict.fromkeys(names):
+            if name not in configs:
+                raise GuardrailConfigError(f"unknown guardrail {name!r}")
+            guards.append(build_guard(name, configs[name], post_json))
+        return cls(guards, max_hold=max_hold)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.guards)
+
+    async def scan_request(self, body: Any) -> ScanResult:
+        """Input phase of a chat completion request: every message text, and the declared tools."""
+        if not self.has_input_guards or not isinstance(body, dict):
+            return ScanResult(body)
+        return await self._scan(body, "input", request_slots(body), request_tool_names(body))
+
+    async def scan_embeddings(self, body: Any) -> ScanResult:
+        """Input phase of an embeddings request (`input` strings; injection scoring does not apply)."""
+        if not self.has_input_guards or not isinstance(body, dict):
+            return ScanResult(body)
+        return await self._scan(body, "input", embedding_slots(body), [], injection=False)
+
+    async def scan_response(self, data: Any) -> ScanResult:
+        """Output phase of a non-streaming chat completion: choices' texts, tool-call arguments and names.
+
+        A redacted choice loses its `logprobs` (they would spell out what was redacted)."""
+        if not self.has_output_guards or not isinstance(data, dict):
+            return ScanResult(data)
+        result = await self._scan(data, "output", response_slots(data), response_tool_names(data))
+        return result
+
+    def stream_guard(self) -> StreamGuard:
+        """A fresh guard for one streamed response (output phase). Not needed when `has_output_guards`
+        is false: then chunks can go out untouched."""
+        guards = self._by_phase["output"]
+        return StreamGuard(
+            [g for g in guards if isinstance(g, TextGuard)],
+            [g for g in guards if isinstance(g, ToolGuard)],
+            [g for g in guards if isinstance(g, WebhookGuard)],
+            max_hold=self.max_hold,
+        )
+
+    async def _scan(
+        self, body: dict[str, Any], phase: Phase, slots: list[Slot], tool_names: list[str], *, injection: bool = True
+    ) -> ScanResult:
+        verdicts: list[Verdict] = []
+        to_redact: dict[int, list[Finding]] = {}
+        webhooks: list[WebhookGuard] = []
+        for guard in self._by_phase[phase]:
+            verdict: Verdict | None = None
+            if isinstance(guard, WebhookGuard):
+                webhooks.append(guard)
+                continue
+            if isinstance(guard, ToolGuard):
+                bad = guard.policy.disallowed(tool_names)
+                verdict = Verdict(guard.name, phase, guard.action, ("tool",), len(bad)) if bad else None
+            elif isinstance(guard, TextGuard):
+                verdict = _text_verdict(guard, phase, slots, to_redact)
+            elif injection:
+                verdict = _injection_verdict(guard, phase, slots)
+            if verdict is not None:
+                verdicts.append(verdict)
+                if verdict.action == "block":
+                    return ScanResult(body, tuple(verdicts), guard.name)
+        texts = [slot.text for slot in slots]
+        for i, findings in to_redact.items():
+            texts[i] = _apply(slots[i], texts[i], findings)
+        if webhooks and slots:
+            blocked_by = await _run_webhooks(webhooks, phase, slots, texts, verdicts)
+            if blocked_by is not None:
+                return ScanResult(body, tuple(verdicts), blocked_by)
+        edits: dict[Path, Any] = {slot.path: text for slot, text in zip(slots, texts, strict=True) if text != slot.text}
+        if not edits:
+            return ScanResult(body, tuple(verdicts))
+        if phase == "output":
+            for path in list(edits):
+                choice = body["choices"][path[1]]
+                if choice.get("logprobs") is not None:
+                    edits[("choices", path[1], "logprobs")] = None
+        return ScanResult(with_edits(body, edits), tuple(verdicts), modified=True)
+
+
+def _text_verdict(
+    guard: TextGuard, phase: Phase, slots: list[Slot], to_redact: dict[int, list[Finding]]
+) -> Verdict | None:
+    count = 0
+    entities: set[str] = set()
+    for i, slot in enumerate(slots):
+        findings = guard.detector.find(slot.text)
+        if not findings:
+            continue
+        count += len(findings)
+        entities.update(f.entity for f in findings)
+        if guard.action == "redact":
+            to_redact.setdefault(i, []).extend(findings)
+        elif guard.action == "block":
+            break
+    return Verdict(guard.name, phase, guard.action, tuple(sorted(entities)), count) if count else None
+
+
+def _injection_verdict(guard: Guard, phase: Phase, slots: list[Slot]) -> Verdict | None:
+    assert isinstance(guard, InjectionGuard)
+    over = 0
+    best = 0.0
+    categories: set[str] = set()
+    for slot in slots:
+        if slot.role in guard.roles and not slot.json and slot.text:
+            scored = guard.score(slot.text)
+            if scored.score >= guard.threshold:
+                over += 1
+                best = max(best, scored.score)
+                categories.update(scored.categories)
+    if not over:
+        return None
+    return Verdict(guard.name, phase, guard.action, tuple(sorted(categories)), over, score=best)
+
+
+def _apply(slot: Slot, text: str, findings: list[Finding]) -> str:
+    return render(text, 0, len(text), merge(findings), JsonState() if slot.json else None)
+
+
+async def _run_webhooks(
+    webhooks: list[WebhookGuard], phase: Phase, slots: list[Slot], texts: list[str], verdicts: list[Verdict]
+) -> str | None:
+    """Ask every webhook at once about `texts`; apply their redactions to `texts` in place.
+    Returns the name of the first (in order) webhook that blocks."""
+    roles = [slot.role for slot in slots]
+    answers = await asyncio.gather(*(w.client.judge(w.name, phase, texts, roles) for w in webhooks))
+    blocked_by: str | None = None
+    extra: dict[int, list[Finding]] = {}
+    for webhook, answer in zip(webhooks, answers, strict=True):
+        action: Action
+        if answer.error:
+            action = "block" if webhook.fail_closed else "flag"
+            verdicts.append(Verdict(webhook.name, phase, action, ("webhook_error",), 1))
+        elif answer.action == "block":
+            action = "flag" if webhook.action == "flag" else "block"
+            verdicts.append(Verdict(webhook.name, phase, action, ("webhook",), 1))
+        elif answer.action == "redact":
+            count = sum(len(f) for f in answer.findings)
+            action = "flag" if webhook.action == "flag" else "redact"
+            verdicts.append(Verdict(webhook.name, phase, action, answer.entities, count))
+            if action == "redact":
+                for i, found in enumerate(answer.findings):
+                    extra.setdefault(i, []).extend(found)
+            continue
+        else:
+            continue
+        if action == "block" and blocked_by is None:
+            blocked_by = webhook.name
+    for i, findings in extra.items():
+        if findings:
+            texts[i] = _apply(slots[i], texts[i], findings)
+    return blocked_by
