@@ -253,6 +253,23 @@ _INVISIBLE = re.compile(f"[{_ZERO_WIDTH}\u00ad\u202a-\u202e\u2066-\u2069\U000e00
 _MAX_DECODED_RUNS = 8
 
 
+def _index(signals: tuple[_Signal, ...]) -> tuple[dict[str, tuple[_Signal, ...]], tuple[_Signal, ...]]:
+    """Each signal filed under the words of its smallest group: a text can only fire the signals
+    filed under its own words (plus the few with no word groups), so most signals are never tried."""
+    by_word: dict[str, list[_Signal]] = {}
+    always: list[_Signal] = []
+    for signal in signals:
+        if not signal.groups:
+            always.append(signal)
+            continue
+        for word in min(signal.groups, key=len):
+            by_word.setdefault(word, []).append(signal)
+    return {w: tuple(ss) for w, ss in by_word.items()}, tuple(always)
+
+
+_BY_WORD, _ALWAYS = _index(_SIGNALS)
+
+
 def _fires(signal: _Signal, low: str, words: frozenset[str] | set[str]) -> bool:
     if any(words.isdisjoint(group) for group in signal.groups):
         return False
@@ -302,9 +319,13 @@ class InjectionScorer:
         low = text.lower()
         tokens = low.translate(_WORD_BREAKS).split()
         words = set(tokens)
-        for signal in _SIGNALS:
-            if signal.sid not in fired and _fires(signal, low, words):
-                fired[signal.sid] = (signal.category, signal.weight)
+        candidates = {signal.sid: signal for signal in _ALWAYS}
+        for word in words:
+            for signal in _BY_WORD.get(word, ()):
+                candidates[signal.sid] = signal
+        for sid, signal in candidates.items():
+            if sid not in fired and _fires(signal, low, words):
+                fired[sid] = (signal.category, signal.weight)
         if depth == 0 and tokens and max(map(len, tokens)) >= _LONG_TOKEN:
             self._encoded_signals(text, fired)
 

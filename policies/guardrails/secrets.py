@@ -22,6 +22,7 @@ from policies.guardrails.matching import (
     Match,
     PatternDetector,
     WindowScan,
+    ascii_lower,
     literal_gate,
 )
 from policies.guardrails.verdicts import Finding
@@ -178,6 +179,11 @@ def _value(kind: str, strict: bool) -> Callable[[Match, str], Finding | None]:
     return convert
 
 
+def _alternation(literals: Iterable[str]) -> re.Pattern[str] | None:
+    unique = sorted(set(literals), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, unique))) if unique else None
+
+
 def _literals(words: tuple[str, ...]) -> Callable[[str], bool]:
     return lambda text: any(word in text for word in words)
 
@@ -198,6 +204,11 @@ class SecretsDetector(CompositeDetector):
             literal_gate([lit for rule in typed for lit in rule[2]], boundary=r"[A-Za-z0-9_\-]") if typed else None
         )
         self._typed_count = len(typed)
+        # One pass decides whether any rule can match at all: most texts hold none of the literals.
+        typed_literals = [lit for rule in typed for lit in rule[2]]
+        generic_literals = [lit for rule in _GENERIC_RULES if rule[0] in wanted for lit in rule[2]]
+        self._any_typed = _alternation(typed_literals)
+        self._any_generic = _alternation(generic_literals)
         for kind, source, literals, committable in typed:
             parts.append(
                 PatternDetector(
@@ -222,6 +233,10 @@ class SecretsDetector(CompositeDetector):
         super().__init__(parts)
 
     def find(self, text: str, pos: int = 0) -> list[Finding]:
+        typed = self._any_typed is not None and self._any_typed.search(text, pos)
+        generic = self._any_generic is not None and self._any_generic.search(ascii_lower(text), pos)
+        if not typed and not generic:
+            return []
         return _dedupe(super().find(text, pos))
 
     def scan_window(self, text: str, pos: int) -> WindowScan:
