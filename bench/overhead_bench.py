@@ -37,17 +37,56 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxy_bench as pb  # the sibling script, imported as a module
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "minimal": {"ledger": False, "telemetry": {"metrics": {"enabled": False}}},
-    "ledger": {"telemetry": {"metrics": {"enabled": False}}},
-    "ledger+metrics": {},
-    "tracing": {"telemetry": {"tracing": {"enabled": True, "endpoint": "{upstream}/v1/traces"}}},
-    "tracing+capture": {
-        "telemetry": {
-            "tracing": {"enabled": True, "endpoint": "{upstream}/v1/traces"},
-            "capture_content": {"enabled": True},
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+_BARE = {"ledger": False, "telemetry": {"metrics": {"enabled": False}}}
+_TRACING = {"telemetry": {"tracing": {"enabled": True, "endpoint": "{upstream}/v1/traces"}}}
+_HUGE = 10**8  # limits and budgets that apply (and are counted) but never refuse
+_POLICIES = {
+    "teams": {
+        "bench": {
+            "limits": {"rpm": _HUGE, "tpm": _HUGE},
+            "agent_limits": {"rpm": _HUGE},
+            "budget": {"usd": _HUGE, "period": "month"},
         }
     },
+    "keys": [
+        {
+            "name": "bench",
+            "key": pb.GATEWAY_KEY,
+            "team": "bench",
+            "role": "admin",
+            "limits": {"rpm": _HUGE, "concurrent": 10_000},
+            "budget": {"usd": _HUGE, "period": "day"},
+        }
+    ],
+}
+_GUARDRAILS = {
+    "guardrails": {
+        "pii": {"type": "pii", "action": "redact"},
+        "secrets": {"type": "secrets", "action": "block"},
+        "injection": {"type": "prompt_injection", "action": "block", "threshold": 0.5},
+    },
+    "teams": {"bench": {"guardrails": ["pii", "secrets", "injection"]}},
+}
+_ALL = merge(merge(_TRACING, _POLICIES), _GUARDRAILS)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "minimal": _BARE,
+    "ledger": {"telemetry": {"metrics": {"enabled": False}}},
+    "ledger+metrics": {},
+    "tracing": _TRACING,
+    "tracing+capture": merge(_TRACING, {"telemetry": {"capture_content": {"enabled": True}}}),
+    "limits+budgets": merge(_BARE, _POLICIES),
+    "limits+budgets:redis": merge(merge(_BARE, _POLICIES), {"state": "{redis}"}),
+    "guardrails": merge(_BARE, _GUARDRAILS),
+    "all": _ALL,
+    "all:redis": merge(_ALL, {"state": "{redis}"}),
 }
 STREAM_BODY = {**pb.REQUEST_BODY, "stream": True}
 
@@ -58,13 +97,6 @@ class StreamResult:
     ttfc_p99_ms: float
     total_p50_ms: float
     requests: int
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def variant_config(name: str, upstream: str, workdir: Path, redis: str) -> str:

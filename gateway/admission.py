@@ -94,6 +94,8 @@ class Gate:
         self._rules: dict[tuple[str, str, str], tuple[LimitRule, ...]] = {}
         self._default_output = config.routing.default_output_tokens
         self._thresholds = tuple(config.budget_alerts.thresholds) if config.budget_alerts else ()
+        self._keys = {key.name: key for key in config.keys}
+        self._has_budgets = {key.name: _any_budget(config.teams.get(key.team), key) for key in config.keys}
 
     @property
     def failed_open(self) -> int:
@@ -114,6 +116,8 @@ class Gate:
         return found
 
     def budgets_for(self, ctx: CallContext) -> tuple[Budget, ...]:
+        if not self._has_budgets.get(ctx.key_name, True):
+            return ()
         return call_budgets(
             team=ctx.team,
             team_policies=self.config.teams.get(ctx.team),
@@ -139,7 +143,7 @@ class Gate:
         return usd, fraction
 
     def _key(self, name: str) -> Any:
-        return next((k for k in self.config.keys if k.name == name), None)
+        return self._keys.get(name)
 
     def worst_case(self, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> tuple[int, int]:
         """(tokens, nano-dollars): the most this call can use, over every target it may reach."""
@@ -199,6 +203,11 @@ class Gate:
         await held.admission.settle(tokens)
         for crossing in crossings:
             await self.policies.deliver_alert(self.config, crossing)
+
+
+def _any_budget(team: Any, key: Any) -> bool:
+    fields = ("budget", "agent_budget", "task_budget")
+    return any(getattr(owner, name, None) is not None for owner in (team, key) for name in fields)
 
 
 def _rate_limited(refusal: LimitRefusal) -> RateLimited:

@@ -33,6 +33,7 @@ from gateway.metering.meter import format_usd, output_text
 from gateway.metering.usage import Usage
 from gateway.providers import Completion, Provider
 from gateway.providers.base import Operation
+from gateway.responses import JSONBytes
 from gateway.runtime import Runtime
 from gateway.streaming import SSEResponse, StreamResult
 from gateway.telemetry import semconv
@@ -183,7 +184,7 @@ class Call:
         self.finish(usage=usage, cost=cost, output=data.get("choices"))
         body = raw if raw is not None else orjson.dumps(data)
         headers = {**self._answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)}
-        return Response(body, media_type="application/json", headers=headers)
+        return JSONBytes(body, headers)
 
     async def _stream(self) -> Response:
         assert self.plan is not None
@@ -363,6 +364,8 @@ class Call:
             metrics.child(metrics.cost, self.ctx.team, agent, facts.model or "").inc(facts.cost_nanos / 1e9)
 
     def _record(self, ended: float, outcome: str, input_messages: str | None, output_messages: str | None) -> None:
+        if not self.runtime.meter.recording:
+            return
         facts, ctx = self.facts, self.ctx
         self.runtime.meter.record(
             UsageEvent(

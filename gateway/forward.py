@@ -119,7 +119,10 @@ class Forwarder:
             call = ProviderCall(target, body, operation, {**headers, **extra} if extra else headers)
             started = time.perf_counter()
             try:
-                result = await _bounded(attempt(provider, call), attempts.remaining_s())
+                # The first attempt is bounded by its provider's timeouts; later ones also by the call's
+                # deadline, which exists to bound retries and fallbacks (and costs a timer per attempt).
+                deadline = attempts.remaining_s() if attempts.attempts > 1 else None
+                result = await _bounded(attempt(provider, call), deadline)
             except UpstreamProblem as problem:
                 hooks.attempt_ended(target, provider, problem)
                 failed.append(_attempt(problem, target))

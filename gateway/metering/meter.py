@@ -31,6 +31,11 @@ class Meter:
         price = self.prices.get(model) if model else None
         return 0 if price is None else price.cost_nanos(usage)
 
+    @property
+    def recording(self) -> bool:
+        """Whether events go anywhere (the ledger can be turned off)."""
+        return self._ledger is not None
+
     def record(self, event: UsageEvent) -> None:
         if self._ledger is not None:
             self._ledger.record(event)

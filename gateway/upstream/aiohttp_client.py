@@ -67,7 +67,7 @@ class AiohttpClient(UpstreamClient):
         timeout = _client_timeout(timeouts)
         try:
             response = await self._session.request(
-                method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False
+                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
             )
         except TimeoutError:
             raise UpstreamTimeout("no response within the configured timeout") from None
