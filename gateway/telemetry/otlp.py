@@ -124,10 +124,12 @@ def encode_span(span: SpanData) -> bytes:
 
 
 def encode_request(
-    spans: Iterable[SpanData], resource: Mapping[str, Any], scope_name: str, scope_version: str
+    spans: Iterable[SpanData | bytes], resource: Mapping[str, Any], scope_name: str, scope_version: str
 ) -> bytes:
-    """An `ExportTraceServiceRequest` holding `spans` under one resource and one scope."""
+    """An `ExportTraceServiceRequest` holding `spans` (records, or already `encode_span`-ed bytes)
+    under one resource and one scope."""
     scope = _ld(1, scope_name.encode()) + (_ld(2, scope_version.encode()) if scope_version else b"")
-    scope_spans = _ld(1, scope) + b"".join(_ld(2, encode_span(s)) for s in spans)
+    encoded = (s if isinstance(s, bytes) else encode_span(s) for s in spans)
+    scope_spans = _ld(1, scope) + b"".join(_ld(2, e) for e in encoded)
     resource_spans = _ld(1, _key_values(1, resource)) + _ld(2, scope_spans)
     return _ld(1, resource_spans)

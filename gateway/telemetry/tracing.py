@@ -26,13 +26,16 @@ import orjson
 
 from gateway.background import lower_thread_priority
 from gateway.telemetry.config import TracingConfig
-from gateway.telemetry.otlp import STATUS_ERROR, SpanData, encode_request
+from gateway.telemetry.otlp import STATUS_ERROR, SpanData, encode_request, encode_span
 
 log = logging.getLogger("agentgw.tracing")
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 MAX_QUEUE = 8192
 MAX_BATCH = 512
+
+
+YIELD_EVERY = 8  # spans encoded between two releases of the GIL (about 0.15 ms of work)
 
 
 class SpanSink(Protocol):
@@ -174,7 +177,7 @@ class OtlpHttpSink:
         self._version = version
 
     def export(self, spans: list[SpanData]) -> None:
-        body = encode_request(spans, self._resource, "agentgw", self._version)
+        body = encode_request(_encoded(spans), self._resource, "agentgw", self._version)
         request = urllib.request.Request(self._endpoint, data=body, headers=self._headers, method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - configured URL
             response.read()
@@ -205,7 +208,7 @@ class OtlpGrpcSink:
         self._version = version
 
     def export(self, spans: list[SpanData]) -> None:
-        body = encode_request(spans, self._resource, "agentgw", self._version)
+        body = encode_request(_encoded(spans), self._resource, "agentgw", self._version)
         self._export(body, timeout=self._timeout, metadata=self._metadata)
 
 
@@ -243,6 +246,17 @@ class MemorySink:
     def spans(self) -> list[SpanData]:
         with self._lock:
             return list(self._spans)
+
+
+def _encoded(spans: list[SpanData]) -> list[bytes]:
+    """The spans encoded a few at a time, letting the event loop's thread take the GIL in between:
+    a batch encoded in one go would hold it for milliseconds and show in the p99 of requests."""
+    out = []
+    for i, span in enumerate(spans, 1):
+        out.append(encode_span(span))
+        if i % YIELD_EVERY == 0:
+            time.sleep(0)
+    return out
 
 
 def _sink(config: TracingConfig, resource: Mapping[str, Any], version: str) -> SpanSink:
