@@ -33,7 +33,9 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus text format; like /healthz it needs no key (scrapers rarely carry one), and it
     holds no secret and no caller-chosen ids beyond bounded agent names."""
-    metrics = runtime_of(request).services.telemetry.metrics
+    runtime = runtime_of(request)
+    metrics = runtime.services.telemetry.metrics
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
+    metrics.update_breakers(runtime.router.health.snapshot())
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -2,9 +2,10 @@
 
 Calls only append a row to an in-memory queue (no I/O on the request path). A writer task drains
 it every `flush_interval` seconds or as soon as `batch_size` rows wait, on a thread of its own.
-Rows go in as multi-row INSERTs, so the writer thread takes the GIL once per hundred rows rather
-than once per row, and it runs at a lower CPU priority than the event loop: on a busy core it
-never stalls the request path for long (measured: bench/ledger_bench.py). A failed write keeps
+Rows go in as multi-row INSERTs of a few dozen rows, so the writer thread takes the GIL once per
+statement rather than once per row and hands it back between statements, and it runs at a lower
+CPU priority than the event loop: on a busy core it never stalls the request path for long
+(measured: bench/ledger_bench.py, bench/overhead_bench.py). A failed write keeps
 its rows queued and is retried; `close()` drains everything.
 """
 
@@ -134,6 +135,7 @@ class Ledger:
             self._db.execute("BEGIN")
             for rows, values in statements:
                 self._db.execute(insert_events(rows), values)
+                time.sleep(0)  # let the event loop's thread have the GIL between statements
             if contents:
                 self._db.executemany(INSERT_CONTENT, contents)
 

@@ -5,15 +5,18 @@ Names follow the OpenTelemetry-to-Prometheus mapping (`gen_ai.client.operation.d
 seconds becomes `gen_ai_client_operation_duration_seconds`). Label values that callers choose
 (agents) are bounded: past `MAX_LABEL_VALUES` distinct values, new ones are counted as `_other`.
 Task and session ids are never labels.
+
+The instruments are written for the gateway's one event loop: no locks, a bucket found by bisection,
+cumulative counts computed only when scraped. (prometheus_client takes a lock for every bucket of
+every observation; measured here, that was most of what metrics cost a request.) The text follows
+the Prometheus exposition format 0.0.4; the tests parse it with prometheus_client's own parser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import bisect
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.metering.usage import Usage
 
@@ -21,90 +24,215 @@ DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 MAX_LABEL_VALUES = 1000
 OTHER = "_other"
-GENAI_LABELS = (
-    "gen_ai_operation_name",
-    "gen_ai_provider_name",
-    "gen_ai_request_model",
-    "gen_ai_response_model",
-    "error_type",
-)
+GENAI_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model",
+                "error_type")  # fmt: skip
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.labels_names = tuple(labels)
+
+    def header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def label_text(self, values: tuple[str, ...], extra: str = "") -> str:
+        pairs = [f'{k}="{_escape(v)}"' for k, v in zip(self.labels_names, values, strict=True)]
+        if extra:
+            pairs.append(extra)
+        return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+class CounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class Counter(_Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self.children: dict[tuple[str, ...], CounterChild] = {}
+
+    def labels(self, *values: str) -> CounterChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = CounterChild()
+        return child
+
+    def render(self) -> list[str]:
+        return [f"{self.name}_total{self.label_text(k)} {_number(c.value)}" for k, c in self.children.items()]
+
+
+class GaugeChild:
+    __slots__ = ("function", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.function: Callable[[], float] | None = None
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def read(self) -> float:
+        return self.function() if self.function is not None else self.value
+
+
+class Gauge(_Metric):
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self.children: dict[tuple[str, ...], GaugeChild] = {}
+        self._single = None if labels else self.labels()
+
+    def labels(self, *values: str) -> GaugeChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = GaugeChild()
+        return child
+
+    def _only(self) -> GaugeChild:
+        if self._single is None:
+            raise TypeError(f"{self.name} has labels: use .labels(...)")
+        return self._single
+
+    def set(self, value: float) -> None:
+        self._only().set(value)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._only().inc(amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        self._only().dec(amount)
+
+    def set_function(self, function: Callable[[], float]) -> None:
+        self._only().function = function
+
+    def render(self) -> list[str]:
+        return [f"{self.name}{self.label_text(k)} {_number(c.read())}" for k, c in self.children.items()]
+
+
+class HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
+        super().__init__(name, help_text, labels)
+        self.bounds = tuple(float(b) for b in buckets)
+        self.le_labels = [f'le="{_number(b)}"' for b in self.bounds] + ['le="+Inf"']
+        self.children: dict[tuple[str, ...], HistogramChild] = {}
+
+    def labels(self, *values: str) -> HistogramChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = HistogramChild(self.bounds)
+        return child
+
+    def render(self) -> list[str]:
+        lines = []
+        for values, child in self.children.items():
+            running = 0
+            for le, count in zip(self.le_labels, child.counts, strict=True):
+                running += count
+                lines.append(f"{self.name}_bucket{self.label_text(values, le)} {running}")
+            lines.append(f"{self.name}_sum{self.label_text(values)} {_number(child.sum)}")
+            lines.append(f"{self.name}_count{self.label_text(values)} {running}")
+        return lines
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value)}.0"
+    return repr(float(value))
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
         self.duration = Histogram(
-            "gen_ai_client_operation_duration",
-            "GenAI operation duration.",
-            GENAI_LABELS,
-            unit="seconds",
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            "gen_ai_client_operation_duration_seconds", "GenAI operation duration.", GENAI_LABELS, DURATION_BUCKETS
         )
         self.tokens = Histogram(
             "gen_ai_client_token_usage",
             "Number of input and output tokens used.",
             (*GENAI_LABELS[:4], "gen_ai_token_type"),
-            buckets=TOKEN_BUCKETS,
-            registry=r,
+            TOKEN_BUCKETS,
         )
         self.ttfc = Histogram(
-            "gen_ai_client_operation_time_to_first_chunk",
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
             "Time to receive the first chunk of a streamed response.",
             GENAI_LABELS[:4],
-            unit="seconds",
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            DURATION_BUCKETS,
         )
         self.requests = Counter(
             "agentgw_requests",
             "Calls answered, by operation, HTTP status and error code.",
             ("operation", "status", "code"),
-            registry=r,
         )
-        self.cost = Counter("agentgw_cost_usd", "Metered cost in USD.", ("team", "agent", "model"), registry=r)
+        self.cost = Counter("agentgw_cost_usd", "Metered cost in USD.", ("team", "agent", "model"))
         self.guardrails = Counter(
-            "agentgw_guardrail_triggers",
-            "Guardrail verdicts that found something.",
-            ("guardrail", "phase", "action"),
-            registry=r,
+            "agentgw_guardrail_triggers", "Guardrail verdicts that found something.", ("guardrail", "phase", "action")
         )
-        self.rate_limited = Counter(
-            "agentgw_rate_limit_rejections", "Calls refused by a rate limit.", ("limit",), registry=r
-        )
-        self.budget_rejected = Counter(
-            "agentgw_budget_rejections", "Calls refused by a budget.", ("scope",), registry=r
-        )
+        self.rate_limited = Counter("agentgw_rate_limit_rejections", "Calls refused by a rate limit.", ("limit",))
+        self.budget_rejected = Counter("agentgw_budget_rejections", "Calls refused by a budget.", ("scope",))
         self.upstream_errors = Counter(
-            "agentgw_upstream_errors", "Failed upstream attempts.", ("provider", "model", "error"), registry=r
+            "agentgw_upstream_errors", "Failed upstream attempts.", ("provider", "model", "error")
         )
         self.fallbacks = Counter(
-            "agentgw_fallbacks", "Calls that moved on from a target to the next.", ("provider", "model"), registry=r
+            "agentgw_fallbacks", "Calls that moved on from a target to the next.", ("provider", "model")
         )
         self.breaker = Gauge(
-            "agentgw_breaker_state",
-            "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
-            ("provider", "model"),
-            registry=r,
+            "agentgw_breaker_state", "Circuit breaker per target: 0 closed, 1 half-open, 2 open.", ("provider", "model")
         )
         self.budget_remaining = Gauge(
-            "agentgw_budget_remaining_usd", "Remaining budget for the period.", ("scope", "name"), registry=r
+            "agentgw_budget_remaining_usd", "Remaining budget for the period.", ("scope", "name")
         )
-        self.budget_cap = Gauge("agentgw_budget_cap_usd", "Budget cap for the period.", ("scope", "name"), registry=r)
-        self.ledger_queue = Gauge("agentgw_ledger_queue_depth", "Usage events waiting to be written.", registry=r)
-        self.in_flight = Gauge("agentgw_in_flight_requests", "Calls being served now.", registry=r)
-        self._children: dict[tuple[Hashable, ...], Any] = {}
+        self.budget_cap = Gauge("agentgw_budget_cap_usd", "Budget cap for the period.", ("scope", "name"))
+        self.ledger_queue = Gauge("agentgw_ledger_queue_depth", "Usage events waiting to be written.")
+        self.in_flight = Gauge("agentgw_in_flight_requests", "Calls being served now.")
+        self._metrics: list[Counter | Gauge | Histogram] = [
+            self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.guardrails, self.rate_limited,
+            self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
+            self.budget_cap, self.ledger_queue, self.in_flight,
+        ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 
-    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
-        """`metric.labels(*labels)`, cached: prometheus_client locks and validates on every call."""
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    @staticmethod
+    def child(metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """The labelled series of a metric (created on first use); kept for call sites' brevity."""
+        return metric.labels(*labels)
 
     def bounded(self, kind: str, value: str) -> str:
         """A label value from a caller-chosen set, or `_other` once the set is full."""
@@ -132,12 +260,22 @@ class Metrics:
         usage: Usage | None,
     ) -> None:
         labels = (operation, provider, request_model, response_model)
-        self.child(self.duration, *labels, error_type or "").observe(duration_s)
+        self.duration.labels(*labels, error_type or "").observe(duration_s)
         if ttfc_s is not None:
-            self.child(self.ttfc, *labels).observe(ttfc_s)
+            self.ttfc.labels(*labels).observe(ttfc_s)
         if usage is not None:
-            self.child(self.tokens, *labels, "input").observe(usage.input_tokens)
-            self.child(self.tokens, *labels, "output").observe(usage.output_tokens)
+            self.tokens.labels(*labels, "input").observe(usage.input_tokens)
+            self.tokens.labels(*labels, "output").observe(usage.output_tokens)
+
+    def update_breakers(self, targets: Sequence[dict[str, Any]]) -> None:
+        """Breaker states from the router's health snapshot, at scrape time."""
+        for target in targets:
+            state = BREAKER_STATES.get(str(target.get("breaker")), 0)
+            self.breaker.labels(str(target["provider"]), str(target["upstream_model"])).set(state)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        lines: list[str] = []
+        for metric in self._metrics:
+            lines += metric.header()
+            lines += metric.render()
+        return ("\n".join(lines) + "\n").encode()

@@ -115,3 +115,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.yaml")
     assert "cannot read the file" in info.value.problems[0]
+
+
+def test_the_full_example_config_is_valid() -> None:
+    env = {
+        "OPENAI_API_KEY": "sk-test",
+        "ANTHROPIC_API_KEY": "sk-ant-test",
+        "CRAWLER_KEY": "crawler-key-000001",
+        "OTLP_TOKEN": "t",
+    }
+    text = (Path(__file__).parents[2] / "examples" / "config.full.yaml").read_text()
+    config = parse_config(text, "config.full.yaml", env)
+    assert set(config.routes) == {"smart", "canary", "auto", "capped", "fast"}
+    assert config.teams["research"].task_budget is not None
