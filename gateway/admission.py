@@ -19,6 +19,7 @@ from typing import Any
 from gateway.config import Config
 from gateway.context import CallContext
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from gateway.features import output_allowance, reserve_prompt_tokens
 from gateway.metering.pricing import Price
 from gateway.metering.usage import Usage
 from gateway.upstream import Timeouts, UpstreamClient
@@ -30,6 +31,8 @@ from policies.state import StateStore, StoreFailurePolicy, StoreUnavailable
 from routing import Plan
 
 log = logging.getLogger("agentgw.admission")
+
+MAX_CACHED_RULES = 10_000
 
 
 @dataclass(slots=True)
@@ -102,7 +105,10 @@ class Gate:
         return self._failure.admitted_open
 
     def rules_for(self, ctx: CallContext, model: str) -> tuple[LimitRule, ...]:
-        key = (ctx.key_name, ctx.agent, model)
+        # Callers choose agent names: they are part of the cache key only where agent limits exist.
+        team = self.config.teams.get(ctx.team)
+        agent = ctx.agent if team is not None and team.agent_limits is not None else ""
+        key = (ctx.key_name, agent, model)
         found = self._rules.get(key)
         if found is None:
             found = self._rules[key] = limit_rules(
@@ -145,25 +151,27 @@ class Gate:
     def _key(self, name: str) -> Any:
         return self._keys.get(name)
 
-    def worst_case(self, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> tuple[int, int]:
+    def worst_case(self, plan: Plan, prompt_tokens: int, max_output: int | None, choices: int) -> tuple[int, int]:
         """(tokens, nano-dollars): the most this call can use, over every target it may reach."""
         tokens = cost = 0
         for target in plan.targets:
-            output = max_tokens or target.spec.max_output_tokens or self._default_output
+            output = max_output or (target.spec.max_output_tokens or self._default_output) * choices
             tokens = max(tokens, prompt_tokens + output)
             price = self._prices.get(target.model)
             if price is not None:
                 cost = max(cost, price.cost_nanos(Usage(prompt_tokens, output)))
         return tokens, cost
 
-    async def admit(self, ctx: CallContext, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Held:
+    async def admit(self, ctx: CallContext, plan: Plan, body: Mapping[str, Any]) -> Held:
         """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go."""
         rules = self.rules_for(ctx, plan.targets[0].model)
         budgets = self.budgets_for(ctx)
         held = Held(budgets=budgets, holds=bool(rules or budgets))
         if not held.holds:
             return held
-        tokens, cost = self.worst_case(plan, prompt_tokens, max_tokens)
+        n = body.get("n")
+        choices = n if isinstance(n, int) and n > 1 else 1
+        tokens, cost = self.worst_case(plan, reserve_prompt_tokens(body), output_allowance(body), choices)
         try:
             if rules:
                 held.admission = await self.policies.limiter.admit(rules, tokens)

@@ -148,14 +148,18 @@ def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Calla
     def reload() -> None:
         try:
             config = load_config(path)
+            runtime = build_runtime(config, services)
         except ConfigError as exc:
             log.error("config reload refused, keeping the running config: %s", exc)
+            return
+        except Exception as exc:  # e.g. a guardrail that cannot be built: the running config stays
+            log.error("config reload refused, keeping the running config: %s: %s", type(exc).__name__, exc)
             return
         running = app.state.runtime.config
         restart_only = ("server", "ledger", "telemetry", "state")
         if any(getattr(config, name) != getattr(running, name) for name in restart_only):
             log.warning("config reload: changes under %s take effect after a restart", ", ".join(restart_only))
-        app.state.runtime = build_runtime(config, services)
+        app.state.runtime = runtime
         log.info("config reloaded from %s", path)
 
     try:

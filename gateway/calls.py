@@ -7,6 +7,8 @@ ends its span, counts its metrics and, for an admitted call, queues its one usag
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +21,7 @@ from gateway.context import CallContext
 from gateway.errors import (
     Attempt,
     BudgetExceeded,
+    ClientGone,
     GatewayError,
     GuardrailBlocked,
     RateLimited,
@@ -31,7 +34,7 @@ from gateway.guards import blocked, labels, records
 from gateway.metering.events import UsageEvent
 from gateway.metering.meter import format_usd, output_text
 from gateway.metering.usage import Usage
-from gateway.providers import Completion, Provider
+from gateway.providers import Chunk, ChunkStream, Completion, Provider
 from gateway.providers.base import Operation
 from gateway.responses import JSONBytes
 from gateway.runtime import Runtime
@@ -40,6 +43,19 @@ from gateway.telemetry import semconv
 from gateway.telemetry.otlp import SpanData
 from policies.guardrails import StreamGuard, Verdict
 from routing import Plan, RequestFeatures, Target
+
+log = logging.getLogger("agentgw.calls")
+
+
+def _as_error(exc: BaseException) -> GatewayError:
+    """What a call that ended in `exc` reports: itself when it is a GatewayError, else a client that
+    went away (the task was cancelled) or an internal error (logged where it happened)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        return ClientGone("The client went away before the call finished.")
+    log.error("call failed: %s", type(exc).__name__, exc_info=exc)
+    return internal_error()
 
 
 class Call:
@@ -87,18 +103,17 @@ class Call:
             telemetry.metrics.in_flight.inc()
 
     async def run(self) -> Response:
-        """Guard, route and admit the call, then forward it; refusals raise after the call is finished."""
+        """Guard, route and admit the call, then forward it. Whatever happens, the call is finished
+        (once) before this returns or raises; refusals and failures raise after that."""
         try:
             await self._guard_input()
-            self.plan, features = await self._route()
-            self.held = await self.runtime.gate.admit(
-                self.ctx, self.plan, features.est_prompt_tokens, features.max_tokens
-            )
-        except GatewayError as error:
-            self.finish(error=error)
+            self.plan, _features = await self._route()
+            self.held = await self.runtime.gate.admit(self.ctx, self.plan, self.body)
+            self.admitted = True
+            return await (self._stream() if self.stream else self._complete())
+        except BaseException as exc:
+            self.finish(error=_as_error(exc))
             raise
-        self.admitted = True
-        return await (self._stream() if self.stream else self._complete())
 
     async def _guard_input(self) -> None:
         """Input guardrails: block the call, or forward a redacted copy of its body."""
@@ -161,26 +176,24 @@ class Call:
 
     async def _complete(self) -> Response:
         assert self.plan is not None
-        try:
-            completion, answer = await self.runtime.forwarder.complete(
-                self.plan, self.body, self.operation, self.upstream_headers, self
-            )
-        except BaseException as exc:
-            self.finish(error=exc if isinstance(exc, GatewayError) else internal_error())
-            raise
+        completion, answer = await self.runtime.forwarder.complete(
+            self.plan, self.body, self.operation, self.upstream_headers, self
+        )
         self._answered_by(answer, completion.data)
         usage = completion.usage or self._estimate(answer.target, completion)
         cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
-        data, raw = completion.data, completion.raw
-        if self.guard is not None and self.guard.has_output_guards and self.operation == "chat":
-            result = await self.guard.scan_response(data)
-            self._verdicts(result.verdicts)
-            if result.blocked_by is not None:  # billed, but the client never sees it
-                error = blocked(result.blocked_by, "output")
-                self.finish(error=error, usage=usage, cost=cost)
-                raise error
-            if result.modified:
-                data, raw = result.body, None
+        try:
+            data, raw = completion.data, completion.raw
+            if self.guard is not None and self.guard.has_output_guards and self.operation == "chat":
+                result = await self.guard.scan_response(data)
+                self._verdicts(result.verdicts)
+                if result.blocked_by is not None:  # billed, but the client never sees it
+                    raise blocked(result.blocked_by, "output")
+                if result.modified:
+                    data, raw = result.body, None
+        except BaseException as exc:  # the provider answered and billed: settle with what it cost
+            self.finish(error=_as_error(exc), usage=usage, cost=cost)
+            raise
         self.finish(usage=usage, cost=cost, output=data.get("choices"))
         body = raw if raw is not None else orjson.dumps(data)
         headers = {**self._answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)}
@@ -188,13 +201,16 @@ class Call:
 
     async def _stream(self) -> Response:
         assert self.plan is not None
+        (stream, first), answer = await self.runtime.forwarder.open_stream(
+            self.plan, self.body, self.upstream_headers, self
+        )
         try:
-            (stream, first), answer = await self.runtime.forwarder.open_stream(
-                self.plan, self.body, self.upstream_headers, self
-            )
-        except BaseException as exc:
-            self.finish(error=exc if isinstance(exc, GatewayError) else internal_error())
+            return self._relay(stream, first, answer)
+        except BaseException:
+            await stream.aclose()  # the relay never started: release the upstream connection
             raise
+
+    def _relay(self, stream: ChunkStream, first: Chunk, answer: Answer) -> Response:
         self.facts.ttft_s = time.perf_counter() - self.ctx.started
         self._answered_by(answer, first.data)
 
@@ -299,8 +315,9 @@ class Call:
         ended: float | None = None,
         output: Any = None,
     ) -> None:
-        """End the call once: span, metrics, and the ledger event of an admitted call. `status` is
-        what the client got (a stream that failed after it started got a 200)."""
+        """End the call once: its budgets and limits settled and its ledger event queued (an admitted
+        call), then its metrics and span. `status` is what the client got (a stream that failed after
+        it started got a 200). Telemetry failing must not cost the settlement, so it comes last."""
         if self._finished:
             return
         self._finished = True
@@ -315,24 +332,35 @@ class Call:
             facts.attempts = len(error.attempts)
             facts.provider = facts.provider or error.attempts[-1].provider
             facts.model = facts.model or error.attempts[-1].model
-        outcome = outcome or ("error" if error is not None else "ok")
+        if outcome is None:
+            outcome = "client_disconnected" if isinstance(error, ClientGone) else "error" if error else "ok"
         telemetry = self.runtime.services.telemetry
         input_messages = output_messages = None
-        if telemetry.capture.enabled and self.admitted:
-            input_messages = semconv.input_messages(self.body, telemetry.capture.max_chars)
-            if output:
-                output_messages = semconv.output_messages(output, telemetry.capture.max_chars)
-        self._count(ended, outcome, error)
         if self.admitted:
+            if telemetry.capture.enabled:
+                input_messages, output_messages = self._capture(output, telemetry.capture.max_chars)
             self.runtime.gate.settle(self.held, cost, usage)
             self._record(ended, outcome, input_messages, output_messages)
-        if self.span is not None:
-            attrs = semconv.call_attributes(facts)
-            if input_messages is not None:
-                attrs["gen_ai.input.messages"] = input_messages
-            if output_messages is not None:
-                attrs["gen_ai.output.messages"] = output_messages
-            telemetry.tracing.end(self.span, attrs, facts.error_type)
+        try:
+            self._count(ended, outcome, error)
+            if self.span is not None:
+                attrs = semconv.call_attributes(facts)
+                if input_messages is not None:
+                    attrs["gen_ai.input.messages"] = input_messages
+                if output_messages is not None:
+                    attrs["gen_ai.output.messages"] = output_messages
+                telemetry.tracing.end(self.span, attrs, facts.error_type)
+        except Exception:
+            log.exception("telemetry for request %s failed", self.ctx.request_id)
+
+    def _capture(self, output: Any, max_chars: int) -> tuple[str | None, str | None]:
+        """The call's messages for spans and replay, after the redacting guardrails (best effort)."""
+        try:
+            inputs = semconv.input_messages(self.body, max_chars)
+            return inputs, semconv.output_messages(output, max_chars) if output else None
+        except Exception:
+            log.exception("content capture for request %s failed", self.ctx.request_id)
+            return None, None
 
     def _count(self, ended: float, outcome: str, error: GatewayError | None) -> None:
         facts = self.facts
@@ -371,6 +399,7 @@ class Call:
             UsageEvent(
                 ts=ctx.received_at,
                 request_id=ctx.request_id,
+                client_request_id=ctx.client_request_id,
                 key_name=ctx.key_name,
                 team=ctx.team,
                 agent=ctx.agent,

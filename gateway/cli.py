@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
@@ -72,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         log_level=level,
         access_log=server.access_log,
-        timeout_graceful_shutdown=int(server.graceful_shutdown_seconds) or None,
+        timeout_graceful_shutdown=math.ceil(server.graceful_shutdown_seconds) or None,
         server_header=False,
         proxy_headers=False,  # the gateway does not use client addresses: one layer less per request
     )

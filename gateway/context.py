@@ -27,6 +27,7 @@ class CallContext:
     task: str | None = None
     session: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    client_request_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
     received_at: float = field(default_factory=time.time)
 
@@ -44,14 +45,14 @@ def new_request_id() -> str:
     return f"req_{random.getrandbits(128):032x}"
 
 
-def request_id_from(value: str | None) -> str:
-    """The caller's `x-request-id` when it is a sane identifier, else a fresh one."""
-    if value and _ID.match(value):
-        return value
-    return new_request_id()
+def client_request_id(value: str | None) -> str | None:
+    """The caller's own `x-request-id` when it is a sane identifier (kept for correlation only)."""
+    return value if value and _ID.match(value) else None
 
 
-def attribute(principal: Principal, headers: Mapping[str, str], request_id: str) -> CallContext:
+def attribute(
+    principal: Principal, headers: Mapping[str, str], request_id: str, client_request_id: str | None = None
+) -> CallContext:
     """The call context for a principal and the attribution headers; 400 on a malformed header,
     403 when a header contradicts what the key pins."""
     agent = _identifier(headers, "x-agent-id")
@@ -66,6 +67,7 @@ def attribute(principal: Principal, headers: Mapping[str, str], request_id: str)
         task=_identifier(headers, "x-task-id"),
         session=_identifier(headers, "x-session-id"),
         tags=_tags(headers.get("x-tags")),
+        client_request_id=client_request_id,
     )
 
 

@@ -13,6 +13,7 @@
      ├── RateLimited                  429   rate_limit_exceeded   (retry-after)
      ├── BudgetExceeded               429   budget_exceeded       (x-should-retry: false)
      ├── ServiceUnavailable           503   service_unavailable
+     ├── ClientGone                   499   client_disconnected  (recorded only: nobody is listening)
      ├── UpstreamFailed               502   upstream_error        (lists the attempts)
      └── UpstreamTimedOut             504   upstream_timeout
 
@@ -130,6 +131,12 @@ class BudgetExceeded(GatewayError):
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, round(self.retry_after + 0.4999)))
         return headers
+
+
+class ClientGone(GatewayError):
+    """The client closed the connection mid-call; the status is what the ledger and metrics record."""
+
+    status, type, code = 499, "client_error", "client_disconnected"
 
 
 class ServiceUnavailable(GatewayError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.context import CallContext
@@ -80,3 +80,35 @@ def _prompt_size(body: Mapping[str, Any]) -> tuple[int, int]:
             if isinstance(item, str | list)
         )
     return chars, images
+
+
+def reserve_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """A prompt size that real token counts do not exceed, for budget and token-limit reservations:
+    one token per two bytes of UTF-8 (English runs about four characters a token, CJK text about
+    one), counting everything sent: messages, tools and a response schema."""
+    total = 0
+    for value in _texts(body):
+        total += len(value) if value.isascii() else len(value.encode())
+    return total // 2 + TOKENS_PER_MESSAGE * (len(body.get("messages") or ()) + 1)
+
+
+def output_allowance(body: Mapping[str, Any]) -> int | None:
+    """The most output tokens the request allows over all its choices, or None when it sets no cap."""
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if not isinstance(max_tokens, int):
+        return None
+    choices = body.get("n")
+    return max_tokens * (choices if isinstance(choices, int) and choices > 1 else 1)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a request body except the model name, however deeply nested."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != "model":
+                yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)

@@ -12,14 +12,15 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.context import request_id_from
+from gateway.context import client_request_id, new_request_id
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
 
 log = logging.getLogger("agentgw.http")
 
 
 class EdgeMiddleware:
-    """Gives each request an id (the caller's `x-request-id` if sane) and echoes it on the response;
+    """Gives each request the gateway's own id (`x-request-id` on the response; a caller's own
+    `x-request-id`, when sane, is kept beside it and echoed as `x-client-request-id`);
     renders a GatewayError, Starlette's 404/405, or any unexpected exception as an OpenAI error."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -34,16 +35,20 @@ class EdgeMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = request_id_from(incoming)
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode("latin-1"))
+        request_id = new_request_id()  # always the gateway's own: callers' ids need not be unique
+        client_id = client_request_id(incoming)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["client_request_id"] = request_id, client_id
+        headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        if client_id is not None:
+            headers.append((b"x-client-request-id", client_id.encode("latin-1")))
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *headers]
             await send(message)
 
         try:

@@ -39,7 +39,7 @@ async def budgets(request: Request) -> JSONResponse:
     try:
         statuses = [await runtime.services.policies.budgets.status(budget) for budget in found]
     except StoreUnavailable as exc:
-        raise ServiceUnavailable(f"The state store is unreachable: {exc}") from None
+        raise ServiceUnavailable("The state store is unreachable; budgets cannot be read now.") from exc
     return JSONResponse({"object": "list", "data": [status.as_dict() for status in statuses]})
 
 

@@ -51,8 +51,8 @@ _EXPORT = (
     "SELECT e.request_id, e.ts, e.requested_model, e.model, e.provider, e.team, e.agent, e.task, e.session, "
     "e.status, e.outcome, c.input_messages, c.output_messages, f.score, f.label, f.comment, "
     "f.request_id AS on_request, f.session AS on_session, f.task AS on_task "
-    "FROM feedback f JOIN usage_events e ON (e.request_id = f.request_id OR e.session = f.session "
-    "OR e.task = f.task) LEFT JOIN call_content c ON c.request_id = e.request_id "
+    "FROM feedback f JOIN usage_events e ON e.team = f.team AND (e.request_id = f.request_id "
+    "OR e.session = f.session OR e.task = f.task) LEFT JOIN call_content c ON c.request_id = e.request_id "
     "WHERE e.ts >= ? AND e.ts < ? AND {scope}"
 )
 
@@ -66,27 +66,23 @@ async def post_feedback(request: Request) -> JSONResponse:
     field, value = next((f, v) for f in _TARGETS if (v := getattr(feedback, f)) is not None)
     column = _TARGETS[field]
     scope, params = sql_filter(ctx.principal)
-    found = await ledger.query(
-        f"SELECT 1 FROM usage_events WHERE {column} = ? AND {scope} LIMIT 1",  # noqa: S608 - names from a table
+    teams = await ledger.query(
+        f"SELECT DISTINCT team FROM usage_events WHERE {column} = ? AND {scope}",  # noqa: S608 - names from a table
         [value, *params],
     )
-    if not found:
+    if not teams:
         raise NotFound(f"No call with {field} '{value}' that this key may see.", param=field)
-    row = {"request_id": None, "session": None, "task": None, column: value}
-    feedback_id = await ledger.insert(
-        "INSERT INTO feedback (ts, key_name, request_id, session, task, score, label, comment) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            time.time(),
-            ctx.key_name,
-            row["request_id"],
-            row["session"],
-            row["task"],
-            feedback.score,
-            feedback.label,
-            feedback.comment,
-        ],
-    )
+    # Session and task ids are the callers' own, so two teams may use the same one: feedback is filed
+    # per team, and only ever joins that team's calls.
+    target = {"request_id": None, "session": None, "task": None, column: value}
+    feedback_id = 0
+    for row in teams:
+        feedback_id = await ledger.insert(
+            "INSERT INTO feedback (ts, key_name, team, request_id, session, task, score, label, comment) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [time.time(), ctx.key_name, row["team"], target["request_id"], target["session"], target["task"],
+             feedback.score, feedback.label, feedback.comment],
+        )  # fmt: skip
     body = {
         "object": "feedback",
         "id": feedback_id,

@@ -39,7 +39,8 @@ def identify(request: Request, runtime: Runtime) -> CallContext:
     """Authenticate the key, then attribute the call (401, 403 or 400 on the way)."""
     headers = wanted_headers(request)
     principal = runtime.keys.authenticate(headers.get("authorization"))
-    return attribute(principal, headers, request.scope["state"]["request_id"])
+    state = request.scope["state"]
+    return attribute(principal, headers, state["request_id"], state.get("client_request_id"))
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -47,17 +48,20 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    body = b""
+    chunks: list[bytes] = []
+    size = 0
     more = True
     while more:
         message = await request.receive()
         if message["type"] != "http.request":
             break  # the client went away; what arrived is parsed (and will most likely fail)
-        body += message.get("body", b"")
-        if len(body) > limit:
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
+        chunks.append(chunk)
         more = message.get("more_body", False)
-    return parse_body(body)
+    return parse_body(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 def _too_large(limit: int) -> RequestTooLarge:

@@ -37,6 +37,7 @@ class UsageEvent:
     attempts: int = 1
     attempt_log: list[dict[str, Any]] = field(default_factory=list)  # the attempts that failed
     trace_id: str | None = None
+    client_request_id: str | None = None  # the caller's own x-request-id, if it sent one
     guardrails: list[Mapping[str, Any]] = field(default_factory=list)  # verdicts, never the matched text
     input_messages: str | None = None  # captured content (JSON), only when capture is on
     output_messages: str | None = None

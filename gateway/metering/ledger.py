@@ -37,6 +37,8 @@ from gateway.metering.ledger_schema import (
 
 log = logging.getLogger("agentgw.ledger")
 
+MAX_QUEUE = 500_000  # events held while the database cannot be written; beyond this the oldest are dropped
+
 
 class Ledger:
     def __init__(
@@ -65,6 +67,7 @@ class Ledger:
         self._reader: sqlite3.Connection | None = None
         self._last_pruned = 0.0
         self.written = 0
+        self.dropped = 0  # events that could not be written at all (logged); zero in a healthy ledger
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,6 +90,9 @@ class Ledger:
 
     def record(self, event: UsageEvent) -> None:
         """Queue an event; never blocks, never does I/O."""
+        if len(self._events) >= MAX_QUEUE:
+            self._events.popleft()
+            self._drop(1, "the ledger queue is full (is the database writable?)")
         self._events.append(event_row(event))
         content = content_row(event)
         if content is not None:
@@ -105,8 +111,11 @@ class Ledger:
             self._wake.clear()
             try:
                 await self.flush()
-            except sqlite3.Error as exc:  # keep the rows; try again on the next round
+            except sqlite3.OperationalError as exc:  # busy, locked, disk full: keep the rows, retry later
                 log.error("ledger write failed, %d events kept for retry: %s", len(self._events), exc)
+                await asyncio.sleep(min(5.0, self._flush_interval * 10))
+            except Exception:  # never let the writer die: the next round tries again
+                log.exception("ledger writer error; %d events kept for retry", len(self._events))
                 await asyncio.sleep(min(5.0, self._flush_interval * 10))
 
     async def flush(self) -> None:
@@ -118,7 +127,12 @@ class Ledger:
                 contents = list(itertools.islice(self._contents, self._batch_size))
                 chunks = [events[i : i + ROWS_PER_INSERT] for i in range(0, len(events), ROWS_PER_INSERT)]
                 statements = [(len(c), list(itertools.chain.from_iterable(c))) for c in chunks]
-                await loop.run_in_executor(self._writer_thread, self._write, statements, contents)
+                try:
+                    await loop.run_in_executor(self._writer_thread, self._write, statements, contents)
+                except sqlite3.OperationalError:
+                    raise  # the database, not the rows: keep them for the next round
+                except Exception:  # some row the database refuses: write them one by one, drop the bad ones
+                    await loop.run_in_executor(self._writer_thread, self._write_each, events, contents)
                 for _ in events:
                     self._events.popleft()
                 for _ in contents:
@@ -138,6 +152,23 @@ class Ledger:
                 time.sleep(0)  # let the event loop's thread have the GIL between statements
             if contents:
                 self._db.executemany(INSERT_CONTENT, contents)
+
+    def _write_each(self, events: list[Row], contents: list[Row]) -> None:
+        assert self._db is not None
+        for sql, rows in ((insert_events(1), events), (INSERT_CONTENT, contents)):
+            for row in rows:
+                try:
+                    with self._db:
+                        self._db.execute("BEGIN")
+                        self._db.execute(sql, row)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:
+                    self._drop(1, f"a row the database refused ({type(exc).__name__})")
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        log.error("ledger: %d event(s) dropped: %s", count, why)
 
     def _prune(self, before: float) -> None:
         assert self._db is not None
@@ -176,7 +207,8 @@ class Ledger:
         self._closing = True
         self._wake.set()
         if self._task is not None:
-            await self._task  # it finishes the write in progress rather than being cancelled mid-way
+            with contextlib.suppress(Exception):
+                await self._task  # it finishes the write in progress rather than being cancelled mid-way
             self._task = None
         try:
             await self.flush()

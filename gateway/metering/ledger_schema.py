@@ -71,13 +71,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_request ON feedback (request_id);
     """,
+    """
+    ALTER TABLE usage_events ADD COLUMN client_request_id TEXT;
+    ALTER TABLE feedback ADD COLUMN team TEXT;
+    DELETE FROM call_content WHERE request_id IN (
+        SELECT request_id FROM usage_events GROUP BY request_id HAVING COUNT(*) > 1);
+    """,
 )
 
 COLUMNS = (
     "ts", "request_id", "trace_id", "key_name", "team", "agent", "task", "session", "tags", "route",
     "requested_model", "model", "provider", "operation", "stream", "status", "outcome", "error_type",
     "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "estimated",
-    "cost_nanos", "latency_ms", "ttft_ms", "attempts", "attempt_log", "guardrails",
+    "cost_nanos", "latency_ms", "ttft_ms", "attempts", "attempt_log", "guardrails", "client_request_id",
 )  # fmt: skip
 ROWS_PER_INSERT = 25  # one INSERT binds 30 x 25 parameters: the GIL is held for tens of microseconds
 
@@ -97,9 +103,7 @@ def insert_events(rows: int) -> str:
     return f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES {values}"  # noqa: S608 - constants only
 
 
-INSERT_CONTENT = (
-    "INSERT OR REPLACE INTO call_content (request_id, ts, input_messages, output_messages) VALUES (?,?,?,?)"
-)
+INSERT_CONTENT = "INSERT INTO call_content (request_id, ts, input_messages, output_messages) VALUES (?,?,?,?)"
 
 
 def event_row(e: UsageEvent) -> Row:
@@ -110,7 +114,7 @@ def event_row(e: UsageEvent) -> Row:
         int(e.stream), e.status, e.outcome, e.error_type, u.input_tokens, u.output_tokens, u.cached_tokens,
         u.cache_write_tokens, u.reasoning_tokens, int(u.estimated), e.cost_nanos, round(e.latency_ms, 3),
         None if e.ttft_ms is None else round(e.ttft_ms, 3), e.attempts, orjson.dumps(e.attempt_log).decode(),
-        orjson.dumps(e.guardrails).decode(),
+        orjson.dumps(e.guardrails).decode(), e.client_request_id,
     )  # fmt: skip
 
 

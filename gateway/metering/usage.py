@@ -58,9 +58,12 @@ class Usage:
         return usage
 
 
+MAX_TOKENS = 2**31 - 1  # no call uses more; a larger number is the provider's mistake
+
+
 def _count(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+        return min(value, MAX_TOKENS)
     return None
 
 

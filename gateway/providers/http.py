@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,7 +60,7 @@ class HttpProvider(Provider):
             return response
         body = await response.read(ERROR_BODY_LIMIT)
         raise UpstreamStatusError(
-            response.status, self.scrub(error_message(body)), retry_after=retry_after(response.headers)
+            response.status, error_message(body, self.scrub), retry_after=retry_after(response.headers)
         )
 
     async def _read_json(self, response: UpstreamResponse) -> tuple[dict[str, Any], bytes]:
@@ -100,13 +100,14 @@ def parse_json_event(data: bytes) -> dict[str, Any]:
     return parsed
 
 
-def error_message(body: bytes) -> str:
-    """The provider's own error message from an error body of any common shape, kept short."""
+def error_message(body: bytes, scrub: Callable[[str], str]) -> str:
+    """The provider's own error message from an error body of any common shape, scrubbed of secrets
+    (before it is shortened, so a secret cut in half cannot slip through) and kept short."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return "a non-JSON error body" if not text or text.startswith("<") else text[:300]
+        return "a non-JSON error body" if not text or text.startswith("<") else scrub(text)[:300]
     message: Any = None
     if isinstance(data, dict):
         error = data.get("error")
@@ -115,7 +116,7 @@ def error_message(body: bytes) -> str:
         elif isinstance(error, str):
             message = error
         message = message or data.get("message") or data.get("detail")
-    return str(message)[:500] if message else "no error message"
+    return scrub(str(message))[:500] if message else "no error message"
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

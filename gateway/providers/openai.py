@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.errors import UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
@@ -55,7 +55,7 @@ class OpenAIProvider(HttpProvider):
                 return
             data = parse_json_event(event.data)
             if "error" in data and "choices" not in data:
-                raise UpstreamStreamError(self.scrub(_stream_error_message(data)))
+                raise UpstreamStreamError(_stream_error_message(data, self.scrub))
             choices = data.get("choices")
             if isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
                 finished = True
@@ -70,8 +70,8 @@ class OpenAIProvider(HttpProvider):
             raise UpstreamStreamError("the provider's stream ended before it finished")
 
 
-def _stream_error_message(data: dict[str, object]) -> str:
+def _stream_error_message(data: dict[str, object], scrub: Callable[[str], str]) -> str:
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:500]
+        return scrub(str(error["message"]))[:500]
     return "the provider sent an error event"

@@ -29,7 +29,7 @@ class HttpxResponse(UpstreamResponse):
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.aiter_raw():
+            async for chunk in self._response.aiter_bytes():  # decoded, as aiohttp's are
                 yield chunk
         except httpx.TimeoutException:
             raise UpstreamTimeout("timed out waiting for the next part of the stream") from None
@@ -53,7 +53,8 @@ class HttpxClient(UpstreamClient):
     async def send(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: Timeouts
     ) -> UpstreamResponse:
-        timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect, read=timeouts.read)
+        # httpx has no whole-exchange timeout: `total` is not enforced on this (non-default) client.
+        timeout = httpx.Timeout(None, connect=timeouts.connect, read=timeouts.read, pool=timeouts.connect)
         request = self._client.build_request(method, url, headers=dict(headers), content=body, timeout=timeout)
         try:
             response = await self._client.send(request, stream=True)

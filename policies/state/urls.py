@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -44,10 +45,32 @@ class StoreLocation:
 
     @property
     def redacted(self) -> str:
-        """The URL with its password masked, for logs."""
-        if self.password:
-            return self.url.replace(f":{self.password}@", ":***@", 1)
-        return self.url
+        """The URL with every password masked (in the user info, quoted or not, and in the query), for
+        logs and messages."""
+        return redact_url(self.url)
+
+
+_QUERY_SECRET = re.compile(r"((?:^|[?&])(?:password|sentinel_password|pass|pwd)=)[^&]*", re.I)
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its user info and any password-like query value replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    base, qmark, query = (tail if slash else authority).partition("?")
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}{':***' if colon else ''}@{hosts}"
+    if slash:
+        tail = base + (qmark + _QUERY_SECRET.sub(r"\1***", query) if qmark else "")
+        return f"{scheme}://{authority}/{tail}"
+    authority_base, qmark2, query2 = authority.partition("?")
+    if qmark2:
+        authority = authority_base + "?" + _QUERY_SECRET.sub(r"\1***", query2)
+    return f"{scheme}://{authority}"
 
 
 def parse_state_url(url: str) -> StoreLocation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.auth import Principal, Role
-from gateway.context import attribute, request_id_from
+from gateway.context import attribute, client_request_id, new_request_id
 from gateway.errors import InvalidRequest, PermissionDenied
 
 PINNED = Principal("crawler-key", "research", "crawler", Role.AGENT, frozenset({"*"}))
@@ -56,7 +56,8 @@ def test_malformed_headers_are_400(name: str, value: str) -> None:
     assert info.value.param == name
 
 
-def test_request_id_is_kept_only_when_sane() -> None:
-    assert request_id_from("abc-123") == "abc-123"
-    assert request_id_from("bad id\n").startswith("req_")
-    assert request_id_from(None).startswith("req_")
+def test_a_callers_request_id_is_kept_only_when_sane() -> None:
+    assert client_request_id("abc-123") == "abc-123"
+    assert client_request_id("bad id\n") is None
+    assert client_request_id(None) is None
+    assert new_request_id() != new_request_id() and new_request_id().startswith("req_")

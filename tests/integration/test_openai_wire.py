@@ -45,12 +45,20 @@ def test_chat_non_streaming_returns_the_providers_answer_and_gateway_headers(gat
     assert seen.body["model"] == "gpt-x"  # the provider's own name for the model
 
 
-def test_request_id_from_client_is_echoed_and_sent_upstream(gateway: Any, standin: StandIn) -> None:
-    raw = gateway.client().chat.completions.with_raw_response.create(
-        model="oa-gpt-x", messages=USER, extra_headers={"x-request-id": "trace-me-42"}
+def test_the_gateway_mints_its_own_request_ids(gateway: Any, standin: StandIn) -> None:
+    """A caller's x-request-id is echoed beside the gateway's own: callers' ids need not be unique,
+    and the gateway's key the ledger, replay and feedback."""
+    client = gateway.client()
+    first, second = (
+        client.chat.completions.with_raw_response.create(
+            model="oa-gpt-x", messages=USER, extra_headers={"x-request-id": "trace-me-42"}
+        )
+        for _ in range(2)
     )
-    assert raw.headers["x-request-id"] == "trace-me-42"
-    assert standin.requests[0].headers["x-request-id"] == "trace-me-42"
+    assert first.headers["x-client-request-id"] == "trace-me-42"
+    assert first.headers["x-request-id"].startswith("req_")
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    assert standin.requests[0].headers["x-request-id"] == first.headers["x-request-id"]
 
 
 def test_response_body_is_the_providers_verbatim(gateway: Any, standin: StandIn) -> None:

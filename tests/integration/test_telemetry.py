@@ -349,3 +349,29 @@ def test_feedback_round_trip(gateway: Any) -> None:
     assert case["output"][0]["parts"][0]["content"].startswith("Hello from stand-in")
     with gateway.http(ADMIN_KEY) as http:
         assert len(http.get("/v1/feedback/export", params={"label": "slow"}).text.splitlines()) == 1
+
+
+def test_teams_never_see_each_others_calls_or_feedback(standin: StandIn, gateway_factory: Any) -> None:
+    """Session ids and x-request-ids are the callers' own: two teams using the same ones stay apart."""
+    config = traced_config(standin)
+    config["keys"].append(
+        {"name": "research-lead", "key": "agentgw-research-lead-key", "team": "research", "role": "team_admin"}
+    )
+    config["keys"].append({"name": "ops-bot", "key": "agentgw-ops-bot-key-000", "team": "ops"})
+    gateway = gateway_factory(config)
+    same = {"x-session-id": "shared-session", "x-request-id": "shared-request"}
+    gateway.client(AGENT_KEY).chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers=same)
+    secret = [{"role": "user", "content": "ops team internal matter"}]
+    gateway.client("agentgw-ops-bot-key-000").chat.completions.create(
+        model="oa-gpt-x", messages=secret, extra_headers=same
+    )
+    with gateway.http("agentgw-ops-bot-key-000") as http:
+        assert (
+            http.post("/v1/feedback", json={"session_id": "shared-session", "comment": "ops only"}).status_code == 201
+        )
+    with gateway.http("agentgw-research-lead-key") as http:
+        replay = http.get("/v1/sessions/shared-session").json()
+        export = http.get("/v1/feedback/export").text
+    assert [c["team"] for c in replay["calls"]] == ["research"]
+    assert "internal matter" not in json.dumps(replay)
+    assert "ops only" not in export and export == ""

@@ -64,3 +64,20 @@ def test_each_form_opens_the_right_clients_without_connecting() -> None:
             await store.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:s3cr%2Ft@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://h:6379/0?password=s3cret", "redis://h:6379/0?password=***"),
+        ("redis+cluster://u:p%40ss@h1:1,h2:2", "redis+cluster://u:***@h1:1,h2:2"),
+        (
+            "redis+sentinel://:pw@h1:1,h2:2/mymaster?sentinel_password=abc",
+            "redis+sentinel://:***@h1:1,h2:2/mymaster?sentinel_password=***",
+        ),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_passwords_never_survive_redaction(url: str, masked: str) -> None:
+    assert parse_state_url(url).redacted == masked

@@ -88,3 +88,27 @@ def test_retention_prunes_old_events(tmp_path: Path) -> None:
     asyncio.run(run())
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT request_id FROM usage_events")] == ["req_0"]
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+
+    async def run() -> Ledger:
+        ledger = Ledger(path, batch_size=50, flush_interval=0.01)
+        await ledger.start()
+        for i in range(20):
+            bad = event(i)
+            if i == 7:
+                bad.cost_nanos = 2**70  # too big for SQLite's integers
+            ledger.record(bad)
+        for _ in range(300):
+            if ledger.queue_depth == 0:
+                break
+            await asyncio.sleep(0.01)
+        ledger.record(event(99))  # the writer is still alive
+        await ledger.close()
+        return ledger
+
+    ledger = asyncio.run(run())
+    assert ledger.dropped == 1
+    assert count(path) == 20
