@@ -97,8 +97,9 @@ class Call:
         self.span = telemetry.tracing.start_call(semconv.span_name(operation, requested_model), incoming)
         self._attempt_span: SpanData | None = None
         self._failed: tuple[Attempt, ...] = ()  # upstream attempts that failed, for the ledger
-        # Without tracing of our own, the caller's trace context still reaches the provider.
-        self._passthrough = {"traceparent": incoming["traceparent"]} if "traceparent" in incoming else {}
+        # The caller's trace context reaches the provider; with tracing on, each attempt's own
+        # `traceparent` replaces the caller's, while `tracestate` (vendor data) is carried as sent.
+        self._passthrough = {name: incoming[name] for name in ("traceparent", "tracestate") if name in incoming}
         if telemetry.metrics is not None:
             telemetry.metrics.in_flight.inc()
 

@@ -113,13 +113,18 @@ def test_attempt_span_is_the_parent_of_the_providers_work(gateway: Any, standin:
     assert int(trace_id, 16) == parent.trace_id and int(span_id, 16) == attempt.span_id and flags == "01"
 
 
-def test_incoming_traceparent_is_the_parent(gateway: Any, spans: MemorySink) -> None:
+def test_incoming_traceparent_is_the_parent(gateway: Any, standin: StandIn, spans: MemorySink) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     gateway.client().chat.completions.create(
-        model="oa-gpt-x", messages=USER, extra_headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+        model="oa-gpt-x",
+        messages=USER,
+        extra_headers={"traceparent": f"00-{trace_id}-{parent_id}-01", "tracestate": "vendor=abc"},
     )
     span = call_span(spans)
     assert span.trace_id == int(trace_id, 16) and span.parent_span_id == int(parent_id, 16)
+    sent = standin.requests[0].headers
+    assert sent["traceparent"].split("-")[1] == trace_id and sent["traceparent"].split("-")[2] != parent_id
+    assert sent["tracestate"] == "vendor=abc"
 
 
 def test_streamed_call_span(gateway: Any, spans: MemorySink) -> None:
