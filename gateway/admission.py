@@ -100,10 +100,6 @@ class Gate:
         self._keys = {key.name: key for key in config.keys}
         self._has_budgets = {key.name: _any_budget(config.teams.get(key.team), key) for key in config.keys}
 
-    @property
-    def failed_open(self) -> int:
-        return self._failure.admitted_open
-
     def rules_for(self, ctx: CallContext, model: str) -> tuple[LimitRule, ...]:
         # Callers choose agent names: they are part of the cache key only where agent limits exist.
         team = self.config.teams.get(ctx.team)
@@ -231,8 +227,13 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
     )
 
 
+# A total budget never resets: only a person raising the cap helps. Every 429 carries retry-after,
+# so this one says "not today" (x-should-retry: false already stops SDK retries).
+TOTAL_BUDGET_RETRY_AFTER_S = 86_400.0
+
+
 def _budget_exceeded(refusal: BudgetRefusal) -> BudgetExceeded:
-    """429 budget_exceeded; retry-after says when the period resets (a total budget never does)."""
+    """429 budget_exceeded; retry-after says when the period resets."""
     resets = refusal.resets_at
-    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else None
+    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else TOTAL_BUDGET_RETRY_AFTER_S
     return BudgetExceeded(f"The {refusal}.", retry_after=retry_after, scope=refusal.scope.kind)

@@ -27,6 +27,7 @@ from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
+from gateway.log_scrub import scrubber
 from gateway.metering.ledger import Ledger
 from gateway.metering.tokens import TokenCounter
 from gateway.middleware import EdgeMiddleware
@@ -48,6 +49,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        scrubber.add(config.secrets())
+        scrubber.install()
         async with _services(config, span_sink) as services:
             app.state.runtime = build_runtime(config, services)
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -148,6 +151,7 @@ def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Calla
     def reload() -> None:
         try:
             config = load_config(path)
+            scrubber.add(config.secrets())
             runtime = build_runtime(config, services)
         except ConfigError as exc:
             log.error("config reload refused, keeping the running config: %s", exc)

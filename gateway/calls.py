@@ -145,7 +145,7 @@ class Call:
         router = runtime.router
         headers = {name: value for name, value in self._headers.items() if name in router.rule_headers()}
         remaining: tuple[float | None, float | None] = (None, None)
-        if runtime.downgrades(requested):  # the route slows down near a budget's cap: look the budget up
+        if router.may_downgrade(requested):  # the route gets cheaper near a budget's cap: look the budget up
             remaining = await runtime.gate.remaining(ctx)
         features = request_features(
             self.body,
@@ -341,6 +341,9 @@ class Call:
             if telemetry.capture.enabled:
                 input_messages, output_messages = self._capture(output, telemetry.capture.max_chars)
             self.runtime.gate.settle(self.held, cost, usage)
+            if self.held.budgets:
+                remaining = self.held.reservation.remaining_after(cost)
+                facts.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             self._record(ended, outcome, input_messages, output_messages)
         try:
             self._count(ended, outcome, error)

@@ -35,6 +35,7 @@ invalid, ``InvalidRequest``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -115,7 +116,7 @@ class RateLimited(GatewayError):
         self.limit = limit  # requests | tokens | concurrent (a metrics label)
 
     def headers(self) -> dict[str, str]:
-        return {**self.extra_headers, "retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+        return {**self.extra_headers, **retry_after_header(self.retry_after)}
 
 
 class BudgetExceeded(GatewayError):
@@ -127,10 +128,7 @@ class BudgetExceeded(GatewayError):
         self.scope = scope  # team | agent | key | task (a metrics label)
 
     def headers(self) -> dict[str, str]:
-        headers = {"x-should-retry": "false"}
-        if self.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(self.retry_after + 0.4999)))
-        return headers
+        return {"x-should-retry": "false", **retry_after_header(self.retry_after)}
 
 
 class ClientGone(GatewayError):
@@ -147,9 +145,14 @@ class ServiceUnavailable(GatewayError):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+        return retry_after_header(self.retry_after)
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """`retry-after` in whole seconds, rounded up and never 0; nothing when there is no estimate."""
+    if seconds is None:
+        return {}
+    return {"retry-after": str(max(1, math.ceil(seconds)))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +178,7 @@ class UpstreamFailed(GatewayError):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after + 0.4999)))}
+        return retry_after_header(self.retry_after)
 
     def body(self) -> dict[str, Any]:
         body = super().body()

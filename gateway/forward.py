@@ -33,12 +33,11 @@ log = logging.getLogger("agentgw.forward")
 
 @dataclass(slots=True)
 class Answer:
-    """Which target answered, after which failed attempts, and how long the exchange took."""
+    """Which target answered, and after which failed attempts."""
 
     target: Target
     provider: Provider
     failed: list[Attempt] = field(default_factory=list)
-    upstream_seconds: float = 0.0
 
     @property
     def attempts(self) -> int:
@@ -158,7 +157,7 @@ class Forwarder:
             elapsed = time.perf_counter() - started
             health.record_success(target, None if streaming else elapsed, elapsed if streaming else None)
             hooks.attempt_ended(target, provider, None)
-            return result, Answer(target, provider, failed, elapsed)
+            return result, Answer(target, provider, failed)
         if not failed:
             raise ServiceUnavailable(
                 f"No target for '{plan.requested}' is available: their circuits are open.", param="model"

@@ -60,11 +60,6 @@ class Runtime:
             raise ModelNotFound(f"The model '{model}' does not exist on this gateway.", param="model")
         principal.check_model(model)
 
-    def downgrades(self, requested: str) -> bool:
-        """Whether the requested route switches to cheaper candidates near a budget's cap."""
-        route = self.config.routes.get(requested)
-        return route is not None and route.downgrade is not None
-
     def plan(self, features: RequestFeatures) -> Plan:
         """The router's plan for the call, or the error that says why no target can serve it."""
         try:

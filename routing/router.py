@@ -154,6 +154,14 @@ class Router:
                 downgrade,
             )
         self._grants: dict[frozenset[str], frozenset[str] | None] = {}
+        rerouted = {rule.route for rule in config.rules if rule.route is not None}
+        self._downgrade_anywhere = any(self._entries[name].downgrade is not None for name in rerouted)
+
+    def may_downgrade(self, requested: str) -> bool:
+        """Whether a call for `requested` can end on a route with a budget downgrade (directly, or
+        through a rule): only then do `features` need the caller's remaining budget."""
+        entry = self._entries.get(requested)
+        return self._downgrade_anywhere or (entry is not None and entry.downgrade is not None)
 
     def plan(self, features: RequestFeatures) -> Plan | None:
         """The ordered targets for a call; None when the requested name is neither a model nor a

@@ -5,9 +5,17 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.auth import Role
+from gateway.endpoints.budgets import visible
 from gateway.endpoints.intake import runtime_of
 from gateway.errors import NotFound
+from gateway.runtime import Runtime
+from gateway.telemetry.metrics import Metrics
 from policies.state import StoreUnavailable
+
+# Budgets shown as gauges: those named in config. Agent and task budgets exist per caller-chosen id,
+# which would make unbounded series; /v1/budgets answers for them.
+GAUGED_SCOPES = ("team", "key")
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -38,4 +46,22 @@ async def metrics(request: Request) -> Response:
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
     metrics.update_breakers(runtime.router.health.snapshot())
+    await update_budgets(runtime, metrics)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def update_budgets(runtime: Runtime, metrics: Metrics) -> None:
+    """Cap and remaining USD of every team and key budget, read at scrape time; when the state store
+    is unreachable the gauges keep their last values (the scrape itself still answers)."""
+    budgets = visible(runtime, list(runtime.config.teams), Role.ADMIN, "", "", None)
+    try:
+        for budget in budgets:
+            scope = budget.scope
+            if scope.kind not in GAUGED_SCOPES:
+                continue
+            status = await runtime.services.policies.budgets.status(budget)
+            name = scope.name if scope.model is None else f"{scope.name}:{scope.model}"
+            metrics.budget_cap.labels(scope.kind, name).set(status.cap / 1e9)
+            metrics.budget_remaining.labels(scope.kind, name).set(status.remaining / 1e9)
+    except StoreUnavailable:
+        return

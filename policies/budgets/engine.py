@@ -28,7 +28,7 @@ from policies.budgets.errors import BudgetExceeded
 from policies.budgets.model import Budget, BudgetStatus, ThresholdCrossing, utc_moment
 from policies.budgets.periods import Window, window_of
 from policies.config import Period
-from policies.state.base import Account, StateStore
+from policies.state.base import Account, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
 
 log = logging.getLogger("agentgw.budgets")
@@ -46,7 +46,7 @@ class Reservation:
     the call cost nothing; either is idempotent, and neither raises for store failures (they are logged
     and counted; the hold then lapses at its deadline)."""
 
-    __slots__ = ("_accounts", "_amount", "_budgets", "_engine", "_member", "_open", "_windows")
+    __slots__ = ("_accounts", "_amount", "_budgets", "_engine", "_member", "_open", "_used", "_windows")
 
     def __init__(
         self,
@@ -56,8 +56,10 @@ class Reservation:
         accounts: list[Account],
         member: str,
         amount: int,
+        used: tuple[int, ...] = (),
     ) -> None:
         self._engine = engine
+        self._used = used
         self._budgets = budgets
         self._windows = windows
         self._accounts = accounts
@@ -74,6 +76,16 @@ class Reservation:
     def amount(self) -> int:
         """The worst-case cost held, nano-dollars."""
         return self._amount
+
+    def remaining_after(self, cost: int) -> dict[str, int]:
+        """Per scope kind (team, key, agent, task), the tightest budget's room once `cost` is spent, as
+        the store saw it when the hold was made (other calls may have spent since). Nano-dollars."""
+        remaining: dict[str, int] = {}
+        for budget, used in zip(self._budgets, self._used, strict=True):
+            room = max(0, budget.cap - used - cost)
+            kind = budget.scope.kind
+            remaining[kind] = min(room, remaining.get(kind, room))
+        return remaining
 
     async def settle(self, actual_cost: int) -> tuple[ThresholdCrossing, ...]:
         """Replace the hold by the real cost (nano-dollars). Returns the alert thresholds this spend reached
@@ -161,19 +173,19 @@ class BudgetEngine:
         cost = max(0, cost)
         member = f"{self._instance}.{next(self._ids)}|{cost}"
         now_ms = int(now * 1000)
-        shortfall = await self._store.reserve(accounts, member, cost, now_ms, now_ms + self._hold_ms)
-        if shortfall is not None:
-            budget, window = kept[shortfall.index], windows[shortfall.index]
+        held = await self._store.reserve(accounts, member, cost, now_ms, now_ms + self._hold_ms)
+        if isinstance(held, Shortfall):
+            budget, window = kept[held.index], windows[held.index]
             raise BudgetExceeded(
                 budget.scope,
                 budget.period,
                 budget.cap,
-                shortfall.spent,
-                shortfall.reserved,
+                held.spent,
+                held.reserved,
                 cost,
                 utc_moment(window.end),
             )
-        return Reservation(self, kept, windows, accounts, member, cost)
+        return Reservation(self, kept, windows, accounts, member, cost, held.used)
 
     async def _settle(self, reservation: Reservation, actual: int) -> tuple[ThresholdCrossing, ...]:
         accounts = reservation._accounts

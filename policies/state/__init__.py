@@ -4,7 +4,7 @@
 and `StoreFailurePolicy` turns `on_store_error` into the gateway's decision.
 """
 
-from policies.state.base import Account, Shortfall, StateStore
+from policies.state.base import Account, Reserved, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
 from policies.state.factory import open_store
 from policies.state.failure import StoreFailurePolicy
@@ -15,6 +15,7 @@ from policies.state.urls import StoreLocation, parse_state_url
 __all__ = [
     "Account",
     "MemoryStore",
+    "Reserved",
     "Scope",
     "ScopeKind",
     "Shortfall",

@@ -36,6 +36,13 @@ class Shortfall:
     reserved: int
 
 
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A hold that fit: what each account had spent or held before it (nano-dollars, in order)."""
+
+    used: tuple[int, ...]
+
+
 class StateStore(ABC):
     """Atomic budget and lease operations. Each call is all-or-nothing across the accounts or lease sets
     it names, and is one round trip on Redis. Failures raise `StoreUnavailable`.
@@ -52,11 +59,11 @@ class StateStore(ABC):
     @abstractmethod
     async def reserve(
         self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
-    ) -> Shortfall | None:
+    ) -> Reserved | Shortfall:
         """Hold `amount` on every account if each has `spent + reserved + amount <= cap`, else change nothing.
 
         `member` names the hold (unique per reservation, ending in `|<amount>`); the hold lapses at
-        `deadline_ms` if it is never settled. Returns None on success.
+        `deadline_ms` if it is never settled.
         """
 
     @abstractmethod

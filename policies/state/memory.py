@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 from limits.storage import storage_from_string
 
-from policies.state.base import Account, Shortfall, StateStore
+from policies.state.base import Account, Reserved, Shortfall, StateStore
 
 _SWEEP_EVERY = 64  # operations between sweep steps; each step looks at as many entries
 
@@ -86,7 +86,7 @@ class MemoryStore(StateStore):
 
     async def reserve(
         self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
-    ) -> Shortfall | None:
+    ) -> Reserved | Shortfall:
         self._tick(now_ms)
         states = []
         for index, spec in enumerate(accounts):
@@ -95,6 +95,7 @@ class MemoryStore(StateStore):
             if state.spent + state.reserved + amount > spec.cap:
                 return Shortfall(index, state.spent, state.reserved)
             states.append(state)
+        used = tuple(state.spent + state.reserved for state in states)
         for spec, state in zip(accounts, states, strict=True):
             state.reserved += amount
             if state.holds is None:
@@ -102,7 +103,7 @@ class MemoryStore(StateStore):
             state.holds[member] = (amount, deadline_ms)
             if spec.expire_at:
                 state.expire_at = spec.expire_at
-        return None
+        return Reserved(used)
 
     async def settle(
         self, accounts: Sequence[Account], member: str, held: int, actual: int

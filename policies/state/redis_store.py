@@ -22,7 +22,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from policies.state import scripts
-from policies.state.base import Account, Shortfall, StateStore, StoreGuard
+from policies.state.base import Account, Reserved, Shortfall, StateStore, StoreGuard
 from policies.state.errors import StoreUnavailable
 from policies.state.urls import StoreLocation, redis_client
 
@@ -119,14 +119,14 @@ class RedisStore(StateStore):
 
     async def reserve(
         self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
-    ) -> Shortfall | None:
+    ) -> Reserved | Shortfall:
         args: list[Any] = [now_ms, deadline_ms, member, amount]
         for account in accounts:
             args += (account.cap, account.expire_at)
         with self._guard:
             result = await self._reserve(self._keys(accounts), args)
-        if result == 0:
-            return None
+        if int(result[0]) == 0:
+            return Reserved(tuple(int(value) for value in result[1:]))
         index, spent, reserved = result
         return Shortfall(int(index) - 1, int(spent), int(reserved))
 

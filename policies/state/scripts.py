@@ -34,14 +34,16 @@ end
 
 # KEYS: account_1, holds_1, account_2, holds_2, ...
 # ARGV: now_ms, deadline_ms, member, amount, then per account: cap, expire_at (unix s, 0 = never)
-# Returns 0 when every account had room (and holds the amount now), else {index, spent, reserved}
-# of the first account without room (and nothing changed).
+# Returns {0, used_1, used_2, ...} when every account had room (and holds the amount now; used_i is
+# its spent + reserved before), else {index, spent, reserved} of the first account without room (and
+# nothing changed).
 RESERVE = (
     "local now = tonumber(ARGV[1])\n"
     + _SWEEP
     + """
 local amount = tonumber(ARGV[4])
 local n = #KEYS / 2
+local used = {0}
 for i = 1, n do
   local account = KEYS[2 * i - 1]
   sweep(account, KEYS[2 * i])
@@ -51,6 +53,7 @@ for i = 1, n do
   if spent + reserved + amount > tonumber(ARGV[3 + 2 * i]) then
     return {i, spent, reserved}
   end
+  used[i + 1] = spent + reserved
 end
 for i = 1, n do
   local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
@@ -62,7 +65,7 @@ for i = 1, n do
     redis.call('EXPIREAT', holds, expire_at)
   end
 end
-return 0
+return used
 """
 )
 

@@ -111,13 +111,22 @@ def test_a_cap_that_admits_100_of_200_simultaneous_calls_never_overspends(
 def test_budget_refusal_is_final_for_the_sdk(standin: StandIn, gateway_factory: Any) -> None:
     gateway = gateway_factory(budget_config(standin, budget={"usd": 0.001, "period": "month"}))
     client = gateway.client(AGENT_KEY, max_retries=3)
-    started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
-    assert time.monotonic() - started < 0.5  # x-should-retry: false, so no retries with back-off
     assert info.value.body["code"] == "budget_exceeded"
-    assert info.value.response.headers["x-should-retry"] == "false"
+    headers = info.value.response.headers
+    assert headers["x-should-retry"] == "false" and 1 <= int(headers["retry-after"]) <= 31 * 86_400
     assert standin.requests == []
+    refusals = httpx.get(gateway.url + "/metrics").text
+    # The SDK asked once: x-should-retry: false stops its retries.
+    assert 'agentgw_requests_total{operation="chat",status="429",code="budget_exceeded"} 1.0' in refusals
+
+
+def test_a_spent_total_budget_still_says_when_to_retry(standin: StandIn, gateway_factory: Any) -> None:
+    gateway = gateway_factory(budget_config(standin, budget={"usd": 0.001, "period": "total"}))
+    with pytest.raises(openai.RateLimitError) as info:
+        gateway.client(AGENT_KEY).chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    assert info.value.response.headers["retry-after"] == "86400"  # never resets: a person must raise the cap
 
 
 def test_task_budgets_cap_each_task_separately(standin: StandIn, gateway_factory: Any) -> None:
@@ -262,3 +271,21 @@ def test_sigterm_settles_what_was_admitted(standin: StandIn, redis_server: Redis
     finally:
         restarted.stop()
     assert team["spent_usd"] == pytest.approx(5 * CALL_COST) and team["reserved_usd"] == 0
+
+
+def test_team_and_key_budgets_are_gauged_at_scrape(standin: StandIn, gateway_factory: Any) -> None:
+    config = budget_config(standin, budget={"usd": 1, "period": "month"}, agent_budget={"usd": 1, "period": "day"})
+    config["keys"][1]["budget"] = {"usd": 0.25, "period": "total"}
+    gateway = gateway_factory(config)
+    gateway.client(AGENT_KEY).chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    text = httpx.get(gateway.url + "/metrics").text
+    gauges = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(("agentgw_budget_cap_usd{", "agentgw_budget_remaining_usd{"))
+    }
+    assert gauges['agentgw_budget_cap_usd{scope="team",name="research"}'] == 1
+    assert gauges['agentgw_budget_remaining_usd{scope="team",name="research"}'] == pytest.approx(1 - CALL_COST)
+    assert gauges['agentgw_budget_cap_usd{scope="key",name="crawler-key"}'] == 0.25
+    assert gauges['agentgw_budget_remaining_usd{scope="key",name="crawler-key"}'] == pytest.approx(0.25 - CALL_COST)
+    assert not any('scope="agent"' in name for name in gauges)  # per caller-chosen id: /v1/budgets only

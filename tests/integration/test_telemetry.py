@@ -380,3 +380,17 @@ def test_teams_never_see_each_others_calls_or_feedback(standin: StandIn, gateway
     assert [c["team"] for c in replay["calls"]] == ["research"]
     assert "internal matter" not in json.dumps(replay)
     assert "ops only" not in export and export == ""
+
+
+def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> None:
+    config = traced_config(standin)
+    config["teams"]["research"] = {"budget": {"usd": 1, "period": "day"}}
+    config["keys"][1]["budget"] = {"usd": 0.5, "period": "total"}
+    gateway = gateway_factory(config, span_sink=spans)
+    raw = gateway.client(AGENT_KEY).chat.completions.with_raw_response.create(model="oa-gpt-x", messages=USER)
+    cost = float(raw.headers["x-agentgw-cost-usd"])
+    a = call_span(spans).attributes
+    assert cost > 0
+    assert a["agentgw.budget.team.remaining_usd"] == pytest.approx(1 - cost)
+    assert a["agentgw.budget.key.remaining_usd"] == pytest.approx(0.5 - cost)
+    assert "agentgw.budget.task.remaining_usd" not in a

@@ -65,3 +65,14 @@ def test_a_key_granted_the_route_may_use_its_downgrade_candidates() -> None:
     plan = router.plan(RequestFeatures(requested_model="smart", budget_remaining_usd=1.0, allowed_models=allowed))
     assert plan is not None
     assert [t.model for t in plan.targets] == ["cheap", "mid"]
+
+
+def test_the_router_says_which_calls_need_the_remaining_budget() -> None:
+    plain = make_router(ROUTES)
+    assert plain.may_downgrade("smart") and plain.may_downgrade("ratio")
+    assert not plain.may_downgrade("mid") and not plain.may_downgrade("nope")
+    # A rule may send any call to a route that downgrades: then every call needs the budget looked up.
+    rerouted = make_router(ROUTES, "rules: [{match: {headers: {x-tier: batch}}, route: smart}]")
+    assert rerouted.may_downgrade("mid")
+    plan = rerouted.plan(RequestFeatures(requested_model="mid", headers={"x-tier": "batch"}, budget_remaining_usd=1.0))
+    assert plan is not None and plan.downgraded and [t.model for t in plan.targets] == ["cheap", "mid"]

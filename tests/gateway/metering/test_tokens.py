@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metering.tokens import TokenCounter
+from gateway.metering.tokens import SAMPLE_CHARS, TokenCounter
 
 SHARED = Path(os.environ.get("TIKTOKEN_CACHE_DIR", "/nonexistent"))
 
@@ -31,6 +31,11 @@ def test_with_tiktoken_counts_match_openai() -> None:
     assert counter.count_text("hello world", "o200k_base") == 2
     # OpenAI's cookbook example: these two messages are 3 + (3+1+2) + (3+1+4) ... counted as the API does
     assert counter.count_messages([{"role": "user", "content": "hello world"}], "cl100k_base") == 3 + 3 + 1 + 2
+    # A huge text is counted from a sample, scaled: close to the exact count, without a long stall.
+    text = "".join(f"Line {i}: the gateway meters every call, {i * 7919 % 1000} tokens.\n" for i in range(20_000))
+    assert len(text) > SAMPLE_CHARS
+    exact = len(counter._encodings["o200k_base"].encode(text))
+    assert counter.count_text(text, "o200k_base") == pytest.approx(exact, rel=0.02)
 
 
 def test_encoding_choice() -> None:
