@@ -68,7 +68,7 @@ def make_calls(store: StateStore) -> dict[str, Call]:
     clock = time.perf_counter_ns
 
     async def upstream() -> None:
-        await asyncio.sleep(0)  # the call goes upstream: other tasks (and `limits`' expiry timer) run
+        await asyncio.sleep(0)  # the call goes upstream: other tasks run
 
     async def limits(n: int) -> int:
         started = clock()

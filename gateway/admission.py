@@ -169,12 +169,15 @@ class Gate:
         choices = n if isinstance(n, int) and n > 1 else 1
         tokens, cost = self.worst_case(plan, reserve_prompt_tokens(body), output_allowance(body), choices)
         try:
-            if rules:
-                held.admission = await self.policies.limiter.admit(rules, tokens)
-                held.headers = held.admission.headers.as_dict() if held.admission.headers else {}
-            if budgets:
-                held.reservation = await self.policies.budgets.reserve(budgets, cost)
-                held.reserved_nanos = cost
+            if rules and budgets and self.policies.store.parallel:
+                held.admission, held.reservation = await self._both(rules, tokens, budgets, cost)
+            else:
+                if rules:
+                    held.admission = await self.policies.limiter.admit(rules, tokens)
+                if budgets:
+                    held.reservation = await self.policies.budgets.reserve(budgets, cost)
+            held.headers = held.admission.headers.as_dict() if held.admission.headers else {}
+            held.reserved_nanos = held.reservation.amount
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:
@@ -190,6 +193,24 @@ class Gate:
             log.warning("state store unreachable; admitting without limits or budgets (fail_open): %s", exc)
             return Held()
         return held
+
+    async def _both(
+        self, rules: tuple[LimitRule, ...], tokens: int, budgets: tuple[Budget, ...], cost: int
+    ) -> tuple[Admission, Reservation]:
+        """Limits and budgets in one round trip's time (a networked store); whichever holds is let go
+        when the other refuses."""
+        admission, reservation = await asyncio.gather(
+            self.policies.limiter.admit(rules, tokens),
+            self.policies.budgets.reserve(budgets, cost),
+            return_exceptions=True,
+        )
+        if isinstance(admission, Admission) and isinstance(reservation, Reservation):
+            return admission, reservation
+        if isinstance(admission, Admission):
+            await admission.settle(0)
+        if isinstance(reservation, Reservation):
+            await reservation.release()
+        raise admission if isinstance(admission, BaseException) else reservation  # type: ignore[misc]
 
     def settle(self, held: Held, cost_nanos: int, usage: Usage | None) -> None:
         """Correct limits and settle budgets to what the call really used, off the request path."""

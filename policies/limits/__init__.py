@@ -1,4 +1,4 @@
-"""Rate limits: requests and tokens per minute (on `limits`, sliding window counter) and concurrent calls
+"""Rate limits: requests and tokens per minute (sliding window counters) and concurrent calls
 (leases in the state store), per team, agent, key and model.
 
     rules = limit_rules(team=..., team_policies=..., key=..., key_policies=..., agent=..., model=...)

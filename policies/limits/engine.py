@@ -1,67 +1,49 @@
-"""Rate limits on the `limits` library (sliding window counter), plus concurrency leases in the state store.
+"""Rate limits: requests and tokens per window, and calls in flight, kept in the state store.
 
-Why the sliding window counter: its state is two counters per limit whatever the amount, so a hit of
-5,000 tokens costs the same as a hit of 1 request. The moving window keeps one entry per unit (per
-token: a tpm of 1,000,000 would mean lists of a million timestamps). The counter's approximation (the
-previous window weighted by how much of it still overlaps) is the one Cloudflare and others use.
+Requests and tokens are sliding window counters: a count per fixed window, the previous window's
+count weighted by how much of it the sliding window still covers (the approximation Cloudflare and
+others use). Their state is two counts per limit whatever the amount, so a hit of 5,000 tokens costs
+what a hit of one request does. Calls in flight are leases with a deadline (`lease_seconds`), so a
+replica that dies mid-call frees its slots by itself.
 
-The limiter talks to the `limits` storage through its sliding-window-counter interface
-(`SlidingWindowCounterSupport.acquire_sliding_window_entry` / `get_sliding_window`, exactly what
-`SlidingWindowCounterRateLimiter.hit` / `get_window_stats` call) with each limit's key computed once,
-rather than through the strategy object, which rebuilds the key on every call (a third of the cost).
+One store operation admits a call: every counter and lease set that applies is checked and, only if
+all have room, hit (one Lua script on Redis, one uninterrupted step in memory). A refusal changes
+nothing, so there is nothing to undo, and the counts read on the way give the x-ratelimit-* numbers
+without another round trip. One more operation settles it, off the request path: the token estimate
+is corrected to the real usage and the leases are released.
 
-Token limits reserve the estimate at admission and are corrected at settle:
+- Lower real usage: the difference comes off the window that holds the estimate, or off nothing
+  once that window has left the sliding window.
+- Higher real usage: the extra is added to the current window up to the limit, so the overrun is
+  seen but does not push past the limit.
 
-- lower real usage: the difference is hit again with a negative cost. `limits` 5.8 applies negative
-  costs on both storages we use (memory and Redis) but does not document them (a pending change,
-  alisaifee/limits#362, proposes rejecting them): should a later version raise ValueError, the limiter
-  stops giving back, logs it once, and accepts the over-count. The give-back lands in the current
-  window, so it is scaled down once the estimate itself has started to age out (after one window), and
-  skipped after two;
-- higher real usage: the extra is hit; if the window has no room for it, the window is filled to its
-  limit instead, so the overrun is not lost from view but does not push past the limit either.
-
-A refused admission undoes the hits it made (negative costs again): a call refused by one limit does
-not use up the others.
-
-Round trips on Redis: admission is one concurrent round for the hits and the lease script, then one for
-reading the windows (the x-ratelimit-* numbers; `headers=False` skips it); settle is one round. On
-memory nothing awaits the network and each admission runs without yielding, so it is atomic.
-
-Concurrency: a lease per call in each scope's lease set, with a deadline (`lease_seconds`) after which
-it is dropped as leaked, so a replica that dies mid-call frees its slots by itself.
+Why not the `limits` library, the stack's first choice (used until this was measured): it makes a
+round trip per counter and another per window read, 9 to 13 on Redis per call with settlement, where
+this makes two; `bench/overhead_bench.py` (limits+budgets:redis) shows the difference.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
-import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
-
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.storage import SlidingWindowCounterSupport
+from collections.abc import Callable, Sequence
 
 from policies.limits.errors import LimitKind, RateLimited
 from policies.limits.headers import RateLimitHeaders
 from policies.limits.rules import LimitRule
-from policies.state.base import StateStore
+from policies.state.base import Counter, Lease, StateStore, weighted
 from policies.state.errors import StoreUnavailable
 from policies.state.scope import Scope
 
 log = logging.getLogger("agentgw.limits")
 
-_NAMESPACE = "agentgw"
 _MAX_PLANS = 16_384  # cached plans (one per distinct set of rules); beyond this the cache starts over
-Window = tuple[int, float, int, float]  # previous count, previous expires in, current count, current expires in
 
 
 class _Limit:
-    """One window counter: a request or token limit of one scope, with its `limits` key."""
+    """One window counter: a request or token limit of one scope, with its state key."""
 
     __slots__ = ("key", "kind", "scope", "value")
 
@@ -75,15 +57,15 @@ class _Limit:
 class _Plan:
     """What a set of rules means for the store, worked out once per distinct set of rules."""
 
-    __slots__ = ("lease_keys", "lease_limits", "lease_scopes", "limits", "requests", "tokens")
+    __slots__ = ("lease_keys", "lease_scopes", "leases", "limits", "requests", "tokens")
 
-    def __init__(self, limits: list[_Limit], leases: list[tuple[str, int, Scope]]) -> None:
+    def __init__(self, limits: list[_Limit], leases: list[tuple[Lease, Scope]]) -> None:
         self.limits = limits
-        self.requests = [limit.kind == "requests" for limit in limits]
+        self.requests = [Counter(limit.key, limit.value, 1) for limit in limits if limit.kind == "requests"]
         self.tokens = [limit for limit in limits if limit.kind == "tokens"]
-        self.lease_keys = [key for key, _, _ in leases]
-        self.lease_limits = [value for _, value, _ in leases]
-        self.lease_scopes = [scope for _, _, scope in leases]
+        self.leases = [lease for lease, _ in leases]
+        self.lease_keys = [lease.key for lease in self.leases]
+        self.lease_scopes = [scope for _, scope in leases]
 
 
 class Admission:
@@ -95,7 +77,7 @@ class Admission:
     logged and counted; leases then lapse by themselves).
     """
 
-    __slots__ = ("_admitted_at", "_estimate", "_lease_keys", "_limiter", "_member", "_open", "_tokens", "headers")
+    __slots__ = ("_estimate", "_lease_keys", "_limiter", "_member", "_open", "_tokens", "_window", "headers")
 
     def __init__(
         self,
@@ -104,6 +86,7 @@ class Admission:
         estimate: int,
         lease_keys: list[str],
         member: str,
+        window: int,
         headers: RateLimitHeaders | None,
     ) -> None:
         self._limiter = limiter
@@ -111,7 +94,7 @@ class Admission:
         self._estimate = estimate
         self._lease_keys = lease_keys
         self._member = member
-        self._admitted_at = time.monotonic()
+        self._window = window  # the number of the window the hit landed in
         self._open = limiter is not None
         self.headers = headers
         """x-ratelimit-* numbers after this call's hit, for the response (None when no limit applies)."""
@@ -119,7 +102,7 @@ class Admission:
     @classmethod
     def unlimited(cls) -> Admission:
         """An admission that holds nothing: no limit applied, or the store failed open."""
-        return cls(None, [], 0, [], "", None)
+        return cls(None, [], 0, [], "", 0, None)
 
     async def settle(self, actual_tokens: int) -> None:
         """Correct the token limits from the estimate to `actual_tokens` and free the concurrency slots."""
@@ -150,20 +133,16 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`window_seconds` is the rate window (60: rpm and tpm; tests shorten it). `lease_seconds` is how
-        long a concurrency slot may be held before it counts as leaked. `clock` gives unix seconds for lease
-        deadlines; the `limits` windows keep their own (wall) clock."""
-        storage = store.limits_storage
-        if not isinstance(storage, SlidingWindowCounterSupport):
-            raise TypeError(f"{type(storage).__name__} has no sliding window counter")
+        long a concurrency slot may be held before it counts as leaked. `clock` gives unix seconds; all
+        replicas sharing a store should agree on it (windows are aligned on the epoch)."""
         self._store = store
-        self._storage: SlidingWindowCounterSupport = storage
         self._window = window_seconds
+        self._window_ms = window_seconds * 1000
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
         self._plans: dict[tuple[LimitRule, ...], _Plan] = {}
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
-        self._negative_costs = True
         self.lost_settlements = 0
         """Settles or releases that failed because the store was unreachable."""
 
@@ -173,219 +152,144 @@ class RateLimiter:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
             limits: list[_Limit] = []
-            leases: list[tuple[str, int, Scope]] = []
+            leases: list[tuple[Lease, Scope]] = []
             for rule in rules:
                 if rule.rpm:
-                    limits.append(_Limit(rule.scope, "requests", rule.rpm, self._key("rpm", rule.scope, rule.rpm)))
+                    limits.append(_Limit(rule.scope, "requests", rule.rpm, self._key(rule.scope, "rpm")))
                 if rule.tpm:
-                    limits.append(_Limit(rule.scope, "tokens", rule.tpm, self._key("tpm", rule.scope, rule.tpm)))
+                    limits.append(_Limit(rule.scope, "tokens", rule.tpm, self._key(rule.scope, "tpm")))
                 if rule.concurrent:
-                    leases.append((rule.scope.state_key + ":c", rule.concurrent, rule.scope))
+                    leases.append((Lease(rule.scope.state_key + ":c", rule.concurrent), rule.scope))
+            # Requests first, then tokens: the order counts are sent and refusals reported in.
+            limits.sort(key=lambda limit: limit.kind != "requests")
             plan = self._plans[rules] = _Plan(limits, leases)
         return plan
 
-    def _key(self, kind: str, scope: Scope, amount: int) -> str:
-        """The `limits` key of one limit, as `RateLimitItem.key_for` makes it."""
-        item: RateLimitItem
-        if self._window % 60 == 0:
-            item = RateLimitItemPerMinute(amount, self._window // 60, namespace=_NAMESPACE)
-        else:
-            item = RateLimitItemPerSecond(amount, self._window, namespace=_NAMESPACE)
-        return item.key_for(kind, scope.path)
+    def _key(self, scope: Scope, kind: str) -> str:
+        return f"{scope.state_key}:r:{kind}:{self._window}"
 
     async def admit(self, rules: Sequence[LimitRule], estimated_tokens: int, *, headers: bool = True) -> Admission:
         """Count the call against every rule, all or nothing.
 
-        Raises RateLimited naming the first limit without room (and undoes the rest), or StoreUnavailable.
-        With `headers`, the admission carries the x-ratelimit-* numbers of the tightest limits (each
-        window is read alongside its hit). Pass the same tuple of rules for the same caller (as
-        `limit_rules` results cached per key, agent and model): the work they imply is kept per tuple.
+        Raises RateLimited naming the first limit without room (nothing is counted then), or
+        StoreUnavailable. With `headers`, the admission carries the x-ratelimit-* numbers of the
+        tightest limits. Pass the same tuple of rules for the same caller (as `limit_rules` results
+        cached per key, agent and model): the work they imply is kept per tuple.
         """
         plan = self._plan(rules if isinstance(rules, tuple) else tuple(rules))
-        limits, lease_keys = plan.limits, plan.lease_keys
-        if not limits and not lease_keys:
+        if not plan.limits and not plan.leases:
             return _UNLIMITED
         estimated_tokens = max(0, estimated_tokens)
-        costs = [1 if is_request else estimated_tokens for is_request in plan.requests]
-        member = f"{self._instance}.{next(self._ids)}" if lease_keys else ""
-        storage, store, expiry = self._storage, self._store, self._window
-        windows: list[Window] = []
-        full_lease: int | None = None
-        with store.guard():
-            if store.parallel:  # one concurrent round for the hits and leases, one for the windows
-                calls: list[Awaitable[Any]] = [
-                    storage.acquire_sliding_window_entry(limit.key, limit.value, expiry, cost)
-                    for limit, cost in zip(limits, costs, strict=True)
-                ]
-                if lease_keys:
-                    now_ms = int(self._clock() * 1000)
-                    calls.append(store.acquire(lease_keys, plan.lease_limits, member, now_ms, now_ms + self._lease_ms))
-                results = await _all(calls)
-                passed = [bool(r) for r in results[: len(limits)]]
-                if lease_keys:
-                    full_lease = results[-1]
-                if headers and full_lease is None and all(passed):
-                    windows = await _all([storage.get_sliding_window(limit.key, expiry) for limit in limits])
-            else:
-                passed = []
-                for limit, cost in zip(limits, costs, strict=True):
-                    passed.append(await storage.acquire_sliding_window_entry(limit.key, limit.value, expiry, cost))
-                    if not passed[-1]:
-                        break
-                    if headers:
-                        windows.append(await storage.get_sliding_window(limit.key, expiry))
-                if lease_keys and all(passed):
-                    now_ms = int(self._clock() * 1000)
-                    deadline = now_ms + self._lease_ms
-                    full_lease = await store.acquire(lease_keys, plan.lease_limits, member, now_ms, deadline)
-        if full_lease is not None or not all(passed):
-            await self._refuse(plan, costs, passed, member, full_lease)
-        numbers = self._numbers(limits, windows) if headers else None
-        return Admission(self, plan.tokens, estimated_tokens, lease_keys, member, numbers)
-
-    async def _refuse(
-        self,
-        plan: _Plan,
-        costs: list[int],
-        passed: list[bool],
-        member: str,
-        full_lease: int | None,
-    ) -> None:
-        """Give back what a refused admission took, then raise RateLimited for the limit that refused."""
-        with self._store.guard():
-            undo: list[Awaitable[Any]] = [
-                self._hit(limit, -cost)
-                for limit, cost, ok in zip(plan.limits, costs, passed, strict=False)
-                if ok and cost > 0
-            ]
-            if plan.lease_keys and full_lease is None:  # the leases were taken, a rate limit refused
-                undo.append(self._store.release(plan.lease_keys, member))
-            await self._run(undo)
-        refused = next((i for i, ok in enumerate(passed) if not ok), None)
-        if refused is None:
-            assert full_lease is not None
-            scope, value = plan.lease_scopes[full_lease], plan.lease_limits[full_lease]
+        counters = plan.requests + [Counter(limit.key, limit.value, estimated_tokens) for limit in plan.tokens]
+        member = f"{self._instance}.{next(self._ids)}" if plan.leases else ""
+        now_ms = int(self._clock() * 1000)
+        hit = await self._store.hit(counters, plan.leases, member, now_ms, self._window_ms, now_ms + self._lease_ms)
+        if hit.refused is not None:
+            index = hit.refused
+            raise self._refusal(plan.limits[index], counters[index].amount, hit.counts[index], now_ms)
+        if hit.full is not None:
+            scope, value = plan.lease_scopes[hit.full], plan.leases[hit.full].limit
             raise RateLimited(scope, "concurrent", value, 1.0, window_seconds=self._window)
-        limit, cost = plan.limits[refused], costs[refused]
-        with self._store.guard():
-            window = await self._storage.get_sliding_window(limit.key, self._window)
-        never_fits = cost > limit.value
-        retry_after = float(self._window) if never_fits else max(1.0, _reset_in(window, self._window))
-        raise RateLimited(
+        numbers = self._numbers(plan.limits, counters, hit.counts, now_ms) if headers else None
+        window = now_ms // self._window_ms
+        return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers)
+
+    def _refusal(self, limit: _Limit, amount: int, counts: tuple[int, int], now_ms: int) -> RateLimited:
+        """The refusal for `limit`, which had `counts` (previous, current) and no room for `amount`."""
+        previous, current = counts
+        never_fits = amount > limit.value
+        if never_fits:
+            retry_after = float(self._window)
+        else:
+            retry_after = fits_in(previous, current, amount, limit.value, now_ms, self._window_ms)
+        used = weighted(previous, current, now_ms % self._window_ms, self._window_ms)
+        numbers = _headers(limit, used, previous, current, now_ms, self._window_ms)
+        return RateLimited(
             limit.scope,
             limit.kind,
             limit.value,
             retry_after,
             window_seconds=self._window,
             never_fits=never_fits,
-            headers=self._numbers([limit], [window]),
+            headers=numbers,
         )
 
-    def _numbers(self, limits: list[_Limit], windows: list[Window]) -> RateLimitHeaders:
-        """The tightest limit of each kind: least remaining, then smallest."""
-        best: dict[LimitKind, tuple[int, int, Window]] = {}
-        expiry = self._window
-        for limit, window in zip(limits, windows, strict=True):
-            previous, previous_expires_in, current, _ = window
-            used = math.floor(previous * previous_expires_in / expiry + current)
-            remaining = min(limit.value, max(0, limit.value - used))
-            current_best = best.get(limit.kind)
-            if current_best is None or (remaining, limit.value) < current_best[:2]:
-                best[limit.kind] = (remaining, limit.value, window)
-        requests = best.get("requests")
-        tokens = best.get("tokens")
+    def _numbers(
+        self, limits: list[_Limit], counters: list[Counter], counts: tuple[tuple[int, int], ...], now_ms: int
+    ) -> RateLimitHeaders:
+        """The tightest limit of each kind after this call's hit: least remaining, then smallest."""
+        window_ms = self._window_ms
+        elapsed = now_ms % window_ms
+        best: dict[LimitKind, tuple[int, int, float]] = {}
+        for limit, counter, (previous, current) in zip(limits, counters, counts, strict=True):
+            current += counter.amount
+            remaining = max(0, limit.value - weighted(previous, current, elapsed, window_ms))
+            found = best.get(limit.kind)
+            if found is None or (remaining, limit.value) < found[:2]:
+                best[limit.kind] = (remaining, limit.value, empty_in(previous, current, now_ms, window_ms))
+        requests, tokens = best.get("requests"), best.get("tokens")
         return RateLimitHeaders(
             limit_requests=requests[1] if requests else None,
             remaining_requests=requests[0] if requests else None,
-            reset_requests=_reset_in(requests[2], expiry) if requests else None,
+            reset_requests=requests[2] if requests else None,
             limit_tokens=tokens[1] if tokens else None,
             remaining_tokens=tokens[0] if tokens else None,
-            reset_tokens=_reset_in(tokens[2], expiry) if tokens else None,
+            reset_tokens=tokens[2] if tokens else None,
         )
 
     async def _finish(self, admission: Admission, actual_tokens: int | None) -> None:
-        if not admission._lease_keys and (actual_tokens is None or not admission._tokens):
+        corrections: list[Counter] = []
+        if actual_tokens is not None:
+            diff = max(0, actual_tokens) - admission._estimate
+            if diff:
+                corrections = [Counter(limit.key, limit.value, diff) for limit in admission._tokens]
+        if not corrections and not admission._lease_keys:
             return
+        now_ms = int(self._clock() * 1000)
         try:
-            with self._store.guard():
-                calls: list[Awaitable[Any]] = []
-                if actual_tokens is not None and admission._tokens:
-                    calls += self._corrections(admission, actual_tokens)
-                if admission._lease_keys:
-                    calls.append(self._store.release(admission._lease_keys, admission._member))
-                await self._run(calls)
+            await self._store.adjust(
+                corrections, admission._lease_keys, admission._member, now_ms, self._window_ms, admission._window
+            )
         except StoreUnavailable as exc:
             self.lost_settlements += 1
             log.warning("rate-limit settle lost (%s); leases lapse by themselves", exc)
-
-    def _corrections(self, admission: Admission, actual_tokens: int) -> list[Awaitable[Any]]:
-        diff = max(0, actual_tokens) - admission._estimate
-        if diff > 0:
-            return [self._overrun(check, diff) for check in admission._tokens]
-        if diff == 0 or not self._negative_costs:
-            return []
-        # The estimate sits in the window it was hit in; past one window it starts to age out of the weighted
-        # count, so give back proportionally less, and nothing once it has gone.
-        age = (time.monotonic() - admission._admitted_at) / self._window
-        share = 1.0 if age <= 1 else max(0.0, 2.0 - age)
-        give_back = math.floor(-diff * share)
-        if give_back <= 0:
-            return []
-        return [self._hit(check, -give_back) for check in admission._tokens]
-
-    async def _overrun(self, check: _Limit, extra: int) -> None:
-        storage, expiry = self._storage, self._window
-        if await storage.acquire_sliding_window_entry(check.key, check.value, expiry, extra):
-            return
-        previous, previous_expires_in, current, _ = await storage.get_sliding_window(check.key, expiry)
-        room = check.value - math.floor(previous * previous_expires_in / expiry + current)
-        if room > 0:
-            await storage.acquire_sliding_window_entry(check.key, check.value, expiry, min(room, extra))
-
-    async def _hit(self, check: _Limit, cost: int) -> None:
-        """A hit whose refusal does not matter (undo, give-back)."""
-        if cost < 0 and not self._negative_costs:
-            return
-        try:
-            await self._storage.acquire_sliding_window_entry(check.key, check.value, self._window, cost)
-        except ValueError:
-            self._negative_costs = False
-            log.warning("this version of `limits` rejects negative costs: token estimates are no longer given back")
-
-    async def _run(self, calls: list[Awaitable[Any]]) -> None:
-        if self._store.parallel:
-            await _all(calls)
-            return
-        for done, call in enumerate(calls):
-            try:
-                await call
-            except BaseException:
-                for rest in calls[done + 1 :]:
-                    if isinstance(rest, Coroutine):
-                        rest.close()
-                raise
 
 
 _UNLIMITED = Admission.unlimited()
 
 
-def _reset_in(window: Window, expiry: int) -> float:
-    """Seconds until the window has room for one more unit (as `limits`' get_window_stats computes it)."""
-    previous, previous_expires_in, current, current_expires_in = window
-    if not (previous or current):
-        return 0.0
-    previous_reset_in = previous_expires_in % (expiry / previous) if previous > 0 else math.inf
-    current_reset_in = current_expires_in % expiry if current else math.inf
-    reset_in = min(previous_reset_in, current_reset_in)
-    return 0.0 if math.isinf(reset_in) else reset_in
+def fits_in(previous: int, current: int, amount: int, limit: int, now_ms: int, window_ms: int) -> float:
+    """Seconds until `amount` more fits under `limit`, if nothing else is counted meanwhile (the
+    previous window's weight falls as the sliding window moves on; at the next window the current
+    count becomes the previous one). `amount` must be at most `limit`."""
+    index, elapsed = divmod(now_ms, window_ms)
+    room = limit - amount - current
+    if room >= 0:  # in this window, once floor(previous * (window - elapsed) / window) <= room
+        if previous <= room:
+            return 0.0
+        at = window_ms - (room + 1) * window_ms / previous
+        return max(0.0, at - elapsed + 1) / 1000
+    room = limit - amount  # in the next window, the current count weighs in as the previous one
+    wait = (index + 1) * window_ms - now_ms
+    if current <= room:
+        return wait / 1000
+    return (wait + window_ms - (room + 1) * window_ms / current + 1) / 1000
 
 
-async def _all(calls: Sequence[Awaitable[Any]]) -> list[Any]:
-    """Await all (concurrently when there are several); once all are done, raise the first error, if any."""
-    if len(calls) == 1:
-        return [await calls[0]]
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
+def empty_in(previous: int, current: int, now_ms: int, window_ms: int) -> float:
+    """Seconds until the counter is back to zero if nothing more is counted (OpenAI's reset time:
+    "until the rate limit resets to its initial state")."""
+    index = now_ms // window_ms
+    if current:
+        return ((index + 2) * window_ms - now_ms) / 1000
+    if previous:
+        return ((index + 1) * window_ms - now_ms) / 1000
+    return 0.0
+
+
+def _headers(limit: _Limit, used: int, previous: int, current: int, now_ms: int, window_ms: int) -> RateLimitHeaders:
+    remaining = max(0, limit.value - used)
+    reset = empty_in(previous, current, now_ms, window_ms)
+    if limit.kind == "requests":
+        return RateLimitHeaders(limit_requests=limit.value, remaining_requests=remaining, reset_requests=reset)
+    return RateLimitHeaders(limit_tokens=limit.value, remaining_tokens=remaining, reset_tokens=reset)

@@ -4,7 +4,7 @@
 and `StoreFailurePolicy` turns `on_store_error` into the gateway's decision.
 """
 
-from policies.state.base import Account, Reserved, Shortfall, StateStore
+from policies.state.base import Account, Counter, Hit, Lease, Reserved, Shortfall, StateStore, weighted
 from policies.state.errors import StoreUnavailable
 from policies.state.factory import open_store
 from policies.state.failure import StoreFailurePolicy
@@ -14,6 +14,9 @@ from policies.state.urls import StoreLocation, parse_state_url
 
 __all__ = [
     "Account",
+    "Counter",
+    "Hit",
+    "Lease",
     "MemoryStore",
     "Reserved",
     "Scope",
@@ -25,4 +28,5 @@ __all__ = [
     "StoreUnavailable",
     "open_store",
     "parse_state_url",
+    "weighted",
 ]

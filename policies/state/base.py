@@ -1,15 +1,16 @@
-"""The state store contract: the few atomic operations budgets and concurrency limits need, plus the
-`limits` storage for the same place. Two implementations: `MemoryStore` and `RedisStore`."""
+"""The state store contract: the few atomic operations budgets and rate limits need. Two
+implementations: `MemoryStore` and `RedisStore`.
+
+Rate-limit counters are sliding window counters: a count per fixed window (aligned on the epoch),
+the previous window's count weighted by how much of it the sliding window still covers. Both stores
+compute them with the same integer arithmetic (`weighted`), so a limit means the same on either.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from limits.aio.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,44 @@ class Shortfall:
 
 
 @dataclass(frozen=True, slots=True)
+class Counter:
+    """One rate-limit counter of a call: its state key (without the store's prefix), its limit per
+    window, and what the call adds to it (when settling: the correction, which may be negative)."""
+
+    key: str
+    limit: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One concurrency limit of a call: the key of its lease set and how many live leases it allows."""
+
+    key: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What `hit` found: each counter's (previous window, current window) counts before the call, and
+    what refused it, if anything (then nothing changed)."""
+
+    counts: tuple[tuple[int, int], ...]
+    refused: int | None = None  # index of the first counter without room
+    full: int | None = None  # index of the first lease set without room
+
+    @property
+    def admitted(self) -> bool:
+        return self.refused is None and self.full is None
+
+
+def weighted(previous: int, current: int, elapsed_ms: int, window_ms: int) -> int:
+    """The sliding window's count `elapsed_ms` into the current window: the current count plus the
+    share of the previous window still inside the sliding window (rounded down)."""
+    return current + previous * (window_ms - elapsed_ms) // window_ms
+
+
+@dataclass(frozen=True, slots=True)
 class Reserved:
     """A hold that fit: what each account had spent or held before it (nano-dollars, in order)."""
 
@@ -51,8 +90,6 @@ class StateStore(ABC):
     """
 
     kind: str
-    limits_storage: Storage
-    """The `limits` async storage over the same store, for the rate limiter."""
     parallel: bool
     """Whether independent calls gain from running concurrently (network round trips) or not (memory)."""
 
@@ -80,15 +117,33 @@ class StateStore(ABC):
         """(spent, reserved) of an account, after dropping lapsed holds."""
 
     @abstractmethod
-    async def acquire(
-        self, keys: Sequence[str], limits: Sequence[int], member: str, now_ms: int, deadline_ms: int
-    ) -> int | None:
-        """Add lease `member` to every lease set if each holds fewer than its limit of live leases, else
-        change nothing and return the index of the first full set."""
+    async def hit(
+        self,
+        counters: Sequence[Counter],
+        leases: Sequence[Lease],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        lease_deadline_ms: int,
+    ) -> Hit:
+        """Add each counter's amount to its current window and lease `member` in every lease set, if
+        every counter stays within its limit (`weighted(...) + amount <= limit`) and every lease set
+        holds fewer than its limit of live leases; else change nothing. Leases lapse at
+        `lease_deadline_ms` unless released."""
 
     @abstractmethod
-    async def release(self, keys: Sequence[str], member: str) -> None:
-        """Remove lease `member` from the lease sets."""
+    async def adjust(
+        self,
+        counters: Sequence[Counter],
+        lease_keys: Sequence[str],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        hit_window: int,
+    ) -> None:
+        """Settle a hit made in window number `hit_window` (`hit_ms // window_ms`): a negative amount
+        is taken back from the window that holds the hit (nothing, once it has aged out), a positive
+        one added to the current window up to the limit; then lease `member` is released."""
 
     @abstractmethod
     async def ping(self) -> None:
@@ -97,23 +152,3 @@ class StateStore(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Close connections."""
-
-    def guard(self) -> StoreGuard:
-        """A context manager for calls into `limits`: it turns storage errors into StoreUnavailable."""
-        return _NO_GUARD
-
-
-class StoreGuard:
-    """`with store.guard(): await ...` turns a store's client errors into StoreUnavailable. This base
-    version (for in-process stores) does nothing."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        return None
-
-
-_NO_GUARD = StoreGuard()

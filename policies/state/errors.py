@@ -1,5 +1,5 @@
 """The one error the state store raises: whatever went wrong underneath (refused connection, timeout,
-a Redis error reply, a `limits` storage error), callers see `StoreUnavailable` and never a raw client error."""
+a Redis error reply), callers see `StoreUnavailable` and never a raw client error."""
 
 from __future__ import annotations
 

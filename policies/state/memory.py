@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
-from limits.storage import storage_from_string
-
-from policies.state.base import Account, Reserved, Shortfall, StateStore
+from policies.state.base import Account, Counter, Hit, Lease, Reserved, Shortfall, StateStore, weighted
 
 _SWEEP_EVERY = 64  # operations between sweep steps; each step looks at as many entries
 
@@ -41,19 +39,44 @@ class _Account:
             self.reserved = max(0, self.reserved - amount)
 
 
+class _Window:
+    """A rate-limit counter: the counts of window number `index` and of the one before it."""
+
+    __slots__ = ("current", "index", "previous", "window_ms")
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.index = 0
+        self.current = 0
+        self.previous = 0
+
+    def roll(self, index: int) -> None:
+        """Move on to window `index` (counts that fell out of the sliding window are dropped). A caller
+        whose clock is behind (another replica's moved the window on) never moves it back."""
+        if index <= self.index:
+            return
+        self.previous = self.current if index == self.index + 1 else 0
+        self.current = 0
+        self.index = index
+
+    def dead(self, now_ms: int) -> bool:
+        return now_ms // self.window_ms > self.index + 1
+
+
 class MemoryStore(StateStore):
-    """Budgets, leases and `limits` windows in this process's memory."""
+    """Budgets, leases and rate-limit windows in this process's memory."""
 
     kind = "memory"
     parallel = False
 
     def __init__(self) -> None:
-        self.limits_storage = storage_from_string("async+memory://")  # type: ignore[assignment]
         self._accounts: dict[str, _Account] = {}
         self._leases: dict[str, OrderedDict[str, int]] = {}
+        self._windows: dict[str, _Window] = {}
         self._ops = 0
         self._account_sweep: Iterator[str] = iter(())
         self._lease_sweep: Iterator[str] = iter(())
+        self._window_sweep: Iterator[str] = iter(())
 
     def _account(self, key: str, now_ms: int) -> _Account:
         account = self._accounts.get(key)
@@ -83,6 +106,14 @@ class MemoryStore(StateStore):
                 _drop_lapsed(leases, now_ms)
                 if not leases:
                     del self._leases[key]
+        for _ in range(_SWEEP_EVERY):
+            key = next(self._window_sweep, None)
+            if key is None:
+                self._window_sweep = iter(list(self._windows))
+                break
+            window = self._windows.get(key)
+            if window is not None and window.dead(now_ms):
+                del self._windows[key]
 
     async def reserve(
         self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
@@ -133,29 +164,78 @@ class MemoryStore(StateStore):
         state.sweep(now_ms)
         return state.spent, state.reserved
 
-    async def acquire(
-        self, keys: Sequence[str], limits: Sequence[int], member: str, now_ms: int, deadline_ms: int
-    ) -> int | None:
+    async def hit(
+        self,
+        counters: Sequence[Counter],
+        leases: Sequence[Lease],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        lease_deadline_ms: int,
+    ) -> Hit:
         self._tick(now_ms)
+        index, elapsed = divmod(now_ms, window_ms)
+        windows: list[_Window] = []
+        counts: list[tuple[int, int]] = []
+        refused: int | None = None
+        for i, counter in enumerate(counters):
+            window = self._windows.get(counter.key)
+            if window is None or window.window_ms != window_ms:
+                window = self._windows[counter.key] = _Window(window_ms)
+            window.roll(index)
+            windows.append(window)
+            counts.append((window.previous, window.current))
+            used = weighted(window.previous, window.current, elapsed if window.index == index else 0, window_ms)
+            if refused is None and used + counter.amount > counter.limit:
+                refused = i
+        if refused is not None:
+            return Hit(tuple(counts), refused=refused)
         sets = []
-        for index, (key, limit) in enumerate(zip(keys, limits, strict=True)):
-            leases = self._leases.get(key)
-            if leases is None:
-                leases = self._leases[key] = OrderedDict()
+        for i, lease in enumerate(leases):
+            held = self._leases.get(lease.key)
+            if held is None:
+                held = self._leases[lease.key] = OrderedDict()
             else:
-                _drop_lapsed(leases, now_ms)
-            if len(leases) >= limit:
-                return index
-            sets.append(leases)
-        for leases in sets:
-            leases[member] = deadline_ms
-        return None
+                _drop_lapsed(held, now_ms)
+            if len(held) >= lease.limit:
+                return Hit(tuple(counts), full=i)
+            sets.append(held)
+        for window, counter in zip(windows, counters, strict=True):
+            window.current += counter.amount
+        for held in sets:
+            held[member] = lease_deadline_ms
+        return Hit(tuple(counts))
 
-    async def release(self, keys: Sequence[str], member: str) -> None:
-        for key in keys:
-            leases = self._leases.get(key)
-            if leases is not None:
-                leases.pop(member, None)
+    async def adjust(
+        self,
+        counters: Sequence[Counter],
+        lease_keys: Sequence[str],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        hit_window: int,
+    ) -> None:
+        index, elapsed = divmod(now_ms, window_ms)
+        for counter in counters:
+            window = self._windows.get(counter.key)
+            if window is None or window.window_ms != window_ms:
+                if counter.amount <= 0:
+                    continue  # nothing left to give back
+                window = self._windows[counter.key] = _Window(window_ms)
+            window.roll(index)
+            if counter.amount < 0:
+                if hit_window == window.index:
+                    window.current = max(0, window.current + counter.amount)
+                elif hit_window == window.index - 1:
+                    window.previous = max(0, window.previous + counter.amount)
+            else:
+                at = elapsed if window.index == index else 0
+                room = counter.limit - weighted(window.previous, window.current, at, window_ms)
+                window.current += max(0, min(room, counter.amount))
+        for key in lease_keys:
+            held = self._leases.get(key)
+            if held is not None:
+                held.pop(member, None)
 
     async def ping(self) -> None:
         return None

@@ -3,8 +3,7 @@
 Errors: any client error becomes StoreUnavailable. After a connection failure the store fails fast
 (no network at all) for `fail_fast` seconds, so an unreachable Redis costs requests nothing but the
 decision; then the next call tries again, and redis-py reconnects by itself. Redis forgets loaded
-scripts when it restarts: redis-py's script objects answer NOSCRIPT by loading the script again, and
-so do `limits`' own.
+scripts when it restarts: redis-py's script objects answer NOSCRIPT by loading the script again.
 """
 
 from __future__ import annotations
@@ -15,24 +14,25 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from limits.errors import StorageError
-from limits.storage import storage_from_string
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from policies.state import scripts
-from policies.state.base import Account, Reserved, Shortfall, StateStore, StoreGuard
+from policies.state.base import Account, Counter, Hit, Lease, Reserved, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
 from policies.state.urls import StoreLocation, redis_client
 
 log = logging.getLogger("agentgw.state")
 
-_STORE_ERRORS = (RedisError, RedisClusterException, StorageError, OSError)
+_STORE_ERRORS = (RedisError, RedisClusterException, OSError)
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class _RedisGuard(StoreGuard):
+class _RedisGuard:
+    """`with guard: await ...` fails fast while the store is known to be down, and turns client
+    errors into StoreUnavailable."""
+
     __slots__ = ("_store",)
 
     def __init__(self, store: RedisStore) -> None:
@@ -50,8 +50,6 @@ class _RedisGuard(StoreGuard):
                 store._down_until = 0.0
                 log.warning("state store %s is reachable again", store.location.redacted)
             return
-        if isinstance(error, StorageError):  # `limits` wrapping: look at what it wraps
-            error = error.storage_error
         if not isinstance(error, _STORE_ERRORS):
             return
         if isinstance(error, _CONNECTION_ERRORS) or isinstance(error.__cause__, _CONNECTION_ERRORS):
@@ -66,7 +64,7 @@ def _describe(error: BaseException) -> str:
 
 
 class RedisStore(StateStore):
-    """Budgets, leases and `limits` windows in Redis (plain, cluster or sentinel)."""
+    """Budgets, leases and rate-limit windows in Redis (plain, cluster or sentinel)."""
 
     kind = "redis"
     parallel = True
@@ -89,26 +87,17 @@ class RedisStore(StateStore):
         self._client: Any = redis_client(
             location, connect_timeout=connect_timeout, timeout=timeout, max_connections=max_connections
         )
-        limits_options: dict[str, Any] = {"implementation": "redispy", "key_prefix": f"{key_prefix}limits"}
-        if location.kind == "redis":  # share our connection pool (and its timeouts and retry policy)
-            limits_options["connection_pool"] = self._client.connection_pool
-        else:
-            limits_options.update(socket_connect_timeout=connect_timeout, socket_timeout=timeout)
-        self.limits_storage = storage_from_string(location.limits_uri, **limits_options)  # type: ignore[assignment]
         register = self._client.register_script
         self._reserve = register(scripts.RESERVE)
         self._settle = register(scripts.SETTLE)
         self._balance = register(scripts.BALANCE)
-        self._acquire = register(scripts.ACQUIRE)
-        self._release = register(scripts.RELEASE)
+        self._hit = register(scripts.HIT)
+        self._adjust = register(scripts.ADJUST)
 
     @property
     def client(self) -> Any:
         """The redis.asyncio client (tests and diagnostics)."""
         return self._client
-
-    def guard(self) -> StoreGuard:
-        return self._guard
 
     def _keys(self, accounts: Sequence[Account]) -> list[str]:
         keys: list[str] = []
@@ -147,19 +136,48 @@ class RedisStore(StateStore):
             spent, reserved = await self._balance(self._keys((account,)), [now_ms])
         return int(spent), int(reserved)
 
-    async def acquire(
-        self, keys: Sequence[str], limits: Sequence[int], member: str, now_ms: int, deadline_ms: int
-    ) -> int | None:
-        key_expire_at = deadline_ms + (deadline_ms - now_ms)  # outlive any live lease, with room for clock skew
+    async def hit(
+        self,
+        counters: Sequence[Counter],
+        leases: Sequence[Lease],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        lease_deadline_ms: int,
+    ) -> Hit:
+        prefix = self._prefix
+        lease_expire_at = lease_deadline_ms + (lease_deadline_ms - now_ms)  # outlive any live lease, and skew
+        keys = [prefix + c.key for c in counters] + [prefix + lease.key for lease in leases]
+        args: list[Any] = [now_ms, window_ms, len(counters), member, lease_deadline_ms, lease_expire_at]
+        for counter in counters:
+            args += (counter.limit, counter.amount)
+        args += [lease.limit for lease in leases]
         with self._guard:
-            result = await self._acquire(
-                [self._prefix + k for k in keys], [now_ms, deadline_ms, member, key_expire_at, *limits]
-            )
-        return None if result == 0 else int(result) - 1
+            result = await self._hit(keys, args)
+        status, which = int(result[0]), int(result[1]) - 1
+        counts = tuple((int(result[i]), int(result[i + 1])) for i in range(2, len(result), 2))
+        if status == 1:
+            return Hit(counts, refused=which)
+        if status == 2:
+            return Hit(counts, full=which)
+        return Hit(counts)
 
-    async def release(self, keys: Sequence[str], member: str) -> None:
+    async def adjust(
+        self,
+        counters: Sequence[Counter],
+        lease_keys: Sequence[str],
+        member: str,
+        now_ms: int,
+        window_ms: int,
+        hit_window: int,
+    ) -> None:
+        prefix = self._prefix
+        keys = [prefix + c.key for c in counters] + [prefix + key for key in lease_keys]
+        args: list[Any] = [now_ms, window_ms, len(counters), member, hit_window]
+        for counter in counters:
+            args += (counter.limit, counter.amount)
         with self._guard:
-            await self._release([self._prefix + k for k in keys], [member])
+            await self._adjust(keys, args)
 
     async def ping(self) -> None:
         with self._guard:

@@ -11,6 +11,10 @@ an account first drops such holds and gives their amount back (`SWEEP`). Both ke
 period (or after idling, for task budgets).
 
 Concurrency leases: `<prefix>{team}:kind:name:c` sorted set, member = lease id, score = deadline in ms.
+
+Rate-limit counters: `<prefix>{team}:kind:name[:model]:r:<rpm|tpm>:<window s>` hash: `i` the window
+number (`now_ms // window_ms`), `c` its count, `p` the count of window `i - 1`; it expires two windows
+after its last change, when nothing in it can count any more.
 """
 
 from __future__ import annotations
@@ -119,27 +123,102 @@ return {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
 """
 )
 
-# KEYS: lease sets. ARGV: now_ms, deadline_ms, member, key_expire_at_ms, then one limit per key.
-# Returns 0 when every set had room (and holds the lease now), else the index of the first full one.
-ACQUIRE = """
-local now = ARGV[1]
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
-    return i
+# Reads rate-limit counter `key` as of window number `index`: its previous and current counts, the
+# window it was last written in (nil: never) and the window it is in now. A caller whose clock is
+# behind (another replica moved the counter on) counts in the newer window, and never moves it back.
+_WINDOW = """
+local function counts(key, index)
+  local v = redis.call('HMGET', key, 'i', 'c', 'p')
+  local at, current, previous = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  if at and at >= index then
+    return previous, current, at, at
   end
+  if at == index - 1 then previous = current else previous = 0 end
+  return previous, 0, at, index
 end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
-  redis.call('PEXPIREAT', KEYS[i], ARGV[4])
+local function store(key, index, previous, current, window)
+  redis.call('HSET', key, 'i', index, 'c', current, 'p', previous)
+  redis.call('PEXPIRE', key, 2 * window)
 end
-return 0
 """
 
-# KEYS: lease sets. ARGV: member.
-RELEASE = """
-for i = 1, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[1])
+# KEYS: n counters, then lease sets.
+# ARGV: now_ms, window_ms, n, member, lease_deadline_ms, lease_key_expire_at_ms, then per counter:
+# limit, amount; then per lease set: limit.
+# Returns {status, which, previous_1, current_1, ...} (each counter's counts before the call): status 0
+# when everything had room (and holds the call now), 1 when counter `which` had none, 2 when lease
+# set `which` was full (and then nothing changed).
+HIT = (
+    _WINDOW
+    + """
+local now, window, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local index = math.floor(now / window)
+local elapsed = now - index * window
+local out = {0, 0}
+local at = {}
+for i = 1, n do
+  local previous, current, _, now_at = counts(KEYS[i], index)
+  at[i] = now_at
+  out[#out + 1] = previous
+  out[#out + 1] = current
+  local into = now_at == index and elapsed or 0
+  local used = current + math.floor(previous * (window - into) / window)
+  if out[1] == 0 and used + tonumber(ARGV[6 + 2 * i]) > tonumber(ARGV[5 + 2 * i]) then
+    out[1], out[2] = 1, i
+  end
+end
+if out[1] ~= 0 then
+  return out
+end
+for j = n + 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[j], '-inf', now)
+  if redis.call('ZCARD', KEYS[j]) >= tonumber(ARGV[6 + n + j]) then
+    out[1], out[2] = 2, j - n
+    return out
+  end
+end
+for i = 1, n do
+  store(KEYS[i], at[i], out[1 + 2 * i], out[2 + 2 * i] + tonumber(ARGV[6 + 2 * i]), window)
+end
+for j = n + 1, #KEYS do
+  redis.call('ZADD', KEYS[j], ARGV[5], ARGV[4])
+  redis.call('PEXPIREAT', KEYS[j], ARGV[6])
+end
+return out
+"""
+)
+
+# KEYS: n counters, then lease sets.
+# ARGV: now_ms, window_ms, n, member, hit_window, then per counter: limit, amount.
+# A negative amount comes off the window that holds the hit (if it is still counted); a positive one
+# is added to the current window, up to the limit. Then lease `member` is removed from every set.
+ADJUST = (
+    _WINDOW
+    + """
+local now, window, n, hit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local index = math.floor(now / window)
+local elapsed = now - index * window
+for i = 1, n do
+  local previous, current, at, now_at = counts(KEYS[i], index)
+  local limit, amount = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  if amount < 0 then
+    if hit == now_at then
+      current = math.max(0, current + amount)
+    elseif hit == now_at - 1 then
+      previous = math.max(0, previous + amount)
+    end
+  else
+    local into = now_at == index and elapsed or 0
+    local room = limit - current - math.floor(previous * (window - into) / window)
+    current = current + math.max(0, math.min(room, amount))
+  end
+  if at ~= nil or amount > 0 then
+    store(KEYS[i], now_at, previous, current, window)
+  end
+end
+for j = n + 1, #KEYS do
+  redis.call('ZREM', KEYS[j], ARGV[4])
 end
 return 0
 """
+)

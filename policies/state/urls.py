@@ -1,10 +1,9 @@
-"""The state store URL forms, in one place: what each means for our own Redis client and for `limits`.
+"""The state store URL forms, in one place, and the Redis client each means.
 
-- `memory`: in-process dicts; `limits` gets `async+memory://`.
-- `redis://[user:pass@]host:port/db`, `rediss://...` (TLS): `redis.asyncio.Redis`; `async+redis://...`.
-- `redis+cluster://[user:pass@]h1:p1,h2:p2`: `redis.asyncio.RedisCluster`; `async+redis+cluster://...`.
-- `redis+sentinel://[user:pass@]h1:p1,h2:p2/service`: `Sentinel(...).master_for(service)`;
-  `async+redis+sentinel://...`.
+- `memory`: in-process dicts.
+- `redis://[user:pass@]host:port/db`, `rediss://...` (TLS): `redis.asyncio.Redis`.
+- `redis+cluster://[user:pass@]h1:p1,h2:p2`: `redis.asyncio.RedisCluster`.
+- `redis+sentinel://[user:pass@]h1:p1,h2:p2/service`: `Sentinel(...).master_for(service)`.
 """
 
 from __future__ import annotations
@@ -37,11 +36,6 @@ class StoreLocation:
     username: str | None = None
     password: str | None = None
     service_name: str | None = None
-
-    @property
-    def limits_uri(self) -> str:
-        """The `limits` async storage URI for the same store."""
-        return "async+memory://" if self.kind == "memory" else f"async+{self.url}"
 
     @property
     def redacted(self) -> str:

@@ -10,13 +10,16 @@ import pytest
 
 from policies.config import KeyPolicies, StateConfig, TeamPolicies
 from policies.limits import Admission, LimitRule, RateLimited, RateLimiter, format_duration, limit_rules
-from policies.state import Scope, StateStore, open_store
+from policies.limits.engine import fits_in
+from policies.state import Scope, StateStore, open_store, weighted
 from tests.policies.conftest import FakeClock, redis_config
 from tests.redis_server import RedisServer
 
 TEAM = Scope.of_team("research")
 KEY = Scope("research", "key", "crawler")
 HOUR = 3600  # a long window, so no test straddles a window edge by chance
+START = 500_000 * HOUR + 10  # unix seconds, 10 s into a window of any length that divides an hour
+MINUTE = 60
 
 
 def run(state: StateConfig, scenario: Callable[[StateStore], Awaitable[None]]) -> None:
@@ -66,7 +69,7 @@ def test_key_limits_apply_on_top_of_the_team_and_a_refusal_uses_up_nothing(state
     other = list(limit_rules(team="research", team_policies=team, key="other", key_policies=None))
 
     async def scenario(store: StateStore) -> None:
-        limiter = RateLimiter(store, window_seconds=HOUR)
+        limiter = RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START))
         first = await limiter.admit(crawler, 0)
         assert first.headers is not None  # the key's limit is the tightest
         assert (first.headers.limit_requests, first.headers.remaining_requests) == (2, 1)
@@ -84,7 +87,7 @@ def test_tokens_are_reserved_then_corrected(state: StateConfig) -> None:
     rules = [LimitRule(TEAM, tpm=1000)]
 
     async def scenario(store: StateStore) -> None:
-        limiter = RateLimiter(store, window_seconds=HOUR)
+        limiter = RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START))
         first = await limiter.admit(rules, 600)
         assert first.headers is not None and first.headers.remaining_tokens == 400
         assert (await refused(limiter, rules, 500)).limit == "tokens"  # 600 + 500 > 1000
@@ -136,7 +139,7 @@ def test_a_refused_concurrent_admission_gives_back_its_hits(state: StateConfig) 
     rules = [LimitRule(TEAM, rpm=100, tpm=10_000, concurrent=1)]
 
     async def scenario(store: StateStore) -> None:
-        limiter = RateLimiter(store, window_seconds=HOUR)
+        limiter = RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START))
         held = await limiter.admit(rules, 1000)
         for _ in range(3):
             await refused(limiter, rules, 1000)
@@ -161,7 +164,7 @@ def test_per_model_limits_and_headers() -> None:
     assert limit_rules(team="research", team_policies=team, model="small") == (LimitRule(TEAM, rpm=100),)
 
     async def scenario(store: StateStore) -> None:
-        admission = await RateLimiter(store, window_seconds=HOUR).admit(rules, 20)
+        admission = await RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START)).admit(rules, 20)
         assert admission.headers is not None
         assert admission.headers.as_dict() == {
             "x-ratelimit-limit-requests": "4",
@@ -198,7 +201,7 @@ def test_two_replicas_share_one_limit(redis_server: RedisServer) -> None:
 
     async def scenario() -> None:
         stores = [open_store(state), open_store(state)]
-        limiters = [RateLimiter(store, window_seconds=HOUR) for store in stores]
+        limiters = [RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START)) for store in stores]
 
         async def attempt(n: int) -> Admission | None:
             try:
@@ -220,3 +223,83 @@ def test_two_replicas_share_one_limit(redis_server: RedisServer) -> None:
             await store.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_previous_window_weighs_in_as_the_sliding_window_leaves_it(state: StateConfig) -> None:
+    clock = FakeClock(START)
+    rules = [LimitRule(KEY, rpm=10)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, clock=clock)
+        for _ in range(10):
+            await limiter.admit(rules, 0)
+        assert (await refused(limiter, rules)).retry_after == pytest.approx(MINUTE - 10, abs=0.01)
+        clock.advance(MINUTE - 10)  # the start of the next window: all 10 still count
+        error = await refused(limiter, rules)
+        assert error.headers is not None and error.headers.remaining_requests == 0
+        clock.advance(error.retry_after)
+        admitted = await limiter.admit(rules, 0)
+        assert admitted.headers is not None and admitted.headers.remaining_requests == 0
+        clock.advance(MINUTE / 2)  # half of the previous window is still inside: 10 * 0.5 + 1 used
+        admitted = await limiter.admit(rules, 0)
+        assert admitted.headers is not None and admitted.headers.remaining_requests <= 4
+        clock.advance(2 * MINUTE)  # both windows gone
+        admitted = await limiter.admit(rules, 0)
+        assert admitted.headers is not None and admitted.headers.remaining_requests == 9
+
+    run(state, scenario)
+
+
+def test_a_give_back_comes_off_the_window_that_holds_the_estimate(state: StateConfig) -> None:
+    clock = FakeClock(START)
+    rules = [LimitRule(TEAM, tpm=1000)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, clock=clock)
+        held = await limiter.admit(rules, 800)
+        clock.advance(MINUTE)  # the estimate is in the previous window now, nearly all of it counted
+        assert (await refused(limiter, rules, 500)).limit == "tokens"
+        await held.settle(100)  # 700 come off the previous window
+        after = await limiter.admit(rules, 500)
+        assert after.headers is not None and 400 <= after.headers.remaining_tokens <= 500  # type: ignore[operator]
+        clock.advance(2 * MINUTE)
+        await after.settle(0)  # the estimate has left the sliding window: nothing to give back
+        fresh = await limiter.admit(rules, 1000)
+        assert fresh.headers is not None and fresh.headers.remaining_tokens == 0
+
+    run(state, scenario)
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "amount", "elapsed_ms"),
+    [(10, 0, 1, 0), (10, 2, 1, 5_000), (6, 4, 2, 1_000), (0, 10, 1, 20_000), (3, 9, 5, 30_000), (0, 10, 10, 0)],
+)
+def test_retry_after_is_exactly_when_the_call_fits(previous: int, current: int, amount: int, elapsed_ms: int) -> None:
+    limit, window_ms = 10, 60_000
+    now = 1_000 * window_ms + elapsed_ms
+
+    def fits(at_ms: int) -> bool:
+        index, elapsed = divmod(at_ms, window_ms)
+        prev, cur = (previous, current) if index == 1_000 else (current, 0) if index == 1_001 else (0, 0)
+        return weighted(prev, cur, elapsed, window_ms) + amount <= limit
+
+    assert not fits(now)
+    wait_ms = round(fits_in(previous, current, amount, limit, now, window_ms) * 1000)
+    assert fits(now + wait_ms) and not fits(now + wait_ms - 1)
+
+
+def test_a_replica_whose_clock_is_behind_never_resets_a_window(state: StateConfig) -> None:
+    ahead, behind = FakeClock(START + MINUTE - 10.002), FakeClock(START + MINUTE - 10.010)
+    rules = [LimitRule(KEY, rpm=4)]
+
+    async def scenario(store: StateStore) -> None:
+        fast, slow = RateLimiter(store, clock=ahead), RateLimiter(store, clock=behind)
+        for _ in range(2):
+            await slow.admit(rules, 0)  # the last milliseconds of a window, by the slow clock
+        ahead.advance(0.004)  # the fast clock is in the next window already: the 2 weigh in as 1
+        for _ in range(3):
+            await fast.admit(rules, 0)
+        await refused(slow, rules)  # 10 ms behind, but the window it would go back to is gone
+        await refused(fast, rules)
+
+    run(state, scenario)

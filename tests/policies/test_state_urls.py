@@ -1,12 +1,10 @@
-"""The state URL forms: one parser gives our Redis client and the `limits` storage the same place."""
+"""The state URL forms: one parser for plain Redis, Cluster and Sentinel, credentials kept out of logs."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from limits.aio.storage import MemoryStorage as LimitsMemoryStorage
-from limits.aio.storage import RedisClusterStorage, RedisSentinelStorage, RedisStorage
 from redis.asyncio import Redis, RedisCluster
 
 from policies.config import StateConfig
@@ -15,18 +13,18 @@ from policies.state.redis_store import RedisStore
 
 
 @pytest.mark.parametrize(
-    ("url", "kind", "limits_uri", "hosts"),
+    ("url", "kind", "hosts"),
     [
-        ("memory", "memory", "async+memory://", ()),
-        ("redis://localhost:6379/0", "redis", "async+redis://localhost:6379/0", (("localhost", 6379),)),
-        ("rediss://:pw@cache:6380/2", "redis", "async+rediss://:pw@cache:6380/2", (("cache", 6380),)),
-        ("redis+cluster://a:7000,b:7001", "cluster", "async+redis+cluster://a:7000,b:7001", (("a", 7000), ("b", 7001))),
-        ("redis+sentinel://s1,s2:1/m", "sentinel", "async+redis+sentinel://s1,s2:1/m", (("s1", 26379), ("s2", 1))),
+        ("memory", "memory", ()),
+        ("redis://localhost:6379/0", "redis", (("localhost", 6379),)),
+        ("rediss://:pw@cache:6380/2", "redis", (("cache", 6380),)),
+        ("redis+cluster://a:7000,b:7001", "cluster", (("a", 7000), ("b", 7001))),
+        ("redis+sentinel://s1,s2:1/m", "sentinel", (("s1", 26379), ("s2", 1))),
     ],
-)  # fmt: skip
-def test_url_forms(url: str, kind: str, limits_uri: str, hosts: tuple[tuple[str, int], ...]) -> None:
+)
+def test_url_forms(url: str, kind: str, hosts: tuple[tuple[str, int], ...]) -> None:
     location = parse_state_url(url)
-    assert (location.kind, location.limits_uri, location.hosts) == (kind, limits_uri, hosts)
+    assert (location.kind, location.hosts) == (kind, hosts)
 
 
 def test_credentials_are_parsed_and_redacted() -> None:
@@ -50,17 +48,15 @@ def test_each_form_opens_the_right_clients_without_connecting() -> None:
     async def scenario() -> None:
         memory = open_store(StateConfig.model_validate("memory"))
         assert isinstance(memory, MemoryStore)
-        assert isinstance(memory.limits_storage, LimitsMemoryStorage)
         expected = {
-            "redis://127.0.0.1:1/0": (Redis, RedisStorage),
-            "redis+cluster://127.0.0.1:1,127.0.0.1:2": (RedisCluster, RedisClusterStorage),
-            "redis+sentinel://127.0.0.1:1/main": (Redis, RedisSentinelStorage),
+            "redis://127.0.0.1:1/0": Redis,
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2": RedisCluster,
+            "redis+sentinel://127.0.0.1:1/main": Redis,
         }
-        for url, (client_type, limits_type) in expected.items():
+        for url, client_type in expected.items():
             store = open_store(StateConfig.model_validate({"url": url, "connect_timeout_ms": 100}))
             assert isinstance(store, RedisStore)
             assert isinstance(store.client, client_type)
-            assert isinstance(store.limits_storage, limits_type)
             await store.aclose()
 
     asyncio.run(scenario())

@@ -94,9 +94,10 @@ def test_store_errors_never_escape_raw(redis_server: RedisServer) -> None:
     async def scenario() -> None:
         store = open_store(redis_config(redis_server))
         assert isinstance(store, RedisStore)
-        # A store reply that is an error is StoreUnavailable too.
-        with pytest.raises(StoreUnavailable, match="ResponseError"), store.guard():
-            await store.client.eval("return redis.error_reply('boom')", 0)
+        # A store reply that is an error (here: a counter someone overwrote) is StoreUnavailable too.
+        await store.client.set(f"{store._prefix}{TEAM.state_key}:r:rpm:60", "not a hash")
+        with pytest.raises(StoreUnavailable, match="ResponseError"):
+            await RateLimiter(store).admit(RULES, 1)
         await store.ping()  # and does not make the store fail fast
         await store.aclose()
 
