@@ -38,6 +38,7 @@ SCENARIOS = [
     "stream-cut",
     "stream-error",
     "stream-slow",
+    "stream-late-end",
     "no-usage",
     "echo-request",
     "cache-x",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Mapping
 
@@ -9,6 +11,8 @@ import aiohttp
 
 from gateway.errors import UpstreamConnectError, UpstreamStreamError, UpstreamTimeout
 from gateway.upstream.base import Timeouts, UpstreamClient, UpstreamResponse
+
+END_OF_BODY_GRACE_S = 0.05
 
 
 class AiohttpResponse(UpstreamResponse):
@@ -45,8 +49,21 @@ class AiohttpResponse(UpstreamResponse):
             raise UpstreamStreamError(f"the stream broke ({type(exc).__name__})") from None
 
     async def aclose(self) -> None:
-        if not self._response.closed:
-            self._response.close()
+        """Back to the pool when the body was read to its end (a stream is usually closed right after
+        its last event, with the end-of-body marker still on the way: it gets a moment to arrive);
+        otherwise the connection is dropped, its state unknown."""
+        response = self._response
+        if response.closed:
+            return
+        content = response.content
+        if not content.at_eof() and not content.is_eof():
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(END_OF_BODY_GRACE_S):
+                    await content.readany()
+        if content.at_eof():
+            response.release()
+        else:
+            response.close()
 
 
 @functools.lru_cache(maxsize=256)

@@ -89,6 +89,16 @@ def test_streaming_without_usage_shows_no_usage(gateway: Any) -> None:
     assert all(c.usage is None for c in chunks)
 
 
+@pytest.mark.parametrize("model", ["oa-gpt-x", "an-gpt-x", "oa-stream-late-end", "an-stream-late-end"])
+def test_finished_streams_hand_their_upstream_connection_back(gateway: Any, standin: StandIn, model: str) -> None:
+    client = gateway.client()
+    for _ in range(3):
+        assert list(client.chat.completions.create(model=model, messages=USER, stream=True))
+        client.chat.completions.create(model=model, messages=USER)
+    peers = {seen.peer for seen in standin.requests}
+    assert len(standin.requests) == 6 and len(peers) == 1  # one keep-alive connection served them all
+
+
 def test_streaming_raw_sse_ends_with_done(gateway: Any) -> None:
     with (
         gateway.http() as http,

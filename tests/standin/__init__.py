@@ -11,8 +11,8 @@ Behaviour is chosen by the requested `model`:
   (429 carries `retry-after: 1`); `flaky-<status>[-<k>]`: the first k (default 1) requests for
   this model since the last `clear()` fail that way, later ones succeed
 - `not-json`: 200 with `<html>oops</html>`; `slow` (5 s) / `slow-<seconds>`: sleep, then answer
-- `stream-cut`, `stream-error`, `stream-slow` (>= 20 chunks, 0.2 s apart): stream scripts;
-  ordinary answers when not streaming
+- `stream-cut`, `stream-error`, `stream-slow` (>= 20 chunks, 0.2 s apart), `stream-late-end` (the
+  body ends 20 ms after the last event): stream scripts; ordinary answers when not streaming
 - `no-usage`: OpenAI replies carry no usage; `echo-request`: the reply text is the request body
   as compact JSON; names containing `cache`: cached prompt tokens reported (Anthropic
   cache_read 100 / cache_creation 7; OpenAI cached_tokens 100, included in prompt_tokens)

@@ -17,6 +17,7 @@ from .scenario import (
     CACHE_CREATION_TOKENS,
     CACHE_READ_TOKENS,
     CONTEXT_TOO_LONG,
+    LATE_END_SECONDS,
     STREAM_SLOW_DELAY,
     Scenario,
     compact_json,
@@ -242,7 +243,8 @@ class AnthropicWire:
         }
         headers = {"request-id": f"req_standin_{number}"}
         if body.get("stream"):
-            return EventStream(self._frames(scenario, entry, message), self.log, entry, headers)
+            end_delay = LATE_END_SECONDS if scenario.late_end else 0.0
+            return EventStream(self._frames(scenario, entry, message), self.log, entry, headers, end_delay)
         self.log.update(entry, usage=usage)
         return json_response(message, headers=headers)
 

@@ -32,6 +32,7 @@ class Logged:
     raw: bytes
     time: float
     query: str = ""
+    peer: tuple[str, int] | None = None  # the client's address: the same one means a reused connection
     status: int | None = None
     cancelled: bool = False
     usage: dict[str, Any] | None = None
@@ -158,6 +159,7 @@ class RecordRequests:
             body=parsed if isinstance(parsed, dict) else None,
             raw=raw,
             time=time.time(),
+            peer=tuple(scope["client"]) if scope.get("client") else None,
         )
         self.log.add(entry)
 

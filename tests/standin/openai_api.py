@@ -21,6 +21,7 @@ from .responses import EventStream, StreamCut, entry_of, json_response, scripted
 from .scenario import (
     CACHE_READ_TOKENS,
     CONTEXT_TOO_LONG,
+    LATE_END_SECONDS,
     STREAM_SLOW_DELAY,
     Scenario,
     compact_json,
@@ -51,6 +52,7 @@ MODELS = [
     "stream-cut",
     "stream-error",
     "stream-slow",
+    "stream-late-end",
     "no-usage",
     "echo-request",
 ]
@@ -208,7 +210,7 @@ class OpenAIWire:
         headers = {"x-request-id": f"req_standin_{number}"}
         if body.get("stream"):
             frames = self._frames(scenario, body, entry, head, choices, usage)
-            return EventStream(frames, self.log, entry, headers)
+            return EventStream(frames, self.log, entry, headers, LATE_END_SECONDS if scenario.late_end else 0.0)
 
         reply: dict[str, Any] = {
             "id": head["id"],

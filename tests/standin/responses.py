@@ -82,9 +82,11 @@ class EventStream(StreamingResponse):
         log: RequestLog,
         entry: Logged,
         headers: Mapping[str, str] | None = None,
+        end_delay: float = 0.0,
     ) -> None:
         super().__init__(frames, 200, {"cache-control": "no-cache", **(headers or {})}, "text/event-stream")
         self.frames = frames
+        self.end_delay = end_delay  # seconds between the last frame and the end of the body
         self.log = log
         self.entry = entry
 
@@ -110,6 +112,8 @@ class EventStream(StreamingResponse):
                     done = True
                 else:
                     done = True
+                    if self.end_delay:
+                        await anyio.sleep(self.end_delay)
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
         finally:

@@ -13,6 +13,7 @@ import orjson
 SLOW_SECONDS = 5.0
 STREAM_SLOW_CHUNKS = 20
 STREAM_SLOW_DELAY = 0.2
+LATE_END_SECONDS = 0.02  # stream-late-end: the pause between the last event and the end of the body
 CACHE_READ_TOKENS = 100
 CACHE_CREATION_TOKENS = 7
 TOKENS_PER_MESSAGE = 3
@@ -35,6 +36,7 @@ class Scenario:
     stream_cut: bool = False
     stream_error: bool = False
     stream_slow: bool = False
+    late_end: bool = False
     no_usage: bool = False
     echo: bool = False
     cache: bool = False
@@ -57,6 +59,7 @@ def scenario_for(model: str) -> Scenario:
         stream_cut=model == "stream-cut",
         stream_error=model == "stream-error",
         stream_slow=model == "stream-slow",
+        late_end=model == "stream-late-end",
         no_usage=model == "no-usage",
         echo=model == "echo-request",
         cache=cache,
