@@ -107,6 +107,8 @@ class Gate:
         key = (ctx.key_name, agent, model)
         found = self._rules.get(key)
         if found is None:
+            if len(self._rules) >= MAX_CACHED_RULES:  # callers choose agent names: never grow without bound
+                self._rules.clear()
             found = self._rules[key] = limit_rules(
                 team=ctx.team,
                 team_policies=self.config.teams.get(ctx.team),

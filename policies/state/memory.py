@@ -37,6 +37,8 @@ class _Account:
                 break
             del holds[member]
             self.reserved = max(0, self.reserved - amount)
+        if holds is not None and not holds:
+            self.holds = None  # most accounts hold nothing most of the time: keep them small
 
 
 class _Window:
@@ -146,6 +148,8 @@ class MemoryStore(StateStore):
                 state = self._accounts[spec.key] = _Account()
             if state.holds and state.holds.pop(member, None) is not None:
                 state.reserved = max(0, state.reserved - held)
+                if not state.holds:
+                    state.holds = None
             state.spent += actual
             if spec.expire_at:
                 state.expire_at = spec.expire_at
