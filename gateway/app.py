@@ -27,6 +27,7 @@ from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
+from gateway.gc_tuning import tune_for_serving
 from gateway.log_scrub import scrubber
 from gateway.metering.ledger import Ledger
 from gateway.metering.tokens import TokenCounter
@@ -53,6 +54,7 @@ def create_app(
         scrubber.install()
         async with _services(config, span_sink) as services:
             app.state.runtime = build_runtime(config, services)
+            tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
             log.info(
                 "agentgw ready: %d providers, %d models, %d routes, %d keys",

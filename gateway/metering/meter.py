@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from gateway.metering.events import UsageEvent
@@ -69,5 +68,6 @@ def output_text(data: Mapping[str, Any]) -> str:
 
 def format_usd(nanos: int) -> str:
     """Nano-dollars as a plain decimal string: 185100 -> '0.0001851'."""
-    text = f"{Decimal(nanos) / NANOS_PER_USD:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
+    sign = "-" if nanos < 0 else ""
+    dollars, fraction = divmod(abs(nanos), NANOS_PER_USD)
+    return f"{sign}{dollars}.{fraction:09d}".rstrip("0").rstrip(".")
