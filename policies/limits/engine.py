@@ -19,7 +19,9 @@ is corrected to the real usage and the leases are released.
 
 Why not the `limits` library, the stack's first choice (used until this was measured): it makes a
 round trip per counter and another per window read, 9 to 13 on Redis per call with settlement, where
-this makes two; `bench/overhead_bench.py` (limits+budgets:redis) shows the difference.
+this makes two. Measured with `bench/overhead_bench.py` (limits+budgets:redis), the commits before
+and after, back to back: +1.95 ms p50 at concurrency 1 and 600 req/s at 32 with `limits`, +1.29 ms
+and 1,240 req/s with these counters.
 """
 
 from __future__ import annotations
