@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import sys
@@ -142,8 +143,17 @@ async def _stream_run(url: str, key: str, requests: int) -> StreamResult:
     )
 
 
-def stream_run(url: str, key: str, requests: int) -> StreamResult:
-    return asyncio.run(_stream_run(url + pb.CHAT_PATH, key, requests))
+def stream_run(url: str, key: str, requests: int, pin: bool) -> StreamResult:
+    """The streamed calls, made from this process: pinned, like wrk, to the load generator's core,
+    or the client would share the core of the process it measures (and be measured with it)."""
+    previous = os.sched_getaffinity(0) if pin and hasattr(os, "sched_setaffinity") else None
+    if previous is not None:
+        os.sched_setaffinity(0, {int(pb.LOAD_CPU)})
+    try:
+        return asyncio.run(_stream_run(url + pb.CHAT_PATH, key, requests))
+    finally:
+        if previous is not None:
+            os.sched_setaffinity(0, previous)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -180,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     service, base = start_variant(services, upstream, name, redis)
                 c1, c32 = pb.measure(name, base, pb.GATEWAY_KEY, args.duration, pin)
-                stream = stream_run(base, pb.GATEWAY_KEY, args.stream_requests) if name != "bare" else None
+                stream = stream_run(base, pb.GATEWAY_KEY, args.stream_requests, pin) if name != "bare" else None
                 if stream is not None:
                     print(
                         f"  {name:<22} stream  first chunk p50 {stream.ttfc_p50_ms:7.3f} ms  "
