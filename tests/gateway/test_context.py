@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gateway.auth import Principal, Role
@@ -61,3 +63,14 @@ def test_a_callers_request_id_is_kept_only_when_sane() -> None:
     assert client_request_id("bad id\n") is None
     assert client_request_id(None) is None
     assert new_request_id() != new_request_id() and new_request_id().startswith("req_")
+
+
+def test_request_ids_grow_with_time() -> None:
+    """Time-ordered (48-bit milliseconds first), so the ledger's index on them appends."""
+    ids = []
+    for _ in range(3):
+        ids.append(new_request_id())
+        time.sleep(0.002)
+    assert ids == sorted(ids)
+    assert all(len(i) == 4 + 32 and int(i[4:], 16) for i in ids)
+    assert int(ids[0][4:16], 16) == pytest.approx(time.time() * 1000, abs=5_000)

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
+from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, ANTHROPIC_SECRET, OPENAI_SECRET, GatewayProcess, base_config
 from tests.standin import StandIn
 
 USER = [{"role": "user", "content": "Count the tokens of this request, please."}]
@@ -271,3 +271,19 @@ def test_usage_cli_reads_the_ledger_and_the_gateway(gateway: Any, standin: Stand
         check=True,
     )
     assert remote.stdout.splitlines()[1].startswith("research,crawler,11,3,")
+
+
+def test_the_ledger_file_holds_no_key(standin: StandIn, gateway_factory: Any) -> None:
+    """Neither gateway keys (valid or refused) nor provider keys reach the ledger, content capture on
+    and upstream failures included: the bytes of the database and its WAL are searched."""
+    config = priced_config(standin)
+    config["telemetry"] = {"capture_content": {"enabled": True}}
+    gateway = gateway_factory(config)
+    mixed_workload(gateway, standin)
+    with pytest.raises(openai.AuthenticationError):
+        gateway.client("agentgw-not-a-key-0000").chat.completions.create(model="oa-gpt-x", messages=USER)
+    flush(gateway)
+    raw = b"".join(p.read_bytes() for p in gateway.ledger_path.parent.glob(gateway.ledger_path.name + "*"))
+    assert len(ledger_rows(gateway.ledger_path)) == 11 and b"Count the tokens" in raw  # content was captured
+    for secret in (ADMIN_KEY, AGENT_KEY, OPENAI_SECRET, ANTHROPIC_SECRET, "agentgw-not-a-key-0000"):
+        assert secret.encode() not in raw, secret

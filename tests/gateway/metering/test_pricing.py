@@ -58,4 +58,8 @@ def test_formatting() -> None:
     assert format_usd(0) == "0"
     assert format_usd(185_100) == "0.0001851"
     assert format_usd(2_500_000_000) == "2.5"
+    assert format_usd(3_000_000_000) == "3"
+    assert format_usd(1) == "0.000000001"
+    assert format_usd(1_234_567_891_234) == "1234.567891234"
+    assert format_usd(-5) == "-0.000000005"
     assert usd(4_125_000) == 0.004125
