@@ -243,8 +243,10 @@ class Router:
 
     def allowed_models(self, grants: Iterable[str]) -> frozenset[str] | None:
         """The models a key's grants reach, for `RequestFeatures.allowed_models`: None when they
-        include "*"; else each granted model with its fallbacks and each granted route's candidates
-        and downgrade candidates. Cached per distinct set of grants (one per key, in practice)."""
+        include "*". A key that names models of its own may use exactly those (the routes it names
+        may be requested, and their other candidates, like its models' fallbacks, are skipped as
+        `not_allowed`); a key that names only routes may use whatever they route to (candidates and
+        downgrade candidates). Cached per distinct set of grants (one per key, in practice)."""
         key = frozenset(grants)
         if key in self._grants:
             return self._grants[key]
@@ -252,8 +254,9 @@ class Router:
             self._grants.clear()
         reached: frozenset[str] | None = None
         if "*" not in key:
-            members = (self._entries[g].members for g in key if g in self._entries)
-            reached = key.union(*members)
+            routes = [self._entries[g] for g in key if g in self._entries and self._entries[g].route is not None]
+            names_models = len(routes) < len(key)
+            reached = key if names_models else key.union(*(route.members for route in routes))
         self._grants[key] = reached
         return reached
 

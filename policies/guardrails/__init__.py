@@ -11,7 +11,8 @@ Each scan returns verdicts: (guardrail, phase, action, entity types, count), nev
 which appears in no verdict, exception or log line of this package. `block` stops the call (the
 gateway answers 400 `guardrail_blocked` naming the guardrail), `redact` replaces each match with a
 typed placeholder (`[EMAIL]`, `[PHONE]`, `[CREDIT_CARD]`, `[IBAN]`, `[US_SSN]`, `[IP_ADDRESS]`,
-`[SECRET]`, `[REDACTED]` for regex and denylist), `flag` lets the call pass and records the verdict.
+`[SECRET]`, a regex pattern's name such as `[TICKET]`, `[REDACTED]` for the denylist), `flag` lets
+the call pass and records the verdict.
 
 What is scanned: every text of a chat request (string content, text parts, refusals, assistant
 tool-call arguments redacted inside the JSON without breaking it, tool and function results, system

@@ -100,7 +100,7 @@ class PromptInjectionConfig(_Guardrail):
 
 
 class RegexConfig(_Guardrail):
-    """Named custom patterns (Python regular expressions); matches redact to `[REDACTED]`."""
+    """Named custom patterns (Python regular expressions); a match redacts to its name: `ticket` -> `[TICKET]`."""
 
     type: Literal["regex"] = "regex"
     action: Action = "redact"

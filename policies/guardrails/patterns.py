@@ -1,6 +1,7 @@
 """Custom detectors: the `regex` guardrail (named patterns) and the `denylist` guardrail (words).
 
-Both redact to `[REDACTED]`; a finding's entity is the pattern's name, or `denylist`. Patterns are
+A finding's entity is the pattern's name, or `denylist`, and it redacts to a placeholder typed by
+it: `patterns: {ticket: ...}` gives `[TICKET]`; the denylist gives `[REDACTED]`. Patterns are
 compiled (and so validated) when the config loads; see `config.py` for the errors a bad one gives.
 """
 
@@ -15,6 +16,12 @@ from policies.guardrails.matching import CompositeDetector, Convert, Detector, D
 from policies.guardrails.verdicts import Finding
 
 PLACEHOLDER = "[REDACTED]"
+
+
+def placeholder(name: str) -> str:
+    """`[TICKET]` for a pattern named `ticket` (`order-id` -> `[ORDER_ID]`)."""
+    typed = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
+    return f"[{typed}]" if typed else PLACEHOLDER
 
 
 def compile_custom(source: str) -> DualPattern:
@@ -47,7 +54,7 @@ class RegexDetector(CompositeDetector):
     def __init__(self, patterns: Mapping[str, str]) -> None:
         parts: list[Detector] = []
         for name, source in patterns.items():
-            parts.append(PatternDetector(compile_custom(source), _converter(name)))
+            parts.append(PatternDetector(compile_custom(source), _converter(name, placeholder(name))))
         super().__init__(parts)
 
 
@@ -55,11 +62,11 @@ class DenylistDetector(PatternDetector):
     """Listed words and phrases, matched as whole words."""
 
     def __init__(self, words: Iterable[str], case_sensitive: bool = False) -> None:
-        super().__init__(DualPattern(denylist_source(words, case_sensitive)), _converter("denylist"))
+        super().__init__(DualPattern(denylist_source(words, case_sensitive)), _converter("denylist", PLACEHOLDER))
 
 
-def _converter(entity: str) -> Convert:
+def _converter(entity: str, replacement: str) -> Convert:
     def convert(m: Match, _text: str) -> Finding | None:
-        return Finding(m.start(), m.end(), entity, PLACEHOLDER) if m.end() > m.start() else None
+        return Finding(m.start(), m.end(), entity, replacement) if m.end() > m.start() else None
 
     return convert

@@ -35,12 +35,22 @@ def test_a_model_asked_for_by_name_is_a_single_plan_with_its_fallbacks() -> None
 def test_grants_reach_routes_members_and_models_fallbacks() -> None:
     router = make_router(ROUTES, models=WITH_FALLBACKS)
     assert router.allowed_models(["*"]) is None
-    assert router.allowed_models(["auto"]) == frozenset({"auto", "mid", "strong"})
-    assert router.allowed_models(["chain", "ghost"]) == frozenset({"chain", "cheap", "mid", "ghost"})
+    assert router.allowed_models(["auto"]) == frozenset({"auto", "mid", "strong"})  # only routes: their members
+    assert router.allowed_models(["chain", "ghost"]) == frozenset({"chain", "ghost"})  # models: exactly those
+    assert router.allowed_models(["auto", "mid"]) == frozenset({"auto", "mid"})
     plan = router.plan(RequestFeatures(requested_model="chain", allowed_models=frozenset({"chain", "mid"})))
     assert plan is not None
     assert [t.model for t in plan.targets] == ["chain", "mid"]
     assert dict(plan.considered)["cheap"] == "not_allowed: the key may not use this model"
+
+
+def test_a_key_naming_models_uses_a_route_only_through_them() -> None:
+    router = make_router(ROUTES, models=WITH_FALLBACKS)
+    allowed = router.allowed_models(["auto", "mid"])
+    plan = router.plan(RequestFeatures(requested_model="auto", allowed_models=allowed))
+    assert plan is not None
+    assert [t.model for t in plan.targets] == ["mid"]
+    assert dict(plan.considered)["strong"] == "not_allowed: the key may not use this model"
 
 
 def test_routes_carry_their_retry_policy() -> None:

@@ -19,6 +19,7 @@ GUARDS = {
     "inj_flag": {"type": "prompt_injection", "action": "flag", "scan_tool_results": False},
     "words": {"type": "denylist", "words": ["Project Falcon"], "action": "redact"},
     "tickets": {"type": "regex", "patterns": {"ticket": r"TCK-[0-9]{4}"}, "action": "flag"},
+    "ids": {"type": "regex", "patterns": {"ticket": r"TCK-[0-9]{4}", "order-id": r"ORD[0-9]{6}"}, "action": "redact"},
     "tools": {"type": "tool_access", "allow": ["search_*", "get_weather"], "deny": ["search_private*"]},
 }
 
@@ -35,6 +36,12 @@ def test_untouched_body_is_the_same_object() -> None:
     body = request({"role": "user", "content": "What is the capital of France?"})
     result = scan(["pii", "secrets", "inj"], body)
     assert result.body is body and not result.modified and result.verdicts == () and result.blocked_by is None
+
+
+def test_regex_matches_redact_to_their_patterns_name() -> None:
+    body = request({"role": "user", "content": "see TCK-1234 and TCK-99 about ORD123456"})
+    result = scan(["ids"], body)
+    assert result.body["messages"][0]["content"] == "see [TICKET] and TCK-99 about [ORDER_ID]"
 
 
 def test_redaction_copies_and_keeps_the_rest() -> None:
