@@ -222,7 +222,9 @@ class Call:
                 # the provider broke the stream: count it against the target
                 self.runtime.services.health.record_failure(answer.target, "5xx")
             self.facts.finish_reasons = result.finish_reasons
-            usage = result.usage or self.runtime.meter.estimate_chat(answer.target, self.body, result.output_text)
+            usage = result.usage or self.runtime.meter.complete_stream_usage(
+                answer.target, self.body, result.output_text, stream.reported_usage()
+            )
             cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
             finish_reason = result.finish_reasons[-1] if result.finish_reasons else None
             output = [{"message": {"content": result.output_text}, "finish_reason": finish_reason}]

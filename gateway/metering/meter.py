@@ -45,6 +45,24 @@ class Meter:
         prompt = self._counter.count_messages(body.get("messages") or (), encoding)
         return Usage(prompt, self._counter.count_text(output_text, encoding), estimated=True)
 
+    def complete_stream_usage(
+        self, target: Target, body: Mapping[str, Any], output_text: str, reported: Usage | None
+    ) -> Usage:
+        """Usage for a stream that ended without its final count. What the provider did report is
+        kept (Anthropic's input, cache read and cache write counts arrive with the first event); the
+        output is counted from what was streamed; the whole is marked estimated."""
+        estimate = self.estimate_chat(target, body, output_text)
+        if reported is None or not reported.input_tokens:
+            return estimate
+        return Usage(
+            input_tokens=reported.input_tokens,
+            output_tokens=max(reported.output_tokens, estimate.output_tokens),
+            cached_tokens=reported.cached_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
+            reasoning_tokens=reported.reasoning_tokens,
+            estimated=True,
+        )
+
     def estimate_embeddings(self, target: Target, body: Mapping[str, Any]) -> Usage:
         encoding = self._counter.encoding_for(target.upstream_model, target.spec.tokenizer)
         return Usage(self._counter.count_inputs(body.get("input"), encoding), 0, estimated=True)

@@ -61,7 +61,7 @@ class AnthropicProvider(HttpProvider):
         response = await self._post("/v1/messages", payload, headers=call.headers, stream=True)
         include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         translator = StreamTranslator(created=int(time.time()), include_usage=include_usage, json_tool=json_tool)
-        return ChunkStream(self._chunks(response, translator), response.aclose)
+        return ChunkStream(self._chunks(response, translator), response.aclose, lambda: translator.usage)
 
     async def _chunks(self, response: UpstreamResponse, translator: StreamTranslator) -> AsyncIterator[Chunk]:
         async for event in self._events(response):

@@ -77,9 +77,21 @@ class ChunkStream:
     """The chunks of an open stream. Iterate it, then always `aclose()` it (which also cancels
     the upstream request when the stream is abandoned part-way)."""
 
-    def __init__(self, chunks: AsyncIterator[Chunk], close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[Chunk],
+        close: Callable[[], Awaitable[None]],
+        reported: Callable[[], Usage | None] | None = None,
+    ) -> None:
         self._chunks = chunks
         self._close = close
+        self._reported = reported
+
+    def reported_usage(self) -> Usage | None:
+        """What the provider has reported of the usage so far, for a stream that ends before its
+        final usage (cut, abandoned): Anthropic gives the input counts at the start; OpenAI-compatible
+        providers give nothing until the end."""
+        return self._reported() if self._reported is not None else None
 
     def __aiter__(self) -> ChunkStream:
         return self

@@ -23,7 +23,15 @@ PRICED = {"input_per_mtok": 0.15, "output_per_mtok": 0.6, "cached_input_per_mtok
 
 def priced_config(standin: StandIn) -> dict[str, Any]:
     config = base_config(standin)
-    for name in ("oa-gpt-x", "an-gpt-x", "an-cache-x", "oa-stream-slow", "an-stream-slow", "oa-no-usage"):
+    for name in (
+        "oa-gpt-x",
+        "an-gpt-x",
+        "an-cache-x",
+        "oa-stream-slow",
+        "an-stream-slow",
+        "an-stream-cut",
+        "oa-no-usage",
+    ):
         config["models"][name].update(PRICED)
     config["models"]["an-cache-x"]["cache_write_per_mtok"] = 0.19
     config["models"]["oa-embed"]["input_per_mtok"] = 0.02
@@ -163,6 +171,25 @@ def test_provider_without_usage_is_estimated(gateway: Any) -> None:
 def usage(gateway: Any, api_key: str = ADMIN_KEY, **params: str) -> httpx.Response:
     with gateway.http(api_key) as http:
         return http.get("/v1/usage", params=params)
+
+
+def test_a_cut_anthropic_stream_keeps_the_input_the_provider_reported(gateway: Any, standin: StandIn) -> None:
+    """Anthropic reports the input counts (cache included) in its first event: a stream cut or
+    abandoned after it is billed on those, and only the output is the gateway's count."""
+    client = gateway.client(AGENT_KEY)
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="an-stream-cut", messages=USER, stream=True))
+    hang_up_mid_stream(gateway, "an-stream-slow")
+    standin.wait_for(lambda e: e.model == "stream-slow" and e.cancelled)
+    flush(gateway)
+    rows = ledger_rows(gateway.ledger_path)
+    for seen in standin.requests:
+        row = rows[seen.headers["x-request-id"]]
+        assert seen.usage is not None and not seen.finished  # the first event went out, the last did not
+        reported_input, _, reported_cached = expected_from_provider(seen)
+        assert (row["input_tokens"], row["cached_tokens"]) == (reported_input, reported_cached)
+        assert row["cache_write_tokens"] == seen.usage.get("cache_creation_input_tokens", 0)
+        assert row["estimated"] == 1 and row["output_tokens"] >= 1 and row["cost_nanos"] > 0
 
 
 def test_report_totals_equal_the_ledger(gateway: Any, standin: StandIn) -> None:

@@ -286,8 +286,16 @@ def test_metrics_after_a_known_workload(gateway: Any, standin: StandIn) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=USER)
     gateway.client().chat.completions.create(model="resilient", messages=USER)
+    with pytest.raises(openai.AuthenticationError):  # refused before it became a call: still counted
+        gateway.client("agentgw-not-a-key").chat.completions.create(model="oa-gpt-x", messages=USER)
+    with gateway.http() as http:
+        assert http.post("/v1/chat/completions", content=b"{not json").status_code == 400
+        assert http.post("/v1/embeddings", json={"model": "oa-embed"}).status_code == 400
     s = metric_samples(gateway)
     assert total(s, "agentgw_requests_total", status="200", code="ok") == 5
+    assert total(s, "agentgw_requests_total", operation="chat", status="401", code="invalid_api_key") == 1
+    assert total(s, "agentgw_requests_total", operation="chat", status="400", code="invalid_request") == 1
+    assert total(s, "agentgw_requests_total", operation="embeddings", status="400", code="invalid_request") == 1
     assert total(s, "agentgw_requests_total", status="502", code="upstream_error") == 1
     assert total(s, "agentgw_requests_total", status="404", code="model_not_found") == 1
     assert total(s, "gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="oa-gpt-x") == 3
