@@ -240,7 +240,12 @@ class Call:
 
         guard = self.guard.stream_guard() if self.guard is not None and self.guard.has_output_guards else None
         self._stream_guard = guard
-        return SSEResponse(stream, first, self._answer_headers(answer), on_end, guard)
+
+        def attempts(problem: UpstreamProblem) -> list[Attempt]:
+            broken = Attempt(answer.provider.name, answer.target.model, problem.error_kind(), None, problem.detail)
+            return [*answer.failed, broken]
+
+        return SSEResponse(stream, first, self._answer_headers(answer), on_end, guard, attempts)
 
     # -- the forwarder's attempt hooks ------------------------------------------------------
 
@@ -261,10 +266,15 @@ class Call:
         metrics = self.runtime.services.telemetry.metrics
         if problem is not None and metrics is not None:
             metrics.child(metrics.upstream_errors, provider.name, target.model, problem.error_kind()).inc()
-        if self._attempt_span is not None:
-            error = None if problem is None else problem.error_kind()
-            self.runtime.services.telemetry.tracing.end(self._attempt_span, {}, error)
-            self._attempt_span = None
+        if problem is None and self.stream:
+            return  # an open stream's attempt lasts as long as the stream: it ends when the call does
+        self._end_attempt(None if problem is None else problem.error_kind())
+
+    def _end_attempt(self, error_type: str | None) -> None:
+        span, self._attempt_span = self._attempt_span, None
+        if span is not None:
+            attrs = {} if error_type is None else semconv.error_attributes(error_type)
+            self.runtime.services.telemetry.tracing.end(span, attrs, error_type)
 
     def fell_back(self, target: Target) -> None:
         metrics = self.runtime.services.telemetry.metrics
@@ -325,6 +335,9 @@ class Call:
             return
         self._finished = True
         ended = ended or time.perf_counter()
+        if self._attempt_span is not None:  # a stream's attempt: failed if the provider broke it
+            broken = error is not None and not isinstance(error, ClientGone | GuardrailBlocked)
+            self._end_attempt(error.code if broken and error is not None else None)
         facts = self.facts
         facts.status = status or (error.status if error is not None else 200)
         facts.error_type = error.code if error is not None else None

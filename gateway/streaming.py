@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway import sse
-from gateway.errors import GatewayError, UpstreamFailed, UpstreamProblem, UpstreamTimedOut, internal_error
+from gateway.errors import (
+    Attempt,
+    GatewayError,
+    UpstreamFailed,
+    UpstreamProblem,
+    UpstreamTimedOut,
+    internal_error,
+)
 from gateway.guards import blocked as guardrail_blocked
 from gateway.metering.usage import Usage
 from gateway.providers import Chunk, ChunkStream
@@ -59,9 +66,11 @@ class SSEResponse(Response):
         headers: dict[str, str],
         on_end: Callable[[StreamResult], Awaitable[None]],
         guard: StreamGuard | None = None,
+        attempts: Callable[[UpstreamProblem], Sequence[Attempt]] = lambda problem: (),
     ) -> None:
         self._stream = stream
         self._first = first
+        self._attempts = attempts  # the call's attempts, this stream's failed one last, for the error event
         self._start_headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
@@ -106,7 +115,8 @@ class SSEResponse(Response):
             payload = sse.DONE if blocked is None else self._fail(guardrail_blocked(blocked, "output"))
         except UpstreamProblem as problem:
             error_cls = UpstreamTimedOut if problem.kind == "timeout" else UpstreamFailed
-            payload = self._fail(error_cls(f"The upstream stream failed after it started: {problem.detail}"))
+            message = f"The upstream stream failed after it started: {problem.detail}"
+            payload = self._fail(error_cls(message, attempts=self._attempts(problem)))
         except GatewayError as error:
             payload = self._fail(error)
         except (asyncio.CancelledError, OSError):

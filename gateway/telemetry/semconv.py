@@ -147,6 +147,11 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return attrs
 
 
+def error_attributes(error_type: str) -> dict[str, AttributeValue]:
+    """`error.type` for a span that failed (an upstream attempt)."""
+    return {err.ERROR_TYPE: error_type}
+
+
 def attempt_attributes(
     operation: str, model: str, provider_kind: str, server: tuple[str, int] | None, attempt: int
 ) -> dict[str, AttributeValue]:

@@ -139,9 +139,18 @@ def test_stream_falls_back_before_its_first_byte(gateway: Any, standin: StandIn)
 
 def test_stream_failing_after_its_first_byte_ends_with_an_error_event(gateway: Any, standin: StandIn) -> None:
     stream = gateway.client().chat.completions.create(model="late-failure", messages=USER, stream=True)
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIError) as info:
         list(stream)
     assert [e.model for e in standin.requests] == ["stream-error"]  # the client saw content: no fallback
+    assert isinstance(info.value.body, dict)
+    [attempt] = info.value.body["attempts"]  # the event says which attempt broke
+    assert (attempt["provider"], attempt["model"], attempt["error"]) == (
+        "standin-openai",
+        "oa-stream-error",
+        "stream_error",
+    )
+    row = ledger_row(gateway, standin.requests[0].headers["x-request-id"])
+    assert row["attempts"] == 1 and json.loads(row["attempt_log"])[0]["model"] == "oa-stream-error"
 
 
 def test_retry_with_backoff_on_the_same_target(gateway: Any, standin: StandIn) -> None:

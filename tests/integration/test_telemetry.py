@@ -154,6 +154,19 @@ def test_failures_set_status_and_error_type(
     span = call_span(spans)
     assert span.status_code == STATUS_ERROR and span.status_message == error
     assert span.attributes["error.type"] == error
+    attempts = attempt_spans(spans, 1) if model != "no-such-model" else []
+    for attempt in attempts:  # the attempt that failed says so too, mid-stream included
+        assert attempt.status_code == STATUS_ERROR and attempt.attributes["error.type"]
+        assert attempt.span_id != span.span_id and attempt.parent_span_id == span.span_id
+
+
+def test_a_streams_attempt_span_lasts_as_long_as_the_stream(gateway: Any, spans: MemorySink) -> None:
+    list(gateway.client().chat.completions.create(model="oa-gpt-x", messages=USER, stream=True))
+    span = call_span(spans)
+    [attempt] = attempt_spans(spans, 1)
+    assert attempt.status_code != STATUS_ERROR and "error.type" not in attempt.attributes
+    assert span.start_ns <= attempt.start_ns and attempt.end_ns <= span.end_ns
+    assert attempt.end_ns - attempt.start_ns > (span.end_ns - span.start_ns) * 0.3  # not just to the first chunk
 
 
 def test_fallback_shows_every_attempt(gateway: Any, spans: MemorySink) -> None:
@@ -162,6 +175,7 @@ def test_fallback_shows_every_attempt(gateway: Any, spans: MemorySink) -> None:
     attempts = attempt_spans(spans, 2)
     assert [s.name for s in attempts] == ["chat oa-fail-500", "chat oa-gpt-x"]
     assert attempts[0].status_code == STATUS_ERROR and attempts[1].status_code != STATUS_ERROR
+    assert attempts[0].attributes["error.type"] == "status_500" and "error.type" not in attempts[1].attributes
     span = call_span(spans)
     assert span.name == "chat resilient" and span.attributes["agentgw.attempts"] == 2
     assert span.attributes["agentgw.route"] == "resilient" and span.attributes["agentgw.model"] == "oa-gpt-x"
