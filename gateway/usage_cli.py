@@ -129,7 +129,7 @@ def _csv(data: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_columns(data))
     for row in data["data"]:
-        writer.writerow([row.get(c) for c in _columns(data)])
+        writer.writerow([report.csv_cell(row.get(c)) for c in _columns(data)])
     return out.getvalue()
 
 

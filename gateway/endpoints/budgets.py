@@ -2,7 +2,8 @@
 
 An agent key sees the budgets that apply to its own calls (its team's, its key's, its agent's);
 a team admin its team's and every key of the team; an admin every team's. Agent and task budgets
-exist per agent and per task id: ask for one with `?agent=` or `?task=` (and `team=` for admins).
+exist per agent and per task id: ask for one with `?agent=` or `?task=` (and `team=` for admins);
+the call's own `X-Agent-Id` and `X-Task-Id` headers count as asking, as they do on a chat call.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ async def budgets(request: Request) -> JSONResponse:
     if principal.role is Role.AGENT and agent is not None and agent != ctx.agent:
         raise PermissionDenied("This key may not see another agent's budgets.", param="agent")
     teams = list(runtime.config.teams) if principal.role is Role.ADMIN and "team" not in params else [team]
-    found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, params.get("task"))
+    task = params.get("task") or ctx.task
+    found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, task)
     try:
         statuses = [await runtime.services.policies.budgets.status(budget) for budget in found]
     except StoreUnavailable as exc:

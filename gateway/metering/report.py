@@ -83,8 +83,16 @@ class UsageReport:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([*self.query.group_by, *METRICS])
         for row in self.rows:
-            writer.writerow([row[name] for name in (*self.query.group_by, *METRICS)])
+            writer.writerow([csv_cell(row[name]) for name in (*self.query.group_by, *METRICS)])
         return out.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """A number as a spreadsheet reads it: USD amounts in plain decimals (`0.000012`, never
+    `1.2e-05`)."""
+    if isinstance(value, float):
+        return f"{value:.9f}".rstrip("0").rstrip(".") or "0"
+    return value
 
 
 def parse_query(params: Mapping[str, str], now: float | None = None) -> UsageQuery:

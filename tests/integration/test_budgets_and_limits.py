@@ -137,6 +137,10 @@ def test_task_budgets_cap_each_task_separately(standin: StandIn, gateway_factory
     [task] = budgets(gateway, AGENT_KEY, task="T-1")[-1:]
     assert task["scope"] == {"team": "research", "kind": "task", "name": "T-1", "model": None}
     assert task["period"] == "total" and task["spent_usd"] == pytest.approx(2 * CALL_COST)
+    with gateway.http(AGENT_KEY) as http:  # an agent's own X-Task-Id header asks for its task's budget
+        data = http.get("/v1/budgets", headers={"x-task-id": "T-2"}).json()["data"]
+    [task] = [b for b in data if b["scope"]["kind"] == "task"]
+    assert task["scope"]["name"] == "T-2" and task["spent_usd"] == pytest.approx(CALL_COST)
 
 
 def test_rate_limits_and_their_headers(standin: StandIn, gateway_factory: Any) -> None:

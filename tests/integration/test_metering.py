@@ -218,6 +218,10 @@ def test_report_filters_buckets_and_csv(gateway: Any, standin: StandIn) -> None:
     lines = csv_text.strip().splitlines()
     assert lines[0] == "provider,requests,errors,input_tokens,output_tokens,cached_tokens,reasoning_tokens,cost_usd"
     assert len(lines) == 3
+    by_provider = {r["provider"]: r for r in usage(gateway, group_by="provider").json()["data"]}
+    for line in lines[1:]:  # USD in plain decimals, equal to the JSON report's
+        provider, *_, cost = line.split(",")
+        assert "e" not in cost.lower() and float(cost) == pytest.approx(by_provider[provider]["cost_usd"], abs=1e-9)
     future = usage(gateway, **{"from": "2099-01-01", "to": "2099-02-01"}).json()
     assert future["data"] == [] and future["totals"]["requests"] == 0
 
