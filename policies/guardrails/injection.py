@@ -36,6 +36,12 @@ _RULE_NOUNS = (
     r"(?:instructions?|prompts?|rules|directions?|directives?|guidelines|guidance|commands?|context|constraints"
     r"|restrictions|programming|orders|policies|messages?|tasks?)"
 )
+# Between "ignore" and "previous": only words that point at the instructions themselves ("ignore all of
+# your previous instructions"), so "ignore the typo in my previous message" is not an override.
+_DETERMINERS = (
+    r"(?:\s+(?:all|any|every|each|of|the|your|my|our|these|those|this|that|its|their|whatever|everything|what"
+    r"|was|were|is|are|said|given|written|stated|in|and|or|both|entire|whole|other|above|before|to|you|were|told)){0,5}"
+)
 _HIDDEN_ADJ = r"(?:system|initial|hidden|original|secret|internal|developer|confidential|pre-?)"
 _ASKS = r"(?:reveal|show|print|display|output|repeat|tell|share|leak|dump|expose|disclose|write out|spell[- ]check|copy|recite)"
 
@@ -94,7 +100,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _w("instruction instructions prompt prompts rules direction directions directive directives guidelines"
                               " guidance command commands context constraints restrictions programming orders policies message"
                               " messages task tasks")),
-       rf"\b{_VERBS}\b[^.!?\n]{{0,40}}?\b{_STRONG_ADJ}\b[^.!?\n]{{0,40}}?\b{_RULE_NOUNS}\b", before=8),
+       rf"\b{_VERBS}\b{_DETERMINERS}\s*\b{_STRONG_ADJ}\b[^.!?\n]{{0,40}}?\b{_RULE_NOUNS}\b"
+       rf"|\b{_VERBS}\b{_DETERMINERS}\s*\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|orders"
+       r"|programming)\b[^.!?\n]{0,30}?\b(?:above|before|earlier|previously|so far|until now)\b", before=8),
     _s("ignore_all_rules", "override", 0.5,
        (_w("ignore disregard forget override bypass"), _w("all any every"),
         _w("instructions rules guidelines restrictions programming policies safeguards filters")),
@@ -102,9 +110,21 @@ _SIGNALS: tuple[_Signal, ...] = (
        r"(?:instructions|rules|guidelines|restrictions|programming|policies|safeguards|filters)\b"),
     _s("ignore_everything", "override", 0.45, (_w("ignore disregard forget"), _w("everything all what")),
        r"\b(?:ignore|disregard|forget)\s+(?:everything|all(?: of)? (?:that|this|the above)|what (?:i|you were|you've been) (?:said|told))"),
+    _s("ignore_previous_translated", "override", 0.85,
+       (_w("ignoriere ignorieren ignoriert vergiss vergessen missachte ignorez ignore oubliez oublie ignora ignorar olvida"
+           " olvide dimentica dimenticate negeer vergeet"),
+        _w("anweisungen instruktionen befehle regeln anordnungen instructions consignes règles regles instrucciones órdenes"
+           " ordenes reglas istruzioni regole instruções instrucoes regras instructies regels")),
+       r"\b(?:ignorier(?:e|en|t)?|vergiss|vergessen\s+sie|missachte|ignorez|ignore|oubliez|oublie|ignora|ignorar|olvid[ae]"
+       r"|dimentica(?:te)?|negeer|vergeet)\b[^.!?\n]{0,50}?\b(?:vorherigen|bisherigen|obigen|vorigen|alle[nr]?"
+       r"|pr[ée]c[ée]dentes?|ant[ée]rieures?|anteriores|precedenti|anteriori|vorige|eerdere|todas|toutes|tutte)\b[^.!?\n]{0,40}?"
+       r"\b(?:anweisungen|instruktionen|befehle|regeln|anordnungen|instructions|consignes|r[èe]gles|instrucciones|[óo]rdenes"
+       r"|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels)\b", before=8),
     _s("new_instructions", "override", 0.4,
-       (_w("new updated real actual true revised secret"), _w("instruction instructions task rule rules directive directives orders prompt")),
-       r"\b(?:new|updated|real|actual|true|revised|secret)\s+(?:instructions?|task|rules?|directives?|orders|system prompt)\s*(?::|are\b|is\b)"),
+       (_w("new updated real actual true revised secret"),
+        _w("instruction instructions task rule rules directive directives orders prompt policy policies")),
+       r"\b(?:new|updated|real|actual|true|revised|secret)\s+(?:instructions?|task|rules?|directives?|orders|system prompt"
+       r"|polic(?:y|ies))\s*(?::|are\b|is\b)"),
     _s("from_now_on", "override", 0.3, (_w("now"), _w("from"), _w("on")),
        r"\bfrom now on\b[^.\n]{0,30}\b(?:you|your|act|respond|answer|reply|behave|pretend)\b", before=5),
     _s("instead_say", "override", 0.3, (_w("instead"), _w("say print write output respond reply return")),

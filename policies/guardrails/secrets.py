@@ -97,13 +97,20 @@ _NAMES = (
     r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key|private[_\-]?key"
     r"|credentials?)"
 )
-_ASSIGN = r"[a-z0-9_.\-]{0,24}[\"']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}(?:[bru]?[\"'`])?"
+_ASSIGN = r"[a-z0-9_.\-]{0,24}(?: [a-z]{2,12})?[\"']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}(?:[bru]?[\"'`])?"
 _VALUE = r"(?P<value>[^ \t\r\n\"'`,;(){}\[\]<>\\]{8,128})"
 # (kind, pattern, literals, whether the value must look like a credential)
 _GENERIC_RULES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     (
         "aws",
         r"(?:aws[a-z0-9_.\-]{0,30}?secret|secret_?access_?key)" + _ASSIGN + r"(?P<value>[a-z0-9/+]{40})(?![a-z0-9/+=])",
+        ("secret",),
+        False,
+    ),
+    (  # said rather than assigned: "the secret key is wJalr...", "aws secret wJalr..." (mixed case checked)
+        "aws",
+        r"(?:aws[a-z0-9_.\- ]{0,30}?secret|secret)(?:[ _\-]?(?:access[ _\-]?)?key)?[ \t]{1,4}(?:is[ \t]{1,4})?"
+        r"(?P<value>[a-z0-9/+]{40})(?![a-z0-9/+=])",
         ("secret",),
         False,
     ),
@@ -127,6 +134,7 @@ _SCHEME_GATE = re.compile(r"://|:/?\Z")
 _IDENTIFIER = re.compile(
     r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+(?:\(\))?|[A-Z][A-Z0-9_]*|[a-z][a-z0-9_]*"
 )
+_NAME_IS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}=")  # `input_tokens=1234`: a field, not a value
 _PLACEHOLDER_HINTS = (
     "xxx", "***", "...", "your", "example", "changeme", "change_me", "placeholder", "redacted", "dummy",
     "sample", "${", "{{", "getenv", "environ", "process.env", "secret_key_here", "<", ">",
@@ -142,7 +150,7 @@ def entropy(text: str) -> float:
 
 def looks_like_credential(value: str) -> bool:
     """True for values that read like a credential rather than code, a placeholder or a word."""
-    if len(value) < 8 or value.isdigit() or _IDENTIFIER.fullmatch(value):
+    if len(value) < 8 or value.isdigit() or _IDENTIFIER.fullmatch(value) or _NAME_IS.match(value):
         return False
     lowered = value.lower()
     if any(hint in lowered for hint in _PLACEHOLDER_HINTS):
@@ -150,6 +158,17 @@ def looks_like_credential(value: str) -> bool:
     has_letter = any(c.isalpha() for c in value)
     has_other = any(c.isdigit() or c in _SYMBOLS for c in value)
     return has_letter and has_other and entropy(value) >= 2.5
+
+
+def _base64_secret(value: str) -> bool:
+    """An AWS secret access key is 40 characters of base64 of random bytes: both cases and a digit or
+    symbol (a hex digest or a word run is not one)."""
+    return (
+        any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.isdigit() or c in "/+" for c in value)
+        and entropy(value) >= 3.5
+    )
 
 
 def _openai_body_ok(body: str, typed: bool) -> bool:
@@ -173,6 +192,8 @@ def _value(kind: str, strict: bool) -> Callable[[Match, str], Finding | None]:
         start, end = m.span("value")
         value = text[start:end]
         if strict and not looks_like_credential(value):
+            return None
+        if kind == "aws" and not _base64_secret(value):
             return None
         return Finding(start, end, kind, PLACEHOLDER)
 

@@ -74,6 +74,13 @@ def found(text: str) -> list[tuple[str, str]]:
             "a8F3kL9mQ2xZ7vB1nW4pR6tY0uE5iO",
         ),
         ("postgres://app:Xk82jLq9Wz@db.internal:5432/prod", "generic", "Xk82jLq9Wz"),
+        (  # an AWS secret said rather than assigned (AWS's documented example key)
+            "the aws secret key is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY, rotate it",
+            "aws",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        ("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("Secret Key: Hq8vN2pR5tW7yZ1bD4fG6jK9mP3sU5xA7cE0gI2k", "generic", "Hq8vN2pR5tW7yZ1bD4fG6jK9mP3sU5xA7cE0gI2k"),
     ],
 )
 def test_positives(text: str, kind: str, value: str) -> None:
@@ -103,6 +110,9 @@ def test_positives(text: str, kind: str, value: str) -> None:
         "the password must have 8 characters",
         "secret: true",
         "pk_live_51H8aBcDeFgHiJkLmNoPqRsTu is a publishable key",
+        "secret 3f786850e387550fdab836ed7e6dc881de23001b",  # a digest after the word: not an AWS secret
+        "token usage: input_tokens=1234 output_tokens=56",
+        "the secret is that we ship on friday and everyone knows it",
     ],
 )
 def test_code_that_looks_like_secrets(text: str) -> None:
