@@ -59,6 +59,11 @@ _SSN_SHAPE = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}")
 _CARD_SHAPE = re.compile(r"[0-9]{4,6}(?:[ \-][0-9]{2,6}){1,5}|[0-9]{13,19}")
 _DATE_SHAPE = re.compile(r"[0-9]{1,4}[./\-][0-9]{1,2}[./\-][0-9]{1,4}")
 _DECIMAL_SHAPE = re.compile(r"[0-9]+\.[0-9]+")
+# A date with a four-digit year, first in the candidate: "2024-03-15 12" is a timestamp, not a phone.
+_DATED = re.compile(
+    r"(?:19|20)[0-9]{2}[./\-](?:0?[1-9]|1[0-2])[./\-](?:0?[1-9]|[12][0-9]|3[01])(?![0-9])"
+    r"|(?:0?[1-9]|[12][0-9]|3[01])[./\-](?:0?[1-9]|1[0-2])[./\-](?:19|20)[0-9]{2}(?![0-9])"
+)
 _NON_DIGIT = re.compile(r"[^0-9]")
 
 
@@ -93,6 +98,8 @@ def _classify_digits(candidate: str, entities: frozenset[str], regions: tuple[tu
 def _is_phone(candidate: str, digits: str, regions: tuple[tuple[str, bool], ...]) -> bool:
     if not 7 <= len(digits) <= 15 or _DATE_SHAPE.fullmatch(candidate) or _DECIMAL_SHAPE.fullmatch(candidate):
         return False
+    if _DATED.match(candidate):
+        return False  # starts with a date: "2024-03-15 12" of a timestamp, "2024/03/15 0800"
     if candidate.isdigit():
         return False  # a bare digit run is far more often an id, an order or invoice number than a phone
     try:

@@ -58,6 +58,14 @@ def test_positives(text: str, entity: str, value: str) -> None:
         "time 12:34:56 and mac 00:1a:2b:3c:4d:5e",
         "C++ std::vector<int> and a::b",
         "price $1,299.99 qty 12",
+        "2024-03-15 12:34:56 INFO server started",  # timestamps: a date then an hour is not a phone
+        "[2023-11-02 09:15:00] ERROR timeout",
+        "created_at: 2025-01-07 18:00:00",
+        "Deploy at 2024-03-15 12:34 UTC",
+        "Logs from 2024/03/15 12:34:56",
+        "between 2024-03-15 and 2024-03-16 10:00",
+        "Termin am 15.03.2024 14:30 Uhr",
+        "The build finished in 1234.5678 seconds on 2024-03-15 12:34:56.",
     ],
 )
 def test_hard_negatives(text: str) -> None:
