@@ -33,9 +33,12 @@ from dataclasses import dataclass
 _VERBS = r"(?:ignore|ignoring|disregard|forget|override|bypass|skip|neglect|overlook|abandon|set aside|put aside|(?:do not|don't|stop) follow(?:ing)?)"
 _STRONG_ADJ = r"(?:previous|prior|above|preceding|earlier|former|original|initial|foregoing|system|developer)"
 _RULE_NOUNS = (
-    r"(?:instructions?|prompts?|rules|directions?|directives?|guidelines|guidance|commands?|context|constraints"
-    r"|restrictions|programming|orders|policies|messages?|tasks?)"
+    r"(?:instructions?|prompts?|rules|directions?|directives?|guidelines|guidance|commands?|constraints"
+    r"|restrictions|programming|orders|policies)"
 )
+# "ignore previous messages" is an override, "ignore the previous error message" is not: these nouns
+# count only right after the adjective.
+_WEAK_RULE_NOUNS = r"(?:messages?|tasks?|context)"
 # Between "ignore" and "previous": only words that point at the instructions themselves ("ignore all of
 # your previous instructions"), so "ignore the typo in my previous message" is not an override.
 _DETERMINERS = (
@@ -100,7 +103,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         _w("instruction instructions prompt prompts rules direction directions directive directives guidelines"
                               " guidance command commands context constraints restrictions programming orders policies message"
                               " messages task tasks")),
-       rf"\b{_VERBS}\b{_DETERMINERS}\s*\b{_STRONG_ADJ}\b[^.!?\n]{{0,40}}?\b{_RULE_NOUNS}\b"
+       rf"\b{_VERBS}\b{_DETERMINERS}\s*\b{_STRONG_ADJ}\b(?:[^.!?\n]{{0,40}}?\b{_RULE_NOUNS}|\s+{_WEAK_RULE_NOUNS})\b"
        rf"|\b{_VERBS}\b{_DETERMINERS}\s*\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|orders"
        r"|programming)\b[^.!?\n]{0,30}?\b(?:above|before|earlier|previously|so far|until now)\b", before=8),
     _s("ignore_all_rules", "override", 0.5,
@@ -207,7 +210,9 @@ _SIGNALS: tuple[_Signal, ...] = (
     _s("reveal_system_prompt", "extraction", 0.75,
        (_ASK_VERBS, _w("system initial hidden original secret internal developer confidential pre-prompt preprompt pre"), _PROMPT_NOUNS),
        rf"\b{_ASKS}\b(?:\s+[a-z]+){{0,3}}?\s+(?:your|the|its|all|any|me\s+your|me\s+the)\s+(?:[a-z]+\s+){{0,2}}?{_HIDDEN_ADJ}\s*"
-       r"(?:prompts?|instructions?|messages?|rules|guidelines|directives?|context)\b"),
+       r"(?:prompts?|instructions?|messages?|rules|guidelines|directives?|context)\b"
+       r"(?!\s+(?:feature|features|works?|parameter|field|setting|settings|option|role|api|design|engineering|template"
+       r"|best practices|examples?)\b)"),
     _s("reveal_previous_instructions", "extraction", 0.5,
        (_ASK_VERBS, _w("previous prior above preceding"), _w("prompt prompts instruction instructions rules directive directives")),
        rf"\b{_ASKS}\b(?:\s+[a-z]+){{0,3}}?\s+(?:your|the|all|me\s+your|me\s+the)\s+(?:previous|prior|above|preceding)\s+"
@@ -271,6 +276,16 @@ _BIDI_OVERRIDE = re.compile("[\u202d\u202e]")
 _BIDI_OTHER = re.compile("[\u202a-\u202c\u2066-\u2069]")
 _INVISIBLE = re.compile(f"[{_ZERO_WIDTH}\u00ad\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 _MAX_DECODED_RUNS = 8
+# Quoted attack phrases in text that is about attacks (security training, a question, a translation).
+QUOTED_WEIGHT = 0.4
+_MAX_MENTION_TEXT = 2_000  # a question or a note about an attack is short; long texts are scored as they are
+_QUOTED = re.compile(
+    r"(?<![A-Za-z])'([^'\n]{8,300})'(?![A-Za-z])|\"([^\"\n]{8,300})\"|\u201c([^\u201d\n]{8,300})\u201d|`([^`\n]{8,300})`"
+)
+_META = re.compile(
+    r"\b(?:attacks?|attackers?|attacking|injections?|jailbreaks?|phrases?|strings?|examples?|famous|security|research"
+    r"|training|means?|meaning|paste|spot|detect|detection|recogni[sz]e|classif(?:y|ier)|filter)\b"
+)
 
 
 def _index(signals: tuple[_Signal, ...]) -> tuple[dict[str, tuple[_Signal, ...]], tuple[_Signal, ...]]:
@@ -325,7 +340,17 @@ class InjectionScorer:
 
     def score(self, text: str) -> InjectionScore:
         fired: dict[str, tuple[str, float]] = {}
-        self._collect(text, fired, depth=0)
+        mentions = _quoted_mentions(text)
+        if mentions is None:
+            self._collect(text, fired, depth=0)
+        else:  # talk about attacks that quotes one: the quote counts for less than the same words said
+            outside, quoted = mentions
+            self._collect(outside, fired, depth=0)
+            for quote in quoted:
+                mentioned: dict[str, tuple[str, float]] = {}
+                self._collect(quote, mentioned, depth=1)
+                for sid, (category, weight) in mentioned.items():
+                    fired.setdefault("quoted:" + sid, (category, weight * QUOTED_WEIGHT))
         miss = 1.0
         for _category, weight in fired.values():
             miss *= 1.0 - weight
@@ -388,6 +413,21 @@ class InjectionScorer:
                 self._collect(_INVISIBLE.sub("", text)[::-1], flipped, depth=1)
                 for sid, (_category, weight) in flipped.items():
                     fired.setdefault("reversed:" + sid, ("invisible_unicode", weight))
+
+
+def _quoted_mentions(text: str) -> tuple[str, list[str]] | None:
+    """(the text with its quotes cut out, the quotes) when the text talks about attacks and quotes
+    something ("what do attackers mean by 'ignore previous instructions'?"); None otherwise. A text
+    that is all quote, or that never speaks of attacks, phrases or examples, is scored as it is."""
+    if len(text) > _MAX_MENTION_TEXT or not _META.search(text.lower()):
+        return None
+    quoted = list(_QUOTED.finditer(text))
+    if not quoted:
+        return None
+    outside = _QUOTED.sub(" ", text)
+    if len(outside.split()) < 3 or not _META.search(outside.lower()):
+        return None
+    return outside, [next(g for g in m.groups() if g is not None) for m in quoted]
 
 
 def _is_hex(run: str) -> bool:
