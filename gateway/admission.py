@@ -45,6 +45,7 @@ class Held:
     budgets: tuple[Budget, ...] = ()
     reserved_nanos: int = 0
     holds: bool = False  # limits or budgets applied: there is something to settle
+    plan: Plan | None = None  # the plan admitted, when a per-model limit took targets off it
 
 
 class Policies:
@@ -161,7 +162,22 @@ class Gate:
         return tokens, cost
 
     async def admit(self, ctx: CallContext, plan: Plan, body: Mapping[str, Any]) -> Held:
-        """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go."""
+        """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go.
+        A route's first target whose own per-model limit is full is skipped for the next one (the
+        held plan says so); the call is refused only when no target has room."""
+        narrowed: Plan | None = None
+        while True:
+            try:
+                held = await self._admit(ctx, plan, body)
+            except RateLimited as refused:
+                if refused.model != plan.targets[0].model or len(plan.targets) < 2:
+                    raise
+                plan = narrowed = plan.without_first(f"rate_limited: its {refused.limit} limit is full")
+                continue
+            held.plan = narrowed
+            return held
+
+    async def _admit(self, ctx: CallContext, plan: Plan, body: Mapping[str, Any]) -> Held:
         rules = self.rules_for(ctx, plan.targets[0].model)
         budgets = self.budgets_for(ctx)
         held = Held(budgets=budgets, holds=bool(rules or budgets))
@@ -243,10 +259,12 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
         headers["x-should-retry"] = "false"
     return RateLimited(
         f"Rate limit reached: {refusal.limit} per {'call' if refusal.limit == 'concurrent' else 'minute'} "
-        f"for {refusal.scope.kind} '{refusal.scope.name}' ({refusal.value}).",
+        f"for {refusal.scope.kind} '{refusal.scope.name}'"
+        f"{f' on model {refusal.scope.model}' if refusal.scope.model else ''} ({refusal.value}).",
         retry_after=refusal.retry_after,
         headers=headers,
         limit=refusal.limit,
+        model=refusal.scope.model,
     )
 
 

@@ -110,6 +110,9 @@ class Call:
             await self._guard_input()
             self.plan, _features = await self._route()
             self.held = await self.runtime.gate.admit(self.ctx, self.plan, self.body)
+            if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
+                self.plan = self.held.plan
+                self.facts.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
             self.admitted = True
             return await (self._stream() if self.stream else self._complete())
         except BaseException as exc:

@@ -108,12 +108,19 @@ class RateLimited(GatewayError):
     status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
 
     def __init__(
-        self, message: str, *, retry_after: float, headers: dict[str, str] | None = None, limit: str = ""
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        headers: dict[str, str] | None = None,
+        limit: str = "",
+        model: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.extra_headers = headers or {}
         self.limit = limit  # requests | tokens | concurrent (a metrics label)
+        self.model = model  # set when the limit is a per-model one: that model is full, others may not be
 
     def headers(self) -> dict[str, str]:
         return {**self.extra_headers, **retry_after_header(self.retry_after)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from routing.config import DEFAULT_TRIGGERS, ModelConfig, RetryConfig, RouteConfig
 from routing.retry import CallAttempts, RetryPolicy
@@ -58,6 +58,14 @@ class Plan:
     def skipped(self) -> tuple[Considered, ...]:
         """The candidates left out, each with its reason."""
         return tuple(c for c in self.considered if c[1] is not None)
+
+    def without_first(self, reason: str) -> Plan:
+        """This plan less its first target, skipped for `reason` (admission found no room for it)."""
+        first = self.targets[0].model
+        considered = tuple((model, reason if model == first else why) for model, why in self.considered)
+        if first not in dict(self.considered):
+            considered += ((first, reason),)
+        return replace(self, targets=self.targets[1:], considered=considered)
 
 
 class Catalog:

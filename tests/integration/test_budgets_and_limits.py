@@ -293,3 +293,19 @@ def test_team_and_key_budgets_are_gauged_at_scrape(standin: StandIn, gateway_fac
     assert gauges['agentgw_budget_cap_usd{scope="key",name="crawler-key"}'] == 0.25
     assert gauges['agentgw_budget_remaining_usd{scope="key",name="crawler-key"}'] == pytest.approx(0.25 - CALL_COST)
     assert not any('scope="agent"' in name for name in gauges)  # per caller-chosen id: /v1/budgets only
+
+
+def test_a_routes_target_whose_model_limit_is_full_is_skipped(standin: StandIn, gateway_factory: Any) -> None:
+    config = budget_config(standin, limits={"per_model": {"priced": {"rpm": 1}}})
+    config["models"]["backup"] = {"provider": "standin-anthropic", "upstream": "gpt-x"}
+    config["routes"] = {**config.get("routes", {}), "pair": {"candidates": ["priced", "backup"]}}
+    gateway = gateway_factory(config)
+    client = gateway.client(AGENT_KEY)
+    answered = [
+        client.chat.completions.with_raw_response.create(model="pair", messages=USER).headers["x-agentgw-model"]
+        for _ in range(3)
+    ]
+    assert answered == ["priced", "backup", "backup"]  # priced's own rpm is full: the route goes on without it
+    with pytest.raises(openai.RateLimitError) as info:  # asked for by name, the full model is refused
+        client.chat.completions.create(model="priced", messages=USER)
+    assert "model priced" in info.value.body["message"]
