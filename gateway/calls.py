@@ -371,6 +371,7 @@ class Call:
                     attrs["gen_ai.input.messages"] = input_messages
                 if output_messages is not None:
                     attrs["gen_ai.output.messages"] = output_messages
+                attrs["agentgw.outcome"] = outcome  # ok | error | client_disconnected (not an error of ours)
                 telemetry.tracing.end(self.span, attrs, facts.error_type)
         except Exception:
             log.exception("telemetry for request %s failed", self.ctx.request_id)

@@ -134,6 +134,17 @@ def test_streamed_call_span(gateway: Any, spans: MemorySink) -> None:
     assert a["gen_ai.request.stream"] is True and a["gen_ai.provider.name"] == "anthropic"
     assert 0 < a["gen_ai.response.time_to_first_chunk"] < 5
     assert a["gen_ai.usage.output_tokens"] > 0 and list(a["gen_ai.response.finish_reasons"]) == ["stop"]
+    assert a["agentgw.outcome"] == "ok"
+
+
+def test_a_client_hanging_up_is_on_the_span_but_not_an_error(gateway: Any, spans: MemorySink, standin: StandIn) -> None:
+    body = {"model": "oa-stream-slow", "messages": USER, "stream": True}
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+        lines = response.iter_lines()
+        next(lines)
+    standin.wait_for(lambda e: e.model == "stream-slow" and e.cancelled)
+    span = call_span(spans)
+    assert span.attributes["agentgw.outcome"] == "client_disconnected" and span.status_code != STATUS_ERROR
 
 
 @pytest.mark.parametrize(
