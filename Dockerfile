@@ -7,11 +7,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 
 WORKDIR /opt/agentgw
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY gateway ./gateway
 COPY routing ./routing
 COPY policies ./policies
-RUN pip install . && useradd --system --home-dir /var/lib/agentgw --create-home agentgw
+RUN pip install -c constraints.txt . && useradd --system --home-dir /var/lib/agentgw --create-home agentgw
 
 COPY config.yaml /etc/agentgw/config.yaml
 

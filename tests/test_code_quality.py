@@ -40,3 +40,33 @@ def test_inner_packages_import_neither_gateway_nor_http(package: str) -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.relative_to(ROOT)} imports {name}"
+
+
+def _name(requirement: str) -> str:
+    """A requirement's distribution name, normalised (PEP 503): `uvicorn[standard]>=0.30` -> `uvicorn`."""
+    import re
+
+    match = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert match is not None, requirement
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def test_every_dependency_is_bounded_and_pinned() -> None:
+    """What a fresh machine installs is what the suite was run against: every dependency, runtime and
+    extras, has an upper bound in pyproject.toml and an exact version in constraints.txt."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[_name(name)] = version
+    for requirement in requirements:
+        name = _name(requirement)
+        assert name in pinned, f"{name} is not pinned in constraints.txt (run scripts/update-constraints)"
+        if not name.startswith("types-"):  # stub packages follow the library they describe
+            assert "<" in requirement, f"{requirement}: no upper bound in pyproject.toml"

@@ -22,8 +22,8 @@ class ClassifierUnavailable(RuntimeError):
 @functools.lru_cache(maxsize=1)
 def _load() -> Any:
     try:
-        from svguardian import resolve_runtime  # type: ignore[import-untyped]
-        from svguardian.model.pure_infer import PureGuardian  # type: ignore[import-untyped]
+        from svguardian import resolve_runtime
+        from svguardian.model.pure_infer import PureGuardian
     except ImportError as exc:
         raise ClassifierUnavailable("detector: classifier needs `pip install securevector-guardian-model`") from exc
     path = resolve_runtime(download=False)
