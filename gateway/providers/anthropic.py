@@ -78,5 +78,6 @@ class AnthropicProvider(HttpProvider):
             for i, data_out in enumerate(chunks):
                 yield Chunk(data_out, None, usage if i == len(chunks) - 1 else None)
             if translator.done:
+                await response.finish()  # the connection goes back to the pool before the client hears the end
                 return
         raise UpstreamStreamError("the provider's stream ended before message_stop")

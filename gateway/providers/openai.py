@@ -52,6 +52,7 @@ class OpenAIProvider(HttpProvider):
         finished = False
         async for event in self._events(response):
             if event.data == b"[DONE]":
+                await response.finish()  # the connection goes back to the pool before the client hears the end
                 return
             data = parse_json_event(event.data)
             if "error" in data and "choices" not in data:

@@ -12,7 +12,9 @@ import aiohttp
 from gateway.errors import UpstreamConnectError, UpstreamStreamError, UpstreamTimeout
 from gateway.upstream.base import Timeouts, UpstreamClient, UpstreamResponse
 
-END_OF_BODY_GRACE_S = 0.05
+# After a stream's terminal event, the end-of-body marker normally follows in the same packet; a
+# provider that holds the connection open past this is dropped from the pool instead.
+END_OF_BODY_GRACE_S = 0.5
 
 
 class AiohttpResponse(UpstreamResponse):
@@ -48,19 +50,25 @@ class AiohttpResponse(UpstreamResponse):
         except aiohttp.ClientError as exc:
             raise UpstreamStreamError(f"the stream broke ({type(exc).__name__})") from None
 
-    async def aclose(self) -> None:
-        """Back to the pool when the body was read to its end (a stream is usually closed right after
-        its last event, with the end-of-body marker still on the way: it gets a moment to arrive);
-        otherwise the connection is dropped, its state unknown."""
+    async def finish(self) -> None:
         response = self._response
         if response.closed:
             return
         content = response.content
-        if not content.at_eof() and not content.is_eof():
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(END_OF_BODY_GRACE_S):
-                    await content.readany()
-        if content.at_eof():
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(END_OF_BODY_GRACE_S):
+                while not content.at_eof():
+                    if await content.readany():  # data after the terminal event: not a clean end
+                        break
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Back to the pool when the body was read to its end; otherwise the connection is dropped,
+        its state unknown (and the provider's request cancelled)."""
+        response = self._response
+        if response.closed:
+            return
+        if response.content.at_eof():
             response.release()
         else:
             response.close()

@@ -35,6 +35,11 @@ class UpstreamResponse(ABC):
         """The body as it arrives."""
 
     @abstractmethod
+    async def finish(self) -> None:
+        """The caller has read the last event it needs (a stream's terminal event): wait, briefly, for
+        the end of the body, so the connection goes back to the pool; drop it if the end does not come."""
+
+    @abstractmethod
     async def aclose(self) -> None:
         """Release the connection; safe to call twice, and mid-body (the connection is dropped)."""
 

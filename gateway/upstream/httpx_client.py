@@ -36,6 +36,10 @@ class HttpxResponse(UpstreamResponse):
         except httpx.HTTPError as exc:
             raise UpstreamStreamError(f"the stream broke ({type(exc).__name__})") from None
 
+    async def finish(self) -> None:
+        # httpx cannot go on reading a stream whose iterator was left: the connection is closed.
+        await self._response.aclose()
+
     async def aclose(self) -> None:
         await self._response.aclose()
 
