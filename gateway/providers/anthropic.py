@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.errors import InvalidRequest, UpstreamBadResponse, UpstreamStreamError
-from gateway.providers.anthropic_translate import (
+from gateway.providers.base import Chunk, ChunkStream, Completion, ProviderCall
+from gateway.providers.config import AnthropicProviderConfig
+from gateway.providers.http import HttpProvider, parse_json_event
+from gateway.translate.chat_to_messages import (
     AnthropicStreamError,
     StreamTranslator,
     TranslationError,
     from_anthropic_response,
     to_anthropic_request,
 )
-from gateway.providers.base import Chunk, ChunkStream, Completion, ProviderCall
-from gateway.providers.config import AnthropicProviderConfig
-from gateway.providers.http import HttpProvider, parse_json_event
 from gateway.upstream import UpstreamClient, UpstreamResponse
 
 JSON_TOOL_KEY = "_agentgw_json_tool"

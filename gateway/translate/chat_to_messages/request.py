@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from gateway.translate.base import TranslationError
+
 JSON_TOOL_KEY = "_agentgw_json_tool"
 DEFAULT_JSON_TOOL = "json_response"
 JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object, no prose."
@@ -50,15 +52,6 @@ _DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)",
 _TOOL_CHOICE_MODES = {"auto": "auto", "required": "any", "none": "none"}
 
 Block = dict[str, Any]
-
-
-class TranslationError(Exception):
-    """A chat request that cannot be expressed for Anthropic; `param` names the culprit."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
 
 
 def to_anthropic_request(body: dict[str, Any], upstream_model: str, default_max_tokens: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.metering.usage import Usage
-from gateway.providers.anthropic_translate import (
+from gateway.translate.chat_to_messages import (
     DROPPED_OPENAI_FIELDS,
     JSON_OBJECT_INSTRUCTION,
     JSON_TOOL_KEY,

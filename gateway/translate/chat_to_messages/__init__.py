@@ -1,18 +1,17 @@
-"""The OpenAI Chat Completions <-> Anthropic Messages translation, in one import.
+"""A Chat Completions call carried over Anthropic's Messages API, in one import.
 
-Pure functions and a stream state machine, no I/O. The request side lives in
-`anthropic_request`, the response and stream side in `anthropic_response`; this module gathers
-their public names so callers need not know the split.
+Pure functions and a stream state machine, no I/O. The request side lives in `request`, the
+response and stream side in `response`; this module gathers their public names.
 """
 
-from gateway.providers.anthropic_request import (
+from gateway.translate.base import TranslationError
+from gateway.translate.chat_to_messages.request import (
     DROPPED_OPENAI_FIELDS,
     JSON_OBJECT_INSTRUCTION,
     JSON_TOOL_KEY,
-    TranslationError,
     to_anthropic_request,
 )
-from gateway.providers.anthropic_response import (
+from gateway.translate.chat_to_messages.response import (
     AnthropicStreamError,
     StreamTranslator,
     from_anthropic_response,
