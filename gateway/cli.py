@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Sequence
 
-from gateway import usage_cli
+from gateway import preflight, usage_cli
 from gateway.config_file import ConfigError, load_config
 
 DEFAULT_CONFIG = "config.yaml"
@@ -60,6 +60,10 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    refusals = preflight.problems(config, host_override=args.host)
+    if refusals:
+        print("agentgw serve: cannot start:\n" + "\n".join(f"  - {p}" for p in refusals), file=sys.stderr)
         return 1
     server = config.server
     level = args.log_level or server.log_level

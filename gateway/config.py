@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.auth import KeyConfig
+from gateway.exposure import dev_key_problems
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
@@ -33,6 +34,9 @@ class ServerConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    allow_dev_key_on_network: bool = Field(
+        default=False, description="Serve the published development key on a non-loopback host anyway."
+    )
 
 
 class TeamConfig(TeamPolicies):
@@ -99,6 +103,8 @@ class Config(_Strict):
             for j, allowed in enumerate(key.models):
                 if allowed != "*" and allowed not in self.models and allowed not in self.routes:
                     problems.append(f"keys.{i}.models.{j}: unknown model or route '{allowed}'")
+        if not self.server.allow_dev_key_on_network:
+            problems += dev_key_problems(self.keys, self.server.host, "server.host")
         if problems:
             raise ValueError("\n".join(problems))  # one line each; config_file lists them apart
         return self

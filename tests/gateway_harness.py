@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,15 @@ class Gateway:
 class GatewayProcess:
     """`agentgw serve` in its own process, for what only a process has: signals, exit codes."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.args = tuple(args)  # more `agentgw serve` options, e.g. ("--host", "0.0.0.0")
         self.config_path = workdir / "config.yaml"
         self.log_path = workdir / "gateway.log"
         self.ledger_path = workdir / "agentgw.db"
@@ -160,6 +168,7 @@ class GatewayProcess:
             str(self.config_path),
             "--port",
             str(self.port),
+            *self.args,
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
