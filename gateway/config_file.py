@@ -7,13 +7,15 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import Config
 from gateway.error_paths import data_path
+
+M = TypeVar("M", bound=BaseModel)
 
 # ${NAME} or ${NAME:-default}; $${...} stays literal.
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -47,30 +49,68 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file; raise ConfigError listing every problem."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    return parse_config(text, source, os.environ if environ is None else environ)
+    return parse_config(_read(path), str(path), os.environ if environ is None else environ)
 
 
 def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(source, ["the top level must be a mapping of sections"])
+    raw = _sections(text, source)
     problems: list[str] = []
-    # A section whose entries are all commented out is null in YAML: treat it as absent.
-    data = _interpolate({k: v for k, v in raw.items() if v is not None}, (), environ, problems)
+    data = _interpolate(raw, (), environ, problems)
     if problems:
         raise ConfigError(source, problems)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _describe(exc, data)) from None
+
+
+def read_sections(path: str | Path) -> dict[str, Any]:
+    """A config file's sections as written: strict YAML, not yet interpolated or validated."""
+    return _sections(_read(path), str(path))
+
+
+def load_section(path: str | Path, name: str, model: type[M], environ: Mapping[str, str] | None = None) -> M:
+    """One top-level section, interpolated and validated on its own (absent: the model's
+    defaults). A tool that needs only this section does not fail on another's unset variable."""
+    source = str(path)
+    problems: list[str] = []
+    data = _interpolate(
+        read_sections(path).get(name, {}), (name,), os.environ if environ is None else environ, problems
+    )
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _describe(exc, data, within=(name,))) from None
+
+
+def resolve(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """One value's `${ENV_VAR}` and `${ENV_VAR:-default}` resolved as the gateway resolves them;
+    ConfigError when a variable without a default is unset. `where` is its path, for the message."""
+    problems: list[str] = []
+    resolved = _interpolate(value, tuple(where.split(".")), os.environ if environ is None else environ, problems)
+    if problems:
+        raise ConfigError(where, problems)
+    return str(resolved)
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+
+
+def _sections(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["the top level must be a mapping of sections"])
+    # A section whose entries are all commented out is null in YAML: treat it as absent.
+    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _interpolate(value: Any, path: tuple[str, ...], environ: Mapping[str, str], problems: list[str]) -> Any:
@@ -95,10 +135,12 @@ def _interpolate(value: Any, path: tuple[str, ...], environ: Mapping[str, str], 
     return _VAR.sub(substitute, value)
 
 
-def _describe(exc: ValidationError, data: Any) -> list[str]:
+def _describe(exc: ValidationError, data: Any, within: tuple[str, ...] = ()) -> list[str]:
+    """One 'path: what is wrong' line per error; `within` is where `data` sits in the file."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        path = tuple(map(str, data_path(error["loc"], data, missing=error["type"] == "missing")))
+        found = tuple(map(str, data_path(error["loc"], data, missing=error["type"] == "missing")))
+        path = (*within, *found)
         kind = error["type"]
         if kind == "extra_forbidden":
             hint = _suggest(str(path[-1])) if path else ""
@@ -107,7 +149,7 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
             problems.append(f"{_dotted(path)}: required")
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
             ctx = error.get("ctx") or {}
-            field = _discriminator(data, path, str(ctx.get("discriminator", "'type'")).strip("'"))
+            field = _discriminator(data, found, str(ctx.get("discriminator", "'type'")).strip("'"))
             expected = str(ctx.get("expected_tags", "")).replace("'", "")
             problems.append(f"{_dotted(path)}.{field}: must be one of {expected}".rstrip())
         elif not path:

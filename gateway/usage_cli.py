@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.config_file import ConfigError, load_section, read_sections, resolve
+from gateway.errors import InvalidRequest
 from gateway.metering import report
+from gateway.metering.config import SQLITE_PREFIX, LedgerConfig
 from gateway.metering.ledger import Ledger
 
 FILTERS = tuple(report.DIMENSIONS)
@@ -29,10 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--key-name" if name == "key" else f"--{name}"
         parser.add_argument(flag, dest=f"only_{name}", help=f"only this {name}", metavar=name.upper())
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (needs --api-key)")
-    source.add_argument("--ledger", help="a ledger file to read directly (default: the one config.yaml names)")
-    parser.add_argument("--api-key", help="gateway key for --url (default: $AGENTGW_KEY)")
-    parser.add_argument("-c", "--config", default="config.yaml", help="config whose ledger to read")
+    source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (see --api-key)")
+    source.add_argument(
+        "--ledger", help="a ledger file to read directly, as a path or sqlite:///<path> (default: the config's)"
+    )
+    parser.add_argument(
+        "--api-key",
+        help="gateway key for --url (default: $AGENTGW_KEY, else the config's first admin key as the gateway "
+        "resolves it, so ${AGENTGW_KEY:-agentgw-local-dev-key} gives the development key)",
+    )
+    parser.add_argument("-c", "--config", default="config.yaml", help="config whose ledger (or key) to use")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     params.update({name: getattr(args, f"only_{name}") for name in FILTERS if getattr(args, f"only_{name}")})
     try:
         data = _from_gateway(args, params) if args.url else _from_ledger(args, params)
+    except InvalidRequest as exc:
+        print(f"agentgw usage: {_in_flags(exc.message, exc.param)}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"agentgw usage: {exc}", file=sys.stderr)
         return 1
@@ -58,12 +70,29 @@ class UsageError(Exception):
     pass
 
 
+# The report's parameters as this command's options, for error messages.
+_FLAGS = {"from": "--since", "to": "--until", "group_by": "--group-by", "format": "--format", "key": "--key-name"}
+
+
+def _in_flags(message: str, param: str | None) -> str:
+    """A report error (worded for `GET /v1/usage`) in terms of this command's options."""
+    for name, flag in _FLAGS.items():
+        message = message.replace(f"'{name}'", flag)
+    if message.startswith("group_by "):
+        message = "--group-by " + message.removeprefix("group_by ")
+    flag = _FLAGS.get(param or "", f"--{param}")
+    return message if param is None or flag in message else f"{flag}: {message}"
+
+
 def _from_gateway(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
     import httpx
 
-    key = args.api_key or os.environ.get("AGENTGW_KEY")
+    key = args.api_key or os.environ.get("AGENTGW_KEY") or config_key(args.config)
     if not key:
-        raise UsageError("--url needs a gateway key: pass --api-key or set AGENTGW_KEY")
+        raise UsageError(
+            f"--url needs a gateway key: pass --api-key or set AGENTGW_KEY ({args.config} has no key "
+            "this command can use: it keeps key_sha256 digests only, or cannot be read)"
+        )
     try:
         response = httpx.get(
             args.url.rstrip("/") + "/v1/usage",
@@ -75,24 +104,43 @@ def _from_gateway(args: argparse.Namespace, params: dict[str, str]) -> dict[str,
         raise UsageError(f"cannot reach {args.url}: {exc}") from None
     if response.status_code != 200:
         try:
-            message = response.json()["error"]["message"]
+            error = response.json()["error"]
+            message, param = str(error["message"]), error.get("param")
         except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
+            raise UsageError(f"{response.status_code}: {response.text[:200]}") from None
+        if response.status_code == 400:
+            raise InvalidRequest(message, param=param if isinstance(param, str) else None)
         raise UsageError(f"{response.status_code}: {message}")
     result: dict[str, Any] = response.json()
     return result
 
 
-def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
-    from gateway.errors import InvalidRequest
+_ROLE_RANK = {"admin": 0, "team_admin": 1, "agent": 2}
 
-    path = Path(args.ledger) if args.ledger else _ledger_of(args.config)
+
+def config_key(config_path: str) -> str | None:
+    """The plain key of the config's most privileged key (admin, then team_admin, then agent; the
+    first of a role), resolved as the gateway resolves it; None if the config cannot say."""
+    try:
+        keys = read_sections(config_path).get("keys")
+    except ConfigError:
+        return None
+    if not isinstance(keys, list):
+        return None
+    plain = [entry for entry in keys if isinstance(entry, dict) and isinstance(entry.get("key"), str)]
+    for entry in sorted(plain, key=lambda entry: _ROLE_RANK.get(entry.get("role", "agent"), len(_ROLE_RANK))):
+        try:
+            return resolve(entry["key"], "keys")
+        except ConfigError:
+            continue  # its variable is unset: not a key the gateway serves either
+    return None
+
+
+def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
+    path = _ledger_path(args.ledger) if args.ledger else _ledger_of(args.config)
     if not path.exists():
         raise UsageError(f"no ledger at {path}")
-    try:
-        query = report.parse_query(params)
-    except InvalidRequest as exc:
-        raise UsageError(exc.message) from None
+    query = report.parse_query(params)
 
     async def read() -> dict[str, Any]:
         ledger = Ledger(path)
@@ -105,16 +153,25 @@ def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, 
     return asyncio.run(read())
 
 
-def _ledger_of(config_path: str) -> Path:
-    from gateway.config_file import ConfigError, load_config
+def _ledger_path(value: str) -> Path:
+    """`--ledger`: a path, or the config's own form, sqlite:///<path>."""
+    if value.startswith(SQLITE_PREFIX):
+        return Path(value.removeprefix(SQLITE_PREFIX))
+    if "://" in value:
+        raise UsageError(f"--ledger is a SQLite file: a path or {SQLITE_PREFIX}<path>, not {value.split('://')[0]}://")
+    return Path(value)
 
+
+def _ledger_of(config_path: str) -> Path:
+    """The ledger the config names, from its `ledger:` section alone: the other sections' unset
+    variables (a provider's API key) are no concern of a report."""
     try:
-        config = load_config(config_path)
+        ledger = load_section(config_path, "ledger", LedgerConfig)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if not config.ledger.enabled:
+    if not ledger.enabled:
         raise UsageError(f"{config_path} turns the ledger off")
-    return Path(config.ledger.path)
+    return Path(ledger.path)
 
 
 def _columns(data: dict[str, Any]) -> list[str]:

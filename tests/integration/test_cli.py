@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
 from tests.standin import StandIn
@@ -138,3 +140,118 @@ def test_sigterm_drains_in_flight_streams(served: GatewayProcess) -> None:
     # uvicorn re-raises the signal once it has shut down gracefully, so the exit status says SIGTERM.
     assert served.wait() in (0, -signal.SIGTERM)
     assert "Finished server process" in served.output()
+
+
+# `agentgw usage`, as an operator runs it next to the gateway's config.
+
+USAGE_AGENT_KEY = "agentgw-usage-agent-key"
+
+
+def usage_config() -> dict[str, Any]:
+    """The shipped config's key (`${AGENTGW_KEY:-agentgw-local-dev-key}`, an admin) after an agent's
+    key, and a provider whose API key is in the gateway's environment only."""
+    return {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "providers": {"mock": {"type": "mock"}, "openai": {"type": "openai", "api_key": "${OPENAI_API_KEY}"}},
+        "models": {"mock-chat": {"provider": "mock"}, "gpt-4o-mini": {"provider": "openai"}},
+        "teams": {"default": {}, "research": {}},
+        "keys": [
+            {"name": "crawler", "key": USAGE_AGENT_KEY, "team": "research", "agent": "crawler"},
+            {"name": "local-dev", "key": "${AGENTGW_KEY:-agentgw-local-dev-key}", "team": "default", "role": "admin"},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def metered(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A gateway (with OPENAI_API_KEY and no AGENTGW_KEY) that has served one call per key."""
+    env = {"OPENAI_API_KEY": "sk-usage-test-0001", "AGENTGW_KEY": ""}  # empty is unset to ${...:-default}
+    process = GatewayProcess(usage_config(), tmp_path_factory.mktemp("usage"), env=env)
+    process.start()
+    for key in (USAGE_AGENT_KEY, "agentgw-local-dev-key"):
+        assert chat(process.url, "mock-chat", key).status_code == 200
+    flushed = httpx.get(process.url + "/v1/usage", headers={"authorization": "Bearer agentgw-local-dev-key"})
+    assert flushed.json()["totals"]["requests"] == 2  # the endpoint flushes the ledger before it reads
+    yield process
+    process.stop()
+
+
+def usage(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`agentgw usage` in an operator's shell: no provider keys, no AGENTGW_KEY unless given."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("AGENTGW_KEY", "OPENAI_API_KEY")}
+    command = [sys.executable, "-m", "gateway", "usage", "--group-by", "team", *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**clean, **env}, cwd=cwd, timeout=60)
+
+
+def teams(table: str) -> list[str]:
+    """The team column of a usage table, between its header rules."""
+    rows = table.splitlines()[3:-2]
+    return [row.split()[0] for row in rows]
+
+
+def test_usage_from_a_gateway_uses_the_configs_key_as_the_gateway_resolves_it(
+    metered: GatewayProcess, tmp_path: Path
+) -> None:
+    result = usage("--url", metered.url, "-c", str(metered.config_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert teams(result.stdout) == ["default", "research"]  # the admin key, so every team
+    assert "agentgw-local-dev-key" not in result.stdout + result.stderr
+
+
+def test_usage_from_a_gateway_prefers_agentgw_key(metered: GatewayProcess, tmp_path: Path) -> None:
+    result = usage("--url", metered.url, "-c", str(metered.config_path), cwd=tmp_path, AGENTGW_KEY=USAGE_AGENT_KEY)
+    assert result.returncode == 0, result.stderr
+    assert teams(result.stdout) == ["research"]  # an agent's key sees its own calls
+
+
+def test_usage_from_a_gateway_says_how_to_give_a_key_the_config_cannot(tmp_path: Path) -> None:
+    config = {**usage_config(), "keys": [{"name": "k", "key_sha256": "0" * 64, "team": "default"}]}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = usage("--url", "http://127.0.0.1:9", "-c", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--url needs a gateway key: pass --api-key or set AGENTGW_KEY" in result.stderr
+
+
+def test_usage_reads_the_configs_ledger_without_the_providers_variables(
+    metered: GatewayProcess, tmp_path: Path
+) -> None:
+    result = usage("-c", str(metered.config_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert teams(result.stdout) == ["default", "research"]
+
+
+def test_usage_still_needs_the_variables_of_the_ledger_section(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**usage_config(), "ledger": {"path": "${AGENTGW_DATA_DIR_UNSET}/agentgw.db"}}))
+    result = usage("-c", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ledger.path: environment variable AGENTGW_DATA_DIR_UNSET is not set" in result.stderr
+    assert "OPENAI_API_KEY" not in result.stderr
+
+
+def test_usage_takes_the_ledger_in_the_configs_form(metered: GatewayProcess, tmp_path: Path) -> None:
+    as_path = usage("--ledger", str(metered.ledger_path), cwd=tmp_path)
+    as_url = usage("--ledger", f"sqlite:///{metered.ledger_path}", cwd=tmp_path)
+    assert as_url.returncode == 0, as_url.stderr
+    assert as_url.stdout.splitlines()[1:] == as_path.stdout.splitlines()[1:]
+    assert teams(as_url.stdout) == ["default", "research"]
+    other = usage("--ledger", "postgres://db/usage", cwd=tmp_path)
+    assert other.returncode == 1
+    assert "--ledger is a SQLite file: a path or sqlite:///<path>, not postgres://" in other.stderr
+
+
+def test_a_bad_since_or_until_is_named_by_its_option(metered: GatewayProcess, tmp_path: Path) -> None:
+    local = ("--ledger", str(metered.ledger_path))
+    remote = ("--url", metered.url, "--api-key", "agentgw-local-dev-key")
+    for source in (local, remote):
+        since = usage(*source, "--since", "last tuesday", cwd=tmp_path)
+        assert since.returncode == 1
+        assert since.stderr.startswith("agentgw usage: --since must be unix seconds, an ISO 8601 date or time")
+        assert "'from'" not in since.stderr
+        order = usage(*source, "--since", "1d", "--until", "7d", cwd=tmp_path)
+        assert order.returncode == 1
+        assert "agentgw usage: --since is after --until." in order.stderr
+        group = usage(*source, "--group-by", "colour", cwd=tmp_path)
+        assert group.returncode == 1
+        assert "agentgw usage: --group-by: Cannot group by 'colour'" in group.stderr
