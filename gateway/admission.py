@@ -19,7 +19,6 @@ from typing import Any
 from gateway.config import Config
 from gateway.context import CallContext
 from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
-from gateway.features import output_allowance, reserve_prompt_tokens
 from gateway.metering.pricing import Price
 from gateway.metering.usage import Usage
 from gateway.upstream import Timeouts, UpstreamClient
@@ -35,6 +34,16 @@ log = logging.getLogger("agentgw.admission")
 MAX_CACHED_RULES = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The most a call may use, as admission sizes it: a bound on its prompt tokens, its output cap
+    over all answers (None: none given) and how many answers it asks for."""
+
+    prompt_tokens: int
+    max_output: int | None
+    choices: int = 1
+
+
 @dataclass(slots=True)
 class Held:
     """What an admitted call holds until it settles."""
@@ -43,7 +52,6 @@ class Held:
     reservation: Reservation = field(default_factory=Reservation.unlimited)
     headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-*
     budgets: tuple[Budget, ...] = ()
-    reserved_nanos: int = 0
     holds: bool = False  # limits or budgets applied: there is something to settle
     plan: Plan | None = None  # the plan admitted, when a per-model limit took targets off it
 
@@ -161,14 +169,14 @@ class Gate:
                 cost = max(cost, price.cost_nanos(Usage(prompt_tokens, output)))
         return tokens, cost
 
-    async def admit(self, ctx: CallContext, plan: Plan, body: Mapping[str, Any]) -> Held:
+    async def admit(self, ctx: CallContext, plan: Plan, demand: Demand) -> Held:
         """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go.
         A route's first target whose own per-model limit is full is skipped for the next one (the
         held plan says so); the call is refused only when no target has room."""
         narrowed: Plan | None = None
         while True:
             try:
-                held = await self._admit(ctx, plan, body)
+                held = await self._admit(ctx, plan, demand)
             except RateLimited as refused:
                 if refused.model != plan.targets[0].model or len(plan.targets) < 2:
                     raise
@@ -177,15 +185,13 @@ class Gate:
             held.plan = narrowed
             return held
 
-    async def _admit(self, ctx: CallContext, plan: Plan, body: Mapping[str, Any]) -> Held:
+    async def _admit(self, ctx: CallContext, plan: Plan, demand: Demand) -> Held:
         rules = self.rules_for(ctx, plan.targets[0].model)
         budgets = self.budgets_for(ctx)
         held = Held(budgets=budgets, holds=bool(rules or budgets))
         if not held.holds:
             return held
-        n = body.get("n")
-        choices = n if isinstance(n, int) and n > 1 else 1
-        tokens, cost = self.worst_case(plan, reserve_prompt_tokens(body), output_allowance(body), choices)
+        tokens, cost = self.worst_case(plan, demand.prompt_tokens, demand.max_output, demand.choices)
         try:
             if rules and budgets and self.policies.store.parallel:
                 held.admission, held.reservation = await self._both(rules, tokens, budgets, cost)
@@ -195,7 +201,6 @@ class Gate:
                 if budgets:
                     held.reservation = await self.policies.budgets.reserve(budgets, cost)
             held.headers = held.admission.headers.as_dict() if held.admission.headers else {}
-            held.reserved_nanos = held.reservation.amount
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:

@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.admission import Policies
+from gateway.apis import API
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
 from gateway.endpoints.budgets import budgets
-from gateway.endpoints.chat import chat_completions, embeddings
+from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models, list_routes
@@ -70,8 +71,8 @@ def create_app(
                     stop_watching()
 
     routes = [
-        Route("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
-        Route("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
+        Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
+        Route("/v1/embeddings", Endpoint(call_endpoint(API["embeddings"])), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),

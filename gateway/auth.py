@@ -92,14 +92,22 @@ class KeyStore:
             principal = Principal(key.name, key.team, key.agent, key.role, frozenset(key.models), tuple(key.guardrails))
             self._by_digest[raw] = (raw, principal)
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The principal for an `Authorization: Bearer <key>` header value, or a 401."""
+    def authenticate(self, authorization: str | None, *, api_key: str | None = None) -> Principal:
+        """The principal for an `Authorization: Bearer <key>` header value, or for an `x-api-key`
+        header (how the anthropic SDK sends keys); a 401 otherwise."""
         if not authorization:
-            raise AuthenticationFailed("Missing gateway key: send it as 'Authorization: Bearer <key>'.", param=None)
+            if api_key and api_key.strip():
+                return self._lookup(api_key.strip())
+            raise AuthenticationFailed(
+                "Missing gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.", param=None
+            )
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
+        return self._lookup(token)
+
+    def _lookup(self, token: str) -> Principal:
         presented = digest(token)
         found = self._by_digest.get(presented)
         if found is None or not hmac.compare_digest(found[0], presented):

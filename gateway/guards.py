@@ -60,10 +60,5 @@ def blocked(name: str, phase: str) -> GuardrailBlocked:
     return GuardrailBlocked(f"The {where} was blocked by the guardrail '{name}'.", param=name)
 
 
-def labels(verdicts: Sequence[Verdict]) -> list[str]:
-    """`name:phase:action:entity,entity:count` per verdict, for span attributes."""
-    return [f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}" for v in verdicts]
-
-
 def records(verdicts: Sequence[Verdict]) -> list[Mapping[str, Any]]:
     return [v.as_dict() for v in verdicts]

@@ -17,15 +17,15 @@ from gateway.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from gateway.forward import Forwarder
 from gateway.guards import Guards
 from gateway.metering.ledger import Ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
+from gateway.pipeline.forward import Forwarder
 from gateway.providers import Provider, build_providers
 from gateway.telemetry import Telemetry
 from gateway.upstream import UpstreamClient
-from routing import Catalog, HealthTracker, NoTarget, Plan, RequestFeatures, Router
+from routing import Catalog, HealthTracker, NoTarget, Plan, RequestFeatures, Router, reason_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class Runtime:
         try:
             plan = self.router.plan(features)
         except NoTarget as none:
-            raise _no_target(none) from None
+            raise _no_target(none, features) from None
         if plan is None:
             raise ModelNotFound(
                 f"The model '{features.requested_model}' does not exist on this gateway.", param="model"
@@ -73,19 +73,22 @@ class Runtime:
         return plan
 
 
-def _no_target(none: NoTarget) -> GatewayError:
+def _no_target(none: NoTarget, features: RequestFeatures) -> GatewayError:
     if none.category == "unavailable":
         return ServiceUnavailable(none.message, retry_after=none.retry_after_s, param="model")
     if none.category == "forbidden":
         return PermissionDenied(none.message, param="model")
     if none.category == "wrong_kind":
         return ModelNotFound(none.message, param="model")
-    return InvalidRequest(none.message, param="model")
+    codes = {reason_code(reason) for _, reason in none.considered if reason is not None}
+    param = features.native_param if codes == {"api"} else "model"  # what only a native provider serves
+    return InvalidRequest(none.message, param=param)
 
 
 def build_runtime(config: Config, services: Services) -> Runtime:
     providers = build_providers(config.providers, services.client)
-    router = Router(config.models, config.routes, config.routing, services.health)
+    apis = {name: provider.apis for name, provider in providers.items()}
+    router = Router(config.models, config.routes, config.routing, services.health, provider_apis=apis)
     meter = Meter(config.models, services.counter, services.ledger)
     return Runtime(
         config=config,

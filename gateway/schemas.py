@@ -23,36 +23,38 @@ from gateway.error_paths import data_path
 from gateway.errors import InvalidRequest
 
 
-class _Open(BaseModel):
+class Open(BaseModel):
+    """A request object: known fields typed strictly, unknown ones kept."""
+
     model_config = ConfigDict(strict=True, extra="allow", frozen=True)
 
 
-class ImageURL(_Open):
+class ImageURL(Open):
     url: Annotated[str, StringConstraints(min_length=1)]
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class TextPart(_Open):
+class TextPart(Open):
     type: Literal["text"]
     text: str
 
 
-class ImagePart(_Open):
+class ImagePart(Open):
     type: Literal["image_url"]
     image_url: ImageURL
 
 
-class AudioPart(_Open):
+class AudioPart(Open):
     type: Literal["input_audio"]
     input_audio: dict[str, Any]
 
 
-class FilePart(_Open):
+class FilePart(Open):
     type: Literal["file"]
     file: dict[str, Any]
 
 
-class RefusalPart(_Open):
+class RefusalPart(Open):
     type: Literal["refusal"]
     refusal: str
 
@@ -63,18 +65,18 @@ Content = str | list[ContentPart]
 _FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-class FunctionCall(_Open):
+class FunctionCall(Open):
     name: _FunctionName
     arguments: str
 
 
-class ToolCall(_Open):
+class ToolCall(Open):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class Message(_Open):
+class Message(Open):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: Content | None = None
     name: str | None = None
@@ -93,28 +95,28 @@ class Message(_Open):
         return self
 
 
-class FunctionDef(_Open):
+class FunctionDef(Open):
     name: _FunctionName
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class Tool(_Open):
+class Tool(Open):
     type: Literal["function"]
     function: FunctionDef
 
 
-class NamedToolChoice(_Open):
+class NamedToolChoice(Open):
     type: Literal["function"]
     function: dict[str, str]
 
 
-class StreamOptions(_Open):
+class StreamOptions(Open):
     include_usage: bool | None = None
 
 
-class ResponseFormat(_Open):
+class ResponseFormat(Open):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
 
@@ -128,7 +130,7 @@ class ResponseFormat(_Open):
 _ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class ChatRequest(_Open):
+class ChatRequest(Open):
     model: _ModelName
     messages: list[Message] = Field(min_length=1)
     stream: bool | None = None
@@ -149,7 +151,7 @@ class ChatRequest(_Open):
     user: str | None = None
 
 
-class EmbeddingsRequest(_Open):
+class EmbeddingsRequest(Open):
     model: _ModelName
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None

@@ -57,6 +57,11 @@ class ModelConfig(_Strict):
     fallbacks: list[str] = Field(
         default_factory=list, description="Models tried, in order, when this model is requested by name and fails."
     )
+    response_model: Literal["requested", "upstream"] | None = Field(
+        default=None,
+        description="The `model` answers carry: the name the client requested, or the provider's own; "
+        "defaults to routing.response_model.",
+    )
 
 
 def _as_text(value: Any) -> Any:
@@ -269,6 +274,11 @@ class RoutingConfig(_Strict):
     retry: RetryConfig = RetryConfig()
     default_output_tokens: int = Field(
         default=1024, gt=0, description="Output tokens assumed when costing a call without max_tokens."
+    )
+    response_model: Literal["requested", "upstream"] = Field(
+        default="requested",
+        description="The `model` answers carry: the name the client requested (clients such as autogen and "
+        "litellm look it up), or the provider's own (x-agentgw-model always names the answering model).",
     )
     latency_ewma_alpha: float = Field(default=0.3, gt=0, le=1, description="Weight of the newest observation.")
     latency_half_life_s: float = Field(

@@ -18,7 +18,7 @@ class RequestFeatures:
     """
 
     requested_model: str
-    operation: Literal["chat", "embeddings"] = "chat"
+    operation: Literal["chat", "embeddings"] = "chat"  # the kind of model the call needs
     team: str | None = None
     agent: str | None = None
     task: str | None = None
@@ -34,3 +34,7 @@ class RequestFeatures:
     allowed_models: frozenset[str] | None = None
     budget_remaining_usd: float | None = None
     budget_fraction_remaining: float | None = None
+    # The call's API (chat, responses, messages...) when it uses something only a provider speaking
+    # that API itself can serve (`native_param`: stored state, a hosted tool); None otherwise.
+    native_api: str | None = None
+    native_param: str | None = None

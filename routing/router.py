@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from routing.catalog import DEFAULT_FALLBACK_ON, Catalog, Plan, Target
+from routing.catalog import DEFAULT_FALLBACK_ON, Catalog, Plan
 from routing.config import ModelConfig, RetryConfig, RouteConfig, RoutingConfig, check_references
 from routing.errors import NoTarget
 from routing.features import RequestFeatures
@@ -113,9 +113,12 @@ class Router:
         config: RoutingConfig | None = None,
         health: HealthTracker | None = None,
         *,
+        provider_apis: Mapping[str, frozenset[str]] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        """`provider_apis`: the APIs each provider speaks natively, by provider name (for calls that
+        need one spoken natively: see `RequestFeatures.native_api`)."""
         config = config or RoutingConfig()
         problems = check_references(models, routes, config)
         if problems:
@@ -130,8 +133,13 @@ class Router:
         self._rules = Rules(config.rules)
         targets = {t.model: t for t in self.catalog.targets()}
 
+        apis = provider_apis or {}
+
         def candidates(names: Sequence[str]) -> tuple[Candidate, ...]:
-            return tuple(Candidate(targets[n], i, self.health.of(targets[n])) for i, n in enumerate(names))
+            return tuple(
+                Candidate(targets[n], i, self.health.of(targets[n]), apis.get(targets[n].provider, frozenset()))
+                for i, n in enumerate(names)
+            )
 
         self._entries: dict[str, _Entry] = {}
         for name, spec in models.items():
@@ -186,7 +194,7 @@ class Router:
             candidates, clean, strategy, downgraded = downgrade.candidates, downgrade.clean, _FALLBACK, True
 
         # A fast test of each candidate; the reason is worked out only for those that fail it.
-        operation, max_tokens = features.operation, features.max_tokens or 0
+        operation, max_tokens, native = features.operation, features.max_tokens or 0, features.native_api
         total = features.est_prompt_tokens + max_tokens
         need = (
             (TOOLS if features.needs_tools else 0)
@@ -206,6 +214,7 @@ class Router:
                 and max_tokens <= c.max_output_or_unbounded
                 and (allowed is None or name in allowed)
                 and (narrow is None or name in narrow)
+                and (native is None or native in c.apis)
             ):
                 breaker = c.health.breaker
                 if breaker.raw_state == "closed":
@@ -280,9 +289,6 @@ class Router:
             described.append(item)
         return described
 
-    def target(self, model: str) -> Target | None:
-        return self.catalog.target(model)
-
     def _retry(self, override: RetryConfig | None) -> RetryPolicy:
         return self._retry_default if override is None else RetryPolicy(override, self.rng, self.clock)
 
@@ -327,4 +333,6 @@ def _unfit(
         return f"context_window: {f.est_prompt_tokens} prompt + {f.max_tokens or 0} max_tokens > {window} tokens"
     if f.max_tokens is not None and c.max_output is not None and f.max_tokens > c.max_output:
         return f"max_output_tokens: max_tokens {f.max_tokens} > {c.max_output}"
+    if f.native_api is not None and f.native_api not in c.apis:
+        return f"api: {f.native_param} needs a provider that speaks the {f.native_api} API itself"
     raise AssertionError("the fast test and _unfit disagree")

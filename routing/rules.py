@@ -74,9 +74,6 @@ class Rule:
     candidates: frozenset[str] | None
     tests: tuple[Test, ...]
 
-    def matches(self, features: RequestFeatures) -> bool:
-        return all(test(features) for test in self.tests)
-
 
 class Rules:
     """The ordered rules of a config."""

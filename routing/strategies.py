@@ -25,6 +25,7 @@ class Candidate:
     """A model as strategies see it: its target and the numbers they compare, as floats."""
 
     __slots__ = (
+        "apis",
         "context_window",
         "health",
         "index",
@@ -40,9 +41,12 @@ class Candidate:
         "window_or_unbounded",
     )
 
-    def __init__(self, target: Target, index: int, health: TargetHealth) -> None:
+    def __init__(
+        self, target: Target, index: int, health: TargetHealth, apis: frozenset[str] = frozenset()
+    ) -> None:
         spec = target.spec
         self.target = target
+        self.apis = apis  # the APIs the target's provider speaks natively
         self.health = health  # the tracker's record for the target, looked up once
         self.name = target.model
         self.index = index  # position in the route, for stable ties

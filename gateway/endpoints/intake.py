@@ -12,7 +12,9 @@ from gateway.runtime import Runtime
 from gateway.schemas import parse_body
 
 # The request headers the gateway reads; one pass over the raw headers picks them out.
-_WANTED = frozenset({b"authorization", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"})
+_WANTED = frozenset(
+    {b"authorization", b"x-api-key", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"}
+)
 _TRACE = (b"traceparent", b"tracestate")
 
 
@@ -38,7 +40,7 @@ def trace_headers(request: Request) -> dict[str, str]:
 def identify(request: Request, runtime: Runtime) -> CallContext:
     """Authenticate the key, then attribute the call (401, 403 or 400 on the way)."""
     headers = wanted_headers(request)
-    principal = runtime.keys.authenticate(headers.get("authorization"))
+    principal = runtime.keys.authenticate(headers.get("authorization"), api_key=headers.get("x-api-key"))
     state = request.scope["state"]
     return attribute(principal, headers, state["request_id"], state.get("client_request_id"))
 

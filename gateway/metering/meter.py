@@ -7,6 +7,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.apis.base import Api
+from gateway.apis.sizes import request_texts
 from gateway.metering.events import UsageEvent
 from gateway.metering.ledger import Ledger
 from gateway.metering.pricing import NANOS_PER_USD, Price
@@ -39,49 +41,17 @@ class Meter:
         if self._ledger is not None:
             self._ledger.record(event)
 
-    def estimate_chat(self, target: Target, body: Mapping[str, Any], output_text: str) -> Usage:
-        """Usage the gateway counts itself, for a chat call whose provider reported none."""
+    def estimate(self, api: Api, target: Target, body: Mapping[str, Any], output_text: str) -> Usage:
+        """Usage the gateway counts itself, for a call whose provider reported none: the prompt in
+        the call's own API (chat the way OpenAI's cookbook counts it; other APIs by their texts)."""
         encoding = self._counter.encoding_for(target.upstream_model, target.spec.tokenizer)
-        prompt = self._counter.count_messages(body.get("messages") or (), encoding)
+        if api.name == "embeddings":
+            return Usage(self._counter.count_inputs(body.get("input"), encoding), 0, estimated=True)
+        if api.name == "chat":
+            prompt = self._counter.count_messages(body.get("messages") or (), encoding)
+        else:
+            prompt = self._counter.count_text("\n".join(request_texts(body)), encoding)
         return Usage(prompt, self._counter.count_text(output_text, encoding), estimated=True)
-
-    def complete_stream_usage(
-        self, target: Target, body: Mapping[str, Any], output_text: str, reported: Usage | None
-    ) -> Usage:
-        """Usage for a stream that ended without its final count. What the provider did report is
-        kept (Anthropic's input, cache read and cache write counts arrive with the first event); the
-        output is counted from what was streamed; the whole is marked estimated."""
-        estimate = self.estimate_chat(target, body, output_text)
-        if reported is None or not reported.input_tokens:
-            return estimate
-        return Usage(
-            input_tokens=reported.input_tokens,
-            output_tokens=max(reported.output_tokens, estimate.output_tokens),
-            cached_tokens=reported.cached_tokens,
-            cache_write_tokens=reported.cache_write_tokens,
-            reasoning_tokens=reported.reasoning_tokens,
-            estimated=True,
-        )
-
-    def estimate_embeddings(self, target: Target, body: Mapping[str, Any]) -> Usage:
-        encoding = self._counter.encoding_for(target.upstream_model, target.spec.tokenizer)
-        return Usage(self._counter.count_inputs(body.get("input"), encoding), 0, estimated=True)
-
-
-def output_text(data: Mapping[str, Any]) -> str:
-    """The generated text of a chat completion (content and tool-call arguments), for estimates."""
-    parts: list[str] = []
-    for choice in data.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict):
-            continue
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                parts.append(f"{function.get('name', '')}{function.get('arguments', '')}")
-    return "".join(parts)
 
 
 def format_usd(nanos: int) -> str:

@@ -46,6 +46,20 @@ class Usage:
             reasoning_tokens=_detail(completion_details, "reasoning_tokens"),
         )
 
+    @classmethod
+    def from_anthropic(cls, usage: dict[str, Any]) -> Usage:
+        """Read Anthropic's `usage` object. Its `input_tokens` leaves out cached tokens, so the prompt
+        total adds the cache reads and writes back in. Missing or malformed fields count as 0."""
+        fresh = _count(usage.get("input_tokens")) or 0
+        cache_read = _count(usage.get("cache_read_input_tokens")) or 0
+        cache_write = _count(usage.get("cache_creation_input_tokens")) or 0
+        return cls(
+            input_tokens=fresh + cache_read + cache_write,
+            output_tokens=_count(usage.get("output_tokens")) or 0,
+            cached_tokens=cache_read,
+            cache_write_tokens=cache_write,
+        )
+
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's chat `usage` object for this usage."""
         usage: dict[str, Any] = {

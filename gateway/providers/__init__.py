@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.providers.base import Chunk, ChunkStream, Completion, Provider, ProviderCall
+from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import (
     AnthropicProviderConfig,
     MockProviderConfig,
@@ -13,7 +13,7 @@ from gateway.providers.config import (
 )
 from gateway.upstream import UpstreamClient
 
-__all__ = ["Chunk", "ChunkStream", "Completion", "Provider", "ProviderCall", "build_providers"]
+__all__ = ["Completion", "EventStream", "Provider", "ProviderCall", "build_providers"]
 
 
 def build_providers(configs: Mapping[str, ProviderConfig], client: UpstreamClient) -> dict[str, Provider]:

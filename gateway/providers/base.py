@@ -1,106 +1,67 @@
-"""The provider contract: complete, stream, embed; everything speaks OpenAI's shapes at this seam."""
+"""The provider contract: send one request in an API the provider speaks, get a whole answer or an
+open stream back. Translation between APIs happens before and after (`gateway.translate`); a
+provider only ever sees bodies in the shape of the API it is asked to speak."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.apis.base import Api, Event
 from gateway.metering.usage import Usage
 from routing import Target
-
-Operation = Literal["chat", "embeddings"]
 
 
 @dataclass(slots=True)
 class ProviderCall:
-    """One request for one target. `body` is the client's OpenAI-shaped body, never mutated."""
+    """One request for one target: `body` is in `api`'s shape and already names the upstream model."""
 
     target: Target
+    api: Api
     body: dict[str, Any]
-    operation: Operation = "chat"
-    headers: Mapping[str, str] = field(default_factory=dict)  # propagated: x-request-id, traceparent
-
-    def upstream_body(self, **overrides: Any) -> dict[str, Any]:
-        """A shallow copy of the body naming the provider's model, with `overrides` applied."""
-        return {**self.body, "model": self.target.upstream_model, **overrides}
-
-    @property
-    def client_wants_usage(self) -> bool:
-        """Whether the client asked for the usage chunk (`stream_options.include_usage`)."""
-        options = self.body.get("stream_options")
-        return isinstance(options, dict) and options.get("include_usage") is True
+    headers: Mapping[str, str] = field(default_factory=dict)  # propagated: x-request-id, traceparent, ...
 
 
 @dataclass(slots=True)
 class Completion:
-    """A whole, successful OpenAI-shaped response. `raw` holds the provider's exact bytes when
-    `data` is exactly what they say, so the client receives the provider's response verbatim."""
+    """A whole, successful answer in the call's wire API. `raw` holds the provider's exact bytes when
+    `data` is exactly what they say, so an untouched answer reaches the client verbatim."""
 
     data: dict[str, Any]
     raw: bytes | None
     usage: Usage | None
 
-    @property
-    def model(self) -> str | None:
-        model = self.data.get("model")
-        return model if isinstance(model, str) else None
 
-    @property
-    def response_id(self) -> str | None:
-        rid = self.data.get("id")
-        return rid if isinstance(rid, str) else None
-
-    @property
-    def finish_reasons(self) -> tuple[str, ...]:
-        choices = self.data.get("choices")
-        if not isinstance(choices, list):
-            return ()
-        return tuple(c["finish_reason"] for c in choices if isinstance(c, dict) and c.get("finish_reason"))
-
-
-@dataclass(slots=True)
-class Chunk:
-    """One OpenAI `chat.completion.chunk`; `raw` as for Completion. `usage` is set on the chunk
-    that reports the call's usage (however the provider carried it). A chunk that is not
-    `visible` exists only to carry usage the client did not ask for, and is not sent."""
-
-    data: dict[str, Any]
-    raw: bytes | None = None
-    usage: Usage | None = None
-    visible: bool = True
-
-
-class ChunkStream:
-    """The chunks of an open stream. Iterate it, then always `aclose()` it (which also cancels
-    the upstream request when the stream is abandoned part-way)."""
+class EventStream:
+    """The events of an open stream. Iterate it, then always `aclose()` it (which also cancels the
+    upstream request when the stream is abandoned part-way)."""
 
     def __init__(
         self,
-        chunks: AsyncIterator[Chunk],
+        events: AsyncIterator[Event],
         close: Callable[[], Awaitable[None]],
         reported: Callable[[], Usage | None] | None = None,
     ) -> None:
-        self._chunks = chunks
+        self._events = events
         self._close = close
         self._reported = reported
 
     def reported_usage(self) -> Usage | None:
         """What the provider has reported of the usage so far, for a stream that ends before its
-        final usage (cut, abandoned): Anthropic gives the input counts at the start; OpenAI-compatible
-        providers give nothing until the end."""
+        final count (cut, abandoned): Anthropic gives the input counts at the start; OpenAI gives
+        nothing until the end."""
         return self._reported() if self._reported is not None else None
 
-    def __aiter__(self) -> ChunkStream:
+    def __aiter__(self) -> EventStream:
         return self
 
-    async def __anext__(self) -> Chunk:
-        return await self._chunks.__anext__()
+    async def __anext__(self) -> Event:
+        return await self._events.__anext__()
 
     async def aclose(self) -> None:
-        aclose = getattr(self._chunks, "aclose", None)
+        aclose = getattr(self._events, "aclose", None)
         try:
             if aclose is not None:
                 await aclose()
@@ -109,28 +70,34 @@ class ChunkStream:
 
 
 class Provider(ABC):
-    """One configured provider. Adapters raise `UpstreamProblem`s for failed exchanges and
-    `InvalidRequest` for requests they cannot express."""
+    """One configured provider. Adapters raise `UpstreamProblem`s for failed exchanges."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     @property
     def kind(self) -> str:
-        """The wire format, also the span's `gen_ai.provider.name` unless overridden."""
+        """The provider's type, also the span's `gen_ai.provider.name` (mapped by telemetry)."""
         return type(self).__name__.removesuffix("Provider").lower()
+
+    @property
+    @abstractmethod
+    def apis(self) -> frozenset[str]:
+        """The APIs this provider speaks natively (`chat`, `responses`, `messages`, `embeddings`)."""
 
     @property
     def address(self) -> tuple[str, int] | None:
         """Host and port of the provider's server, for telemetry; None when in-process."""
         return None
 
+    @property
+    def max_tokens_default(self) -> int | None:
+        """The output cap to send when a translated request has none and this provider's API needs one."""
+        return None
+
     @abstractmethod
     async def complete(self, call: ProviderCall) -> Completion: ...
 
     @abstractmethod
-    async def open_stream(self, call: ProviderCall) -> ChunkStream:
-        """Returns once the provider accepted the stream (status checked), before any chunk."""
-
-    async def embed(self, call: ProviderCall) -> Completion:
-        raise InvalidRequest(f"Model '{call.target.model}' is served by a provider without embeddings.", param="model")
+    async def open_stream(self, call: ProviderCall) -> EventStream:
+        """Returns once the provider accepted the stream (status checked), before any event."""

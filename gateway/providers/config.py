@@ -42,12 +42,22 @@ class _HttpProvider(_Strict):
         return [v for v in values if len(v) >= 4]
 
 
+OpenAIApi = Literal["chat", "responses", "embeddings"]
+OPENAI_APIS: tuple[OpenAIApi, ...] = ("chat", "responses", "embeddings")
+
+
 class OpenAIProviderConfig(_HttpProvider):
     """OpenAI, or any server that speaks its API: vLLM, Ollama, llama.cpp, LM Studio, Together..."""
 
     type: Literal["openai"]
     base_url: HttpUrl = HttpUrl("https://api.openai.com/v1")
     organization: str | None = None
+    apis: list[OpenAIApi] = Field(
+        default_factory=lambda: list(OPENAI_APIS),
+        min_length=1,
+        description="The APIs this server speaks; others are translated to chat. A server without the "
+        "Responses API (many OpenAI-compatible servers) is `[chat, embeddings]`.",
+    )
     stream_usage: bool = Field(
         default=True,
         description="Ask for usage on every stream (stream_options.include_usage) and hide it from "
@@ -56,7 +66,7 @@ class OpenAIProviderConfig(_HttpProvider):
 
 
 class AnthropicProviderConfig(_HttpProvider):
-    """Anthropic's Messages API, translated to and from OpenAI's Chat Completions."""
+    """Anthropic's Messages API: Messages calls pass through, every other API is translated to it."""
 
     type: Literal["anthropic"]
     base_url: HttpUrl = HttpUrl("https://api.anthropic.com")

@@ -1,18 +1,20 @@
-"""What every HTTP provider shares: posting JSON, reading errors, scrubbing secrets, SSE events."""
+"""What every HTTP provider shares: one path per API it speaks, posting JSON, reading whole answers
+and streams through the API's own reader, reading errors, scrubbing secrets."""
 
 from __future__ import annotations
 
 import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import orjson
 
 from gateway import sse
-from gateway.errors import UpstreamBadResponse, UpstreamStatusError
-from gateway.providers.base import Provider
+from gateway.apis.base import Event, StreamReader
+from gateway.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamStreamError
+from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import AnthropicProviderConfig, OpenAIProviderConfig
 from gateway.upstream import Timeouts, UpstreamClient, UpstreamResponse
 
@@ -21,6 +23,10 @@ USER_AGENT = "agentgw/0.1"
 
 
 class HttpProvider(Provider):
+    """A provider reached over HTTP: `paths` maps each API it speaks to its endpoint."""
+
+    paths: ClassVar[Mapping[str, str]]
+
     def __init__(
         self, name: str, config: OpenAIProviderConfig | AnthropicProviderConfig, client: UpstreamClient
     ) -> None:
@@ -44,6 +50,43 @@ class HttpProvider(Provider):
     @property
     def address(self) -> tuple[str, int]:
         return self._address
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        response = await self._post(self.paths[call.api.name], call.body, headers=call.headers, stream=False)
+        data, raw = await self._read_json(response)
+        call.api.check_response(data)
+        return Completion(data, raw, call.api.usage(data))
+
+    async def open_stream(self, call: ProviderCall) -> EventStream:
+        body, reader = self._stream_request(call)
+        response = await self._post(self.paths[call.api.name], body, headers=call.headers, stream=True)
+        return EventStream(self._stream(response, reader), response.aclose, reader.reported)
+
+    def _stream_request(self, call: ProviderCall) -> tuple[dict[str, Any], StreamReader]:
+        """The body to send for a stream, and the reader of what comes back."""
+        return call.body, call.api.stream_reader()
+
+    async def _stream(self, response: UpstreamResponse, reader: StreamReader) -> AsyncIterator[Event]:
+        """The stream's events; after its terminal event the rest of the body is awaited (briefly) so
+        the connection goes back to the pool before the client hears the end."""
+        decoder = sse.Decoder()
+        try:
+            async for chunk in response.iter_chunks():
+                for raw in decoder.feed(chunk):
+                    event = reader.read(raw.event, raw.data)
+                    if reader.ended:
+                        await response.finish()
+                    if event is not None:
+                        yield event
+                    if reader.ended:
+                        return
+            for raw in decoder.flush():
+                event = reader.read(raw.event, raw.data)
+                if event is not None:
+                    yield event
+            reader.check_complete()
+        except UpstreamStreamError as exc:
+            raise UpstreamStreamError(self.scrub(exc.detail)[:500]) from None
 
     async def _post(
         self, path: str, payload: dict[str, Any], *, headers: Mapping[str, str], stream: bool
@@ -75,29 +118,11 @@ class HttpProvider(Provider):
             raise UpstreamBadResponse("the provider answered with JSON that is not an object")
         return data, body
 
-    async def _events(self, response: UpstreamResponse) -> AsyncIterator[sse.Event]:
-        decoder = sse.Decoder()
-        async for chunk in response.iter_chunks():
-            for event in decoder.feed(chunk):
-                yield event
-        for event in decoder.flush():
-            yield event
-
     def scrub(self, text: str) -> str:
         """The text with this provider's secrets masked: provider errors sometimes echo them."""
         for secret in self._secrets:
             text = text.replace(secret, "[REDACTED]")
         return text
-
-
-def parse_json_event(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamBadResponse("the stream carried an event that is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise UpstreamBadResponse("the stream carried an event that is not a JSON object")
-    return parsed
 
 
 def error_message(body: bytes, scrub: Callable[[str], str]) -> str:

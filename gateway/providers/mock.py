@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
+from gateway.apis.base import Event
 from gateway.metering.usage import Usage
-from gateway.providers.base import Chunk, ChunkStream, Completion, Provider, ProviderCall
+from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import MockProviderConfig
 
 FINGERPRINT = "agentgw-mock"
@@ -47,32 +48,32 @@ class MockProvider(Provider):
     def kind(self) -> str:
         return "mock"
 
+    @property
+    def apis(self) -> frozenset[str]:
+        return frozenset({"chat", "embeddings"})
+
     async def complete(self, call: ProviderCall) -> Completion:
         if self._latency:
             await asyncio.sleep(self._latency)
-        reply = _Reply(call.body, call.target.upstream_model)
-        data = reply.completion()
+        if call.api.name == "embeddings":
+            data = _embeddings(call.body, call.target.upstream_model)
+        else:
+            data = _Reply(call.body, call.target.upstream_model).completion()
         return Completion(data, None, Usage.from_openai(data["usage"]))
 
-    async def open_stream(self, call: ProviderCall) -> ChunkStream:
+    async def open_stream(self, call: ProviderCall) -> EventStream:
         if self._latency:
             await asyncio.sleep(self._latency)
         reply = _Reply(call.body, call.target.upstream_model)
-        return ChunkStream(self._chunks(reply), _nothing)
+        return EventStream(self._events(reply), _nothing)
 
-    async def embed(self, call: ProviderCall) -> Completion:
-        if self._latency:
-            await asyncio.sleep(self._latency)
-        data = _embeddings(call.body, call.target.upstream_model)
-        return Completion(data, None, Usage.from_openai(data["usage"]))
-
-    async def _chunks(self, reply: _Reply) -> AsyncIterator[Chunk]:
+    async def _events(self, reply: _Reply) -> AsyncIterator[Event]:
         chunks = reply.chunks()
         usage = Usage.from_openai(reply.usage())
         for i, data in enumerate(chunks):
             if self._chunk_delay:
                 await asyncio.sleep(self._chunk_delay)
-            yield Chunk(data, None, usage if i == len(chunks) - 1 else None)
+            yield Event(data, None, usage if i == len(chunks) - 1 else None)
 
 
 async def _nothing() -> None:

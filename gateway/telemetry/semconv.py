@@ -6,15 +6,15 @@ Attribute names come from `opentelemetry-semantic-conventions`; the gateway's ow
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry.semconv._incubating.attributes import error_attributes as err
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes import server_attributes as srv
 
-from gateway.metering.usage import Usage
+if TYPE_CHECKING:
+    from gateway.pipeline.call import CallRecord
 
 AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
 
@@ -30,41 +30,6 @@ _REQUEST_PARAMS = {
 }
 
 
-@dataclass(slots=True)
-class CallFacts:
-    """What is known about a call when its span ends."""
-
-    operation: str  # chat | embeddings
-    request_model: str
-    body: Mapping[str, Any] = field(default_factory=dict)
-    provider_kind: str | None = None  # openai | anthropic | mock
-    provider: str | None = None  # the configured provider's name
-    model: str | None = None  # the gateway model that answered
-    response_model: str | None = None
-    response_id: str | None = None
-    finish_reasons: Sequence[str] = ()
-    usage: Usage | None = None
-    ttft_s: float | None = None
-    server: tuple[str, int] | None = None
-    session: str | None = None
-    agent: str | None = None
-    team: str | None = None
-    task: str | None = None
-    tags: Sequence[tuple[str, str]] = ()
-    key_name: str | None = None
-    route: str | None = None
-    strategy: str | None = None
-    rule: str | None = None
-    downgraded: bool = False
-    skipped: Sequence[str] = ()  # "model:reason" for candidates the router left out
-    attempts: int = 0
-    cost_nanos: int | None = None
-    error_type: str | None = None
-    status: int | None = None
-    guardrails: Sequence[str] = ()  # "name:phase:action:entity,entity:count"
-    budget_remaining_usd: Mapping[str, float] = field(default_factory=dict)
-
-
 def span_name(operation: str, request_model: str) -> str:
     return f"{operation} {request_model}"
 
@@ -73,63 +38,78 @@ def provider_name(kind: str | None) -> str | None:
     return None if kind is None else PROVIDER_NAMES.get(kind, kind)
 
 
-def call_attributes(facts: CallFacts) -> dict[str, AttributeValue]:
-    """Every attribute the call span carries, from what the call did."""
+def call_attributes(record: CallRecord) -> dict[str, AttributeValue]:
+    """Every attribute the call span carries, from the call's record."""
+    ctx = record.ctx
     attrs: dict[str, AttributeValue] = {
-        ga.GEN_AI_OPERATION_NAME: facts.operation,
-        ga.GEN_AI_REQUEST_MODEL: facts.request_model,
+        ga.GEN_AI_OPERATION_NAME: record.api.operation,
+        ga.GEN_AI_REQUEST_MODEL: record.request.model,
+        "agentgw.api": record.api.name,
     }
-    _put(attrs, ga.GEN_AI_PROVIDER_NAME, provider_name(facts.provider_kind))
-    _put(attrs, ga.GEN_AI_RESPONSE_MODEL, facts.response_model)
-    _put(attrs, ga.GEN_AI_RESPONSE_ID, facts.response_id)
-    if facts.finish_reasons:
-        attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = list(facts.finish_reasons)
-    attrs.update(request_attributes(facts.body))
-    if facts.usage is not None:
-        u = facts.usage
+    _put(attrs, ga.GEN_AI_PROVIDER_NAME, provider_name(record.provider_kind))
+    _put(attrs, ga.GEN_AI_RESPONSE_MODEL, record.response_model)
+    _put(attrs, ga.GEN_AI_RESPONSE_ID, record.response_id)
+    if record.finish_reasons:
+        attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = list(record.finish_reasons)
+    attrs.update(request_attributes(record.body))
+    if record.usage is not None:
+        u = record.usage
         attrs[ga.GEN_AI_USAGE_INPUT_TOKENS] = u.input_tokens
         attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] = u.output_tokens
         attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = u.cached_tokens
         attrs[ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = u.cache_write_tokens
         attrs[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = u.reasoning_tokens
         attrs["agentgw.usage.estimated"] = u.estimated
-    _put(attrs, ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, facts.ttft_s)
-    _put(attrs, ga.GEN_AI_CONVERSATION_ID, facts.session)
-    _put(attrs, ga.GEN_AI_AGENT_ID, facts.agent)
-    if facts.server is not None:
-        attrs[srv.SERVER_ADDRESS], attrs[srv.SERVER_PORT] = facts.server
-    _put(attrs, err.ERROR_TYPE, facts.error_type)
-    _put(attrs, "agentgw.team", facts.team)
-    _put(attrs, "agentgw.task", facts.task)
-    if facts.tags:
-        attrs["agentgw.tags"] = [f"{k}={v}" for k, v in facts.tags]
-    _put(attrs, "agentgw.key", facts.key_name)
-    _put(attrs, "agentgw.provider", facts.provider)
-    _put(attrs, "agentgw.model", facts.model)
-    _put(attrs, "agentgw.route", facts.route)
-    _put(attrs, "agentgw.route.strategy", facts.strategy)
-    _put(attrs, "agentgw.route.rule", facts.rule)
-    if facts.downgraded:
+    _put(attrs, ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, record.ttft_s)
+    _put(attrs, ga.GEN_AI_CONVERSATION_ID, ctx.session)
+    _put(attrs, ga.GEN_AI_AGENT_ID, ctx.agent)
+    if record.server is not None:
+        attrs[srv.SERVER_ADDRESS], attrs[srv.SERVER_PORT] = record.server
+    _put(attrs, err.ERROR_TYPE, record.error_type)
+    _put(attrs, "agentgw.team", ctx.team)
+    _put(attrs, "agentgw.task", ctx.task)
+    if ctx.tags:
+        attrs["agentgw.tags"] = [f"{k}={v}" for k, v in ctx.tags]
+    _put(attrs, "agentgw.key", ctx.key_name)
+    _put(attrs, "agentgw.provider", record.provider)
+    _put(attrs, "agentgw.model", record.model)
+    if record.translated:
+        attrs["agentgw.translated"] = True
+    _put(attrs, "agentgw.route", record.route)
+    _put(attrs, "agentgw.route.strategy", record.strategy)
+    _put(attrs, "agentgw.route.rule", record.rule)
+    if record.downgraded:
         attrs["agentgw.route.downgraded"] = True
-    if facts.skipped:
-        attrs["agentgw.route.skipped"] = list(facts.skipped)
-    attrs["agentgw.attempts"] = facts.attempts
-    if facts.cost_nanos is not None:
-        attrs["agentgw.cost_usd"] = facts.cost_nanos / 1e9
-    if facts.guardrails:
-        attrs["agentgw.guardrails"] = list(facts.guardrails)
-    for scope, remaining in facts.budget_remaining_usd.items():
+    if record.skipped:
+        attrs["agentgw.route.skipped"] = list(record.skipped)
+    attrs["agentgw.attempts"] = record.attempts
+    if record.admitted:
+        attrs["agentgw.cost_usd"] = record.cost_nanos / 1e9
+    if record.verdicts:
+        attrs["agentgw.guardrails"] = guardrail_labels(record.verdicts)
+    for scope, remaining in record.budget_remaining_usd.items():
         attrs[f"agentgw.budget.{scope}.remaining_usd"] = remaining
-    _put(attrs, "http.response.status_code", facts.status)
+    _put(attrs, "http.response.status_code", record.status)
+    _put(attrs, "gen_ai.input.messages", record.input_messages)
+    _put(attrs, "gen_ai.output.messages", record.output_messages)
+    attrs["agentgw.outcome"] = record.outcome  # ok | error | client_disconnected (not an error of ours)
     return attrs
 
 
+def guardrail_labels(verdicts: Sequence[Any]) -> list[str]:
+    """`name:phase:action:entity,entity:count` per verdict."""
+    return [f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}" for v in verdicts]
+
+
 def request_attributes(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
-    """The request parameters the conventions name, from an OpenAI request body."""
+    """The request parameters the conventions name, from a request body of any of the APIs."""
     attrs: dict[str, AttributeValue] = {ga.GEN_AI_REQUEST_STREAM: body.get("stream") is True}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     if isinstance(max_tokens, int):
         attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    top_k = body.get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool):
+        attrs[ga.GEN_AI_REQUEST_TOP_K] = top_k
     for name, attr in _REQUEST_PARAMS.items():
         value = body.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -137,7 +117,7 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     n = body.get("n")
     if isinstance(n, int) and n != 1:
         attrs[ga.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    stop = body.get("stop")
+    stop = body.get("stop") if "stop" in body else body.get("stop_sequences")
     if isinstance(stop, str):
         attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):

@@ -84,8 +84,9 @@ class GuardrailSet:
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.guards)
 
-    async def scan_request(self, body: Any) -> ScanResult:
+    async def scan_request(self, body: Any, api: str = "chat") -> ScanResult:
         """Input phase of a chat completion request: every message text, and the declared tools."""
+        _chat_only(api)
         if not self.has_input_guards or not isinstance(body, dict):
             return ScanResult(body)
         return await self._scan(body, "input", request_slots(body), request_tool_names(body))
@@ -96,18 +97,20 @@ class GuardrailSet:
             return ScanResult(body)
         return await self._scan(body, "input", embedding_slots(body), [], injection=False)
 
-    async def scan_response(self, data: Any) -> ScanResult:
+    async def scan_response(self, data: Any, api: str = "chat") -> ScanResult:
         """Output phase of a non-streaming chat completion: choices' texts, tool-call arguments and names.
 
         A redacted choice loses its `logprobs` (they would spell out what was redacted)."""
+        _chat_only(api)
         if not self.has_output_guards or not isinstance(data, dict):
             return ScanResult(data)
         result = await self._scan(data, "output", response_slots(data), response_tool_names(data))
         return result
 
-    def stream_guard(self) -> StreamGuard:
+    def stream_guard(self, api: str = "chat") -> StreamGuard:
         """A fresh guard for one streamed response (output phase). Not needed when `has_output_guards`
         is false: then chunks can go out untouched."""
+        _chat_only(api)
         guards = self._by_phase["output"]
         return StreamGuard(
             [g for g in guards if isinstance(g, TextGuard)],
@@ -228,3 +231,8 @@ async def _run_webhooks(
         if findings:
             texts[i] = _apply(slots[i], texts[i], findings)
     return blocked_by
+
+
+def _chat_only(api: str) -> None:
+    if api != "chat":
+        raise ValueError(f"guardrails do not know the {api!r} API")

@@ -61,13 +61,30 @@ def test_the_gateway_mints_its_own_request_ids(gateway: Any, standin: StandIn) -
     assert standin.requests[0].headers["x-request-id"] == first.headers["x-request-id"]
 
 
-def test_response_body_is_the_providers_verbatim(gateway: Any, standin: StandIn) -> None:
+def test_answers_name_the_requested_model_by_default(gateway: Any, standin: StandIn) -> None:
+    """Clients look the answer's `model` up (autogen compares it, litellm prices by it): by default
+    it is the name they asked for; x-agentgw-model says which model answered."""
     with gateway.http() as http:
         response = http.post("/v1/chat/completions", json={"model": "oa-gpt-x", "messages": USER})
+        stream = http.post("/v1/chat/completions", json={"model": "oa-gpt-x", "messages": USER, "stream": True})
     body = response.json()
     assert body["id"].startswith("chatcmpl-standin-")
     assert body["system_fingerprint"] is not None
-    assert body["model"] == "gpt-x"
+    assert body["model"] == "oa-gpt-x" and response.headers["x-agentgw-model"] == "oa-gpt-x"
+    chunks = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: {")]
+    assert chunks and {chunk["model"] for chunk in chunks} == {"oa-gpt-x"}
+
+
+def test_answers_can_name_the_providers_model(standin_server: StandIn, gateway_factory: Any) -> None:
+    config = base_config(standin_server)
+    config["routing"] = {"response_model": "upstream"}
+    config["models"]["oa-named"] = {"provider": "standin-openai", "upstream": "gpt-x", "response_model": "requested"}
+    gateway = gateway_factory(config)
+    with gateway.http() as http:
+        response = http.post("/v1/chat/completions", json={"model": "oa-gpt-x", "messages": USER})
+        named = http.post("/v1/chat/completions", json={"model": "oa-named", "messages": USER})
+    assert response.json()["model"] == "gpt-x"  # the provider's answer as it sent it
+    assert named.json()["model"] == "oa-named"  # a model's own setting wins over the global one
 
 
 def test_streaming_with_usage(gateway: Any, standin: StandIn) -> None:

@@ -30,24 +30,8 @@ def map_stop_reason(reason: str | None) -> str:
 
 
 def usage_from_anthropic(usage: dict[str, Any]) -> Usage:
-    """The gateway's usage for Anthropic's `usage` object.
-
-    Anthropic's `input_tokens` leaves out cached tokens, so the prompt total adds the cache reads
-    and writes back in. Missing or non-integer fields count as 0.
-    """
-    fresh = _count(usage.get("input_tokens"))
-    cache_read = _count(usage.get("cache_read_input_tokens"))
-    cache_write = _count(usage.get("cache_creation_input_tokens"))
-    return Usage(
-        input_tokens=fresh + cache_read + cache_write,
-        output_tokens=_count(usage.get("output_tokens")),
-        cached_tokens=cache_read,
-        cache_write_tokens=cache_write,
-    )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """The gateway's usage for Anthropic's `usage` object (see `Usage.from_anthropic`)."""
+    return Usage.from_anthropic(usage)
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Forwarding: try a plan's targets in order, collect each failed attempt, fall back on the
-triggers the plan allows, and turn a hopeless call into one aggregate error."""
+triggers the plan allows, and turn a hopeless call into one aggregate error.
+
+Each attempt carries the call to its target's provider in an API that provider speaks: as it is,
+or translated (`gateway.translate`); the answer says which translation brings the reply back.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from gateway.apis.base import Api, Event
 from gateway.errors import (
     Attempt,
     GatewayError,
@@ -24,8 +29,9 @@ from gateway.errors import (
     UpstreamTimedOut,
     UpstreamTimeout,
 )
-from gateway.providers import Chunk, ChunkStream, Completion, Provider, ProviderCall
-from gateway.providers.base import Operation
+from gateway.providers import Completion, EventStream, Provider, ProviderCall
+from gateway.translate import TranslationError
+from gateway.translate.chain import Translation, translation_for
 from routing import HealthTracker, Plan, Target
 
 log = logging.getLogger("agentgw.forward")
@@ -33,10 +39,11 @@ log = logging.getLogger("agentgw.forward")
 
 @dataclass(slots=True)
 class Answer:
-    """Which target answered, and after which failed attempts."""
+    """Which target answered, how the call reached it, and after which failed attempts."""
 
     target: Target
     provider: Provider
+    translation: Translation
     failed: list[Attempt] = field(default_factory=list)
 
     @property
@@ -46,6 +53,17 @@ class Answer:
 
 T = TypeVar("T")
 Attempter = Callable[[Provider, ProviderCall], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What every attempt of one call sends: the client's body in its API, the headers the provider
+    receives, and the client headers a provider speaking the client's own API also gets."""
+
+    api: Api
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    native_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class AttemptHooks(Protocol):
@@ -68,35 +86,19 @@ class Forwarder:
         self._providers = providers
         self._health = health
 
-    async def complete(
-        self,
-        plan: Plan,
-        body: dict[str, Any],
-        operation: Operation,
-        headers: Mapping[str, str],
-        hooks: AttemptHooks,
-    ) -> tuple[Completion, Answer]:
-        """The first whole answer from the plan's targets."""
-        attempt: Attempter[Completion] = _embed if operation == "embeddings" else _complete
-        return await self._first_success(plan, body, operation, headers, hooks, attempt, streaming=False)
+    async def complete(self, plan: Plan, out: Outbound, hooks: AttemptHooks) -> tuple[Completion, Answer]:
+        """The first whole answer from the plan's targets (in the wire API of the answer's translation)."""
+        return await self._first_success(plan, out, hooks, _complete, streaming=False)
 
     async def open_stream(
-        self, plan: Plan, body: dict[str, Any], headers: Mapping[str, str], hooks: AttemptHooks
-    ) -> tuple[tuple[ChunkStream, Chunk], Answer]:
-        """An open stream and its first chunk: a target that fails before sending anything is
+        self, plan: Plan, out: Outbound, hooks: AttemptHooks
+    ) -> tuple[tuple[EventStream, Event], Answer]:
+        """An open stream and its first event: a target that fails before sending anything is
         replaced by the next one without the client noticing."""
-        return await self._first_success(plan, body, "chat", headers, hooks, _open, streaming=True)
+        return await self._first_success(plan, out, hooks, _open, streaming=True)
 
     async def _first_success(
-        self,
-        plan: Plan,
-        body: dict[str, Any],
-        operation: Operation,
-        headers: Mapping[str, str],
-        hooks: AttemptHooks,
-        attempt: Attempter[T],
-        *,
-        streaming: bool,
+        self, plan: Plan, out: Outbound, hooks: AttemptHooks, attempt: Attempter[T], *, streaming: bool
     ) -> tuple[T, Answer]:
         health = self._health
         attempts = plan.start()
@@ -111,11 +113,17 @@ class Forwarder:
                 index += 1
                 continue
             provider = self._providers[target.provider]
+            try:
+                translation, call = _prepare(out, target, provider)
+            except InvalidRequest:
+                health.release(target)
+                raise
             if previous is not None and previous is not target:
                 hooks.fell_back(previous)
             attempts.begin(target)
             extra = hooks.attempt_started(target, provider, attempts.attempts)
-            call = ProviderCall(target, body, operation, {**headers, **extra} if extra else headers)
+            if extra:
+                call.headers = {**call.headers, **extra}
             started = time.perf_counter()
             try:
                 # The first attempt is bounded by its provider's timeouts; later ones also by the call's
@@ -157,7 +165,7 @@ class Forwarder:
             elapsed = time.perf_counter() - started
             health.record_success(target, None if streaming else elapsed, elapsed if streaming else None)
             hooks.attempt_ended(target, provider, None)
-            return result, Answer(target, provider, failed)
+            return result, Answer(target, provider, translation, failed)
         if not failed:
             raise ServiceUnavailable(
                 f"No target for '{plan.requested}' is available: their circuits are open.", param="model"
@@ -185,21 +193,30 @@ def _retry_after(problem: UpstreamProblem) -> float | None:
     return problem.retry_after if isinstance(problem, UpstreamStatusError) else None
 
 
+def _prepare(out: Outbound, target: Target, provider: Provider) -> tuple[Translation, ProviderCall]:
+    """The attempt's request in an API the target's provider speaks; 400 when it cannot be expressed."""
+    try:
+        translation = translation_for(out.api, provider)
+        body = translation.request(out.body, target.upstream_model)
+    except TranslationError as exc:
+        raise InvalidRequest(
+            f"The request cannot be sent to model '{target.model}': {exc.message}", param=exc.param
+        ) from None
+    headers = {**out.headers, **out.native_headers} if translation.passthrough and out.native_headers else out.headers
+    return translation, ProviderCall(target, translation.wire, body, headers)
+
+
 def _complete(provider: Provider, call: ProviderCall) -> Awaitable[Completion]:
     return provider.complete(call)  # the provider's coroutine itself: no extra frame to resume through
 
 
-def _embed(provider: Provider, call: ProviderCall) -> Awaitable[Completion]:
-    return provider.embed(call)
-
-
-async def _open(provider: Provider, call: ProviderCall) -> tuple[ChunkStream, Chunk]:
+async def _open(provider: Provider, call: ProviderCall) -> tuple[EventStream, Event]:
     stream = await provider.open_stream(call)
     try:
         first = await anext(stream)
     except StopAsyncIteration:
         await stream.aclose()
-        raise UpstreamBadResponse("the stream ended before its first chunk") from None
+        raise UpstreamBadResponse("the stream ended before its first event") from None
     except BaseException:
         await stream.aclose()
         raise

@@ -1,0 +1,56 @@
+"""OpenAI embeddings (`POST /v1/embeddings`): metered like chat, never streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.apis.base import Api, Shape
+from gateway.apis.sizes import CHARS_PER_TOKEN
+from gateway.errors import GatewayError, UpstreamBadResponse
+from gateway.metering.usage import Usage
+from gateway.schemas import EmbeddingsRequest, validate
+
+
+class EmbeddingsApi(Api):
+    name = "embeddings"
+    operation = "embeddings"
+    streams = False
+
+    def validate(self, body: dict[str, Any]) -> str:
+        return validate(EmbeddingsRequest, body).model
+
+    def shape(self, body: Mapping[str, Any]) -> Shape:
+        value = body.get("input")
+        chars = 0
+        if isinstance(value, str):
+            chars = len(value)
+        elif isinstance(value, list):
+            chars = sum(
+                len(item) if isinstance(item, str) else CHARS_PER_TOKEN * len(item)
+                for item in value
+                if isinstance(item, str | list)
+            )
+        return Shape(prompt_chars=chars)
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return error.body()
+
+    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
+        raise NotImplementedError("embeddings do not stream")
+
+    def set_model(self, data: dict[str, Any], model: str) -> bool:
+        if data.get("model") == model:
+            return False
+        data["model"] = model
+        return True
+
+    def output_text(self, data: Mapping[str, Any]) -> str:
+        return ""
+
+    def usage(self, data: Mapping[str, Any]) -> Usage | None:
+        return Usage.from_openai(data.get("usage"))
+
+    def check_response(self, data: Mapping[str, Any]) -> None:
+        if not isinstance(data.get("data"), list):
+            raise UpstreamBadResponse("the provider's embeddings response has no `data` list")

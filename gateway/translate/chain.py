@@ -1,0 +1,152 @@
+"""How one attempt's call travels: in the client's API when the target's provider speaks it, else
+translated through Chat Completions (the pivot), and from chat to the provider's own API when that
+is not chat either (Anthropic's Messages).
+
+A `Translation` is made per attempt (it may hold state between the request and its answer) by
+`translation_for(client_api, provider)`; the wire API it names is what the provider is asked to speak.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway.apis import API
+from gateway.apis.base import Api
+from gateway.metering.usage import Usage
+from gateway.providers.base import Provider
+from gateway.translate.base import StreamTranslation, TranslationError
+from gateway.translate.chat_to_messages import JSON_TOOL_KEY, StreamTranslator, from_anthropic_response
+from gateway.translate.chat_to_messages import to_anthropic_request as chat_to_messages_request
+
+
+class Translation:
+    """The identity: the call passes through in its own API, naming the upstream model."""
+
+    def __init__(self, client: Api, wire: Api) -> None:
+        self.client = client
+        self.wire = wire
+
+    @property
+    def passthrough(self) -> bool:
+        return self.client is self.wire
+
+    def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """The wire request for `model` (the provider's name for it)."""
+        return {**body, "model": model}
+
+    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A whole wire answer in the client's shape."""
+        return data
+
+    def stream(self) -> StreamTranslation | None:
+        """The stream translation, or None when events pass through as they are."""
+        return None
+
+
+class ChatOverMessages(Translation):
+    """A chat call carried over Anthropic's Messages API (`gateway.translate.chat_to_messages`)."""
+
+    def __init__(self, max_tokens_default: int) -> None:
+        super().__init__(API["chat"], API["messages"])
+        self._max_tokens = max_tokens_default
+        self._json_tool: str | None = None
+        self._include_usage = False
+
+    def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        payload = chat_to_messages_request(body, model, self._max_tokens)
+        self._json_tool = payload.pop(JSON_TOOL_KEY, None)
+        options = body.get("stream_options")
+        self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        if body.get("stream") is True:
+            payload["stream"] = True
+        else:
+            payload.pop("stream", None)
+        return payload
+
+    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            translated, _ = from_anthropic_response(data, created=int(time.time()), json_tool=self._json_tool)
+        except (ValueError, KeyError, TypeError) as exc:
+            from gateway.errors import UpstreamBadResponse
+
+            raise UpstreamBadResponse(f"the provider's message could not be read ({exc})") from None
+        return translated
+
+    def stream(self) -> StreamTranslation:
+        translator = StreamTranslator(
+            created=int(time.time()), include_usage=self._include_usage, json_tool=self._json_tool
+        )
+        return _MessagesToChunks(translator)
+
+
+class _MessagesToChunks:
+    """`StreamTranslator` (Anthropic events -> chat chunks) behind the `StreamTranslation` contract."""
+
+    def __init__(self, translator: StreamTranslator) -> None:
+        self._translator = translator
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._translator.feed(str(event.get("type") or ""), dict(event))
+
+    def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
+        return []
+
+
+class Composed(Translation):
+    """A call in another API carried over chat, and chat carried over the provider's own API."""
+
+    def __init__(self, outer: Translation, inner: Translation) -> None:
+        super().__init__(outer.client, inner.wire)
+        self._outer = outer
+        self._inner = inner
+
+    def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        return self._inner.request(self._outer.request(body, model), model)
+
+    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._outer.response(self._inner.response(data))
+
+    def stream(self) -> StreamTranslation | None:
+        inner, outer = self._inner.stream(), self._outer.stream()
+        if inner is None or outer is None:
+            return inner or outer
+        return _Chained(inner, outer)
+
+
+class _Chained:
+    def __init__(self, inner: StreamTranslation, outer: StreamTranslation) -> None:
+        self._inner = inner
+        self._outer = outer
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [out for middle in self._inner.feed(event) for out in self._outer.feed(middle)]
+
+    def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
+        out = [event for middle in self._inner.finish(usage) for event in self._outer.feed(middle)]
+        return out + self._outer.finish(usage)
+
+
+# A call in another API carried over chat: its translation, made per attempt.
+OVER_CHAT: dict[str, Callable[[], Translation]] = {}
+
+
+def translation_for(client: Api, provider: Provider) -> Translation:
+    """How a call in `client`'s API reaches `provider`; TranslationError when it cannot."""
+    apis = provider.apis
+    if client.name in apis:
+        return Translation(client, client)
+    to_wire: Translation | None = None
+    if "chat" not in apis:
+        if "messages" not in apis:
+            raise TranslationError(f"The provider '{provider.name}' cannot serve {client.name} calls.", param="model")
+        to_wire = ChatOverMessages(provider.max_tokens_default or 4096)
+    if client.name == "chat":
+        assert to_wire is not None
+        return to_wire
+    over_chat = OVER_CHAT.get(client.name)
+    if over_chat is None:
+        raise TranslationError(f"The provider '{provider.name}' cannot serve {client.name} calls.", param="model")
+    outer = over_chat()
+    return outer if to_wire is None else Composed(outer, to_wire)
