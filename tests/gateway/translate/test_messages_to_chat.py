@@ -1,0 +1,536 @@
+"""An Anthropic Messages call carried over Chat Completions: request, whole response, stream, and the
+stream read back by the anthropic SDK's own parser and accumulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.translate.messages_to_chat import (
+    DROPPED_FIELDS,
+    TranslationError,
+    to_chat_request,
+)
+
+UPSTREAM = "qwen3-coder"  # the model on the OpenAI-compatible server
+CLIENT_MODEL = "claude-sonnet-4-5"  # the name the client asked for
+WEATHER_TOOL: dict[str, Any] = {
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+CHAT_WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": WEATHER_TOOL["input_schema"],
+    },
+}
+PNG = "iVBORw0KGgo="
+
+
+def translate(messages: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return to_chat_request({"model": CLIENT_MODEL, "max_tokens": 256, "messages": messages, **fields}, model=UPSTREAM)
+
+
+def refused(body: dict[str, Any]) -> TranslationError:
+    with pytest.raises(TranslationError) as caught:
+        to_chat_request(body, model=UPSTREAM)
+    return caught.value
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+def assistant(content: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": content}
+
+
+def text(value: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "text", "text": value, **extra}
+
+
+def tool_use(call_id: str, city: str) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": "get_weather", "input": {"city": city}}
+
+
+def tool_result(call_id: str, content: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": call_id, "content": content, **extra}
+
+
+def chat_call(call_id: str, city: str) -> dict[str, Any]:
+    arguments = json.dumps({"city": city}, separators=(",", ":"))
+    return {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+
+
+def image(source: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "image", "source": source}
+
+
+# --- request: basics ----------------------------------------------------------------------------
+
+
+def test_minimal_request() -> None:
+    assert translate([user("Hi")]) == {
+        "model": UPSTREAM,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 256,
+    }
+
+
+def test_system_string_comes_first() -> None:
+    body = translate([user("Hi")], system="Be terse.")
+    assert body["messages"] == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+
+
+def test_system_text_blocks_are_joined_and_cache_control_dropped() -> None:
+    system = [text("You are a coding agent.", cache_control={"type": "ephemeral"}), text("Work in /repo.")]
+    body = translate([user("Hi")], system=system)
+    assert body["messages"][0] == {"role": "system", "content": "You are a coding agent.\n\nWork in /repo."}
+
+
+@pytest.mark.parametrize("system", ["", []])
+def test_empty_system_adds_no_message(system: Any) -> None:
+    assert translate([user("Hi")], system=system)["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_system_role_message_stays_in_place() -> None:
+    body = translate([user("Hi"), {"role": "system", "content": [text("Now answer in French.")]}, user("Go")])
+    assert body["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "system", "content": "Now answer in French."},
+        {"role": "user", "content": "Go"},
+    ]
+
+
+def test_sampling_fields() -> None:
+    body = translate([user("Hi")], temperature=0.2, top_p=0.9, top_k=40, stop_sequences=["END", "###"])
+    assert body["temperature"] == 0.2
+    assert body["top_p"] == 0.9
+    assert body["stop"] == ["END", "###"]
+    assert "top_k" not in body
+
+
+def test_empty_stop_sequences_send_no_stop() -> None:
+    assert "stop" not in translate([user("Hi")], stop_sequences=[])
+
+
+def test_metadata_user_id_becomes_user() -> None:
+    assert translate([user("Hi")], metadata={"user_id": "agent-7"})["user"] == "agent-7"
+    assert "user" not in translate([user("Hi")], metadata={})
+
+
+def test_stream_asks_for_the_usage_chunk() -> None:
+    body = translate([user("Hi")], stream=True)
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert "stream" not in translate([user("Hi")], stream=False)
+
+
+def test_fields_without_counterpart_are_dropped() -> None:
+    extras = {
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "cache_control": {"type": "ephemeral"},
+        "service_tier": "auto",
+        "top_k": 5,
+        "context_management": {"edits": []},
+        "some_future_field": 1,
+    }
+    assert set(extras) - {"some_future_field"} <= DROPPED_FIELDS
+    assert translate([user("Hi")], **extras) == translate([user("Hi")])
+
+
+def test_output_config_json_schema_becomes_response_format() -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "additionalProperties": False}
+    body = translate(
+        [user("Hi")], output_config={"effort": "high", "format": {"type": "json_schema", "schema": schema}}
+    )
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    assert "response_format" not in translate([user("Hi")], output_config={"effort": "low"})
+
+
+# --- request: user content ----------------------------------------------------------------------
+
+
+def test_text_blocks_and_images_become_parts() -> None:
+    body = translate(
+        [
+            user(
+                [
+                    text("What is in these?", cache_control={"type": "ephemeral"}),
+                    image({"type": "base64", "media_type": "image/png", "data": PNG}),
+                    image({"type": "url", "url": "https://example.com/cat.jpg"}),
+                ]
+            )
+        ]
+    )
+    assert body["messages"] == [
+        user(
+            [
+                {"type": "text", "text": "What is in these?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            ]
+        )
+    ]
+
+
+def test_a_single_text_block_becomes_a_string() -> None:
+    assert translate([user([text("Hi")])])["messages"] == [user("Hi")]
+
+
+def test_several_text_blocks_stay_parts() -> None:
+    content = [text("<system-reminder>cwd is /repo</system-reminder>"), text("Fix the bug")]
+    assert translate([user(content)])["messages"] == [user(content)]
+
+
+def test_plain_text_document_becomes_text_with_its_title() -> None:
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "The grass is green."},
+        "title": "notes.txt",
+        "citations": {"enabled": True},
+    }
+    body = translate([user([document, text("Summarise")])])
+    assert body["messages"] == [user([text("notes.txt"), text("The grass is green."), text("Summarise")])]
+
+
+def test_content_document_becomes_its_blocks() -> None:
+    source = {"type": "content", "content": [text("Part one."), text("Part two.")]}
+    body = translate([user([{"type": "document", "source": source}])])
+    assert body["messages"] == [user([text("Part one."), text("Part two.")])]
+
+
+def test_search_result_becomes_text() -> None:
+    result = {"type": "search_result", "title": "Docs", "source": "https://x.test/d", "content": [text("Answer.")]}
+    assert translate([user([result])])["messages"] == [user("Docs\nSource: https://x.test/d\n\nAnswer.")]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+        {"type": "url", "url": "https://example.com/paper.pdf"},
+        {"type": "file", "file_id": "file_011"},
+    ],
+)
+def test_pdf_and_file_documents_are_refused(source: dict[str, Any]) -> None:
+    body = {"max_tokens": 10, "messages": [user([text("Read this"), {"type": "document", "source": source}])]}
+    error = refused(body)
+    assert error.param == "messages.0.content.1"
+    assert error.message.startswith("messages.0.content.1: documents with a")
+
+
+def test_file_image_is_refused() -> None:
+    error = refused({"max_tokens": 10, "messages": [user([image({"type": "file", "file_id": "file_011"})])]})
+    assert error.param == "messages.0.content.0.source"
+
+
+def test_tool_use_in_a_user_message_is_refused() -> None:
+    assert (
+        refused({"max_tokens": 10, "messages": [user([tool_use("toolu_1", "Paris")])]}).param == "messages.0.content.0"
+    )
+
+
+# --- request: tool use across turns -------------------------------------------------------------
+
+
+def test_tool_use_and_results_round_trip_across_turns() -> None:
+    body = translate(
+        [
+            user("Weather in Paris, then Rome?"),
+            assistant([text("Checking Paris."), tool_use("toolu_1", "Paris")]),
+            user([tool_result("toolu_1", "Sunny, 24C")]),
+            assistant([tool_use("toolu_2", "Rome")]),
+            user([tool_result("toolu_2", [text("Rain, 18C")])]),
+            assistant("Paris is sunny; Rome is rainy."),
+            user("Thanks"),
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert body["messages"] == [
+        user("Weather in Paris, then Rome?"),
+        {"role": "assistant", "content": "Checking Paris.", "tool_calls": [chat_call("toolu_1", "Paris")]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny, 24C"},
+        {"role": "assistant", "content": None, "tool_calls": [chat_call("toolu_2", "Rome")]},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "Rain, 18C"},
+        {"role": "assistant", "content": "Paris is sunny; Rome is rainy."},
+        user("Thanks"),
+    ]
+    assert body["tools"] == [CHAT_WEATHER_TOOL]
+
+
+def test_several_tool_results_come_first_then_the_rest_as_a_user_message() -> None:
+    body = translate(
+        [
+            user("Weather in three cities?"),
+            assistant([tool_use("toolu_1", "Paris"), tool_use("toolu_2", "Rome"), tool_use("toolu_3", "Oslo")]),
+            user(
+                [
+                    tool_result("toolu_1", "Sunny"),
+                    tool_result("toolu_2", "Rain"),
+                    text("<system-reminder>be brief</system-reminder>"),
+                    tool_result("toolu_3", "Snow"),
+                ]
+            ),
+        ]
+    )
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "tool", "tool", "user"]
+    assert [m.get("tool_call_id") for m in body["messages"][2:5]] == ["toolu_1", "toolu_2", "toolu_3"]
+    assert body["messages"][5] == user("<system-reminder>be brief</system-reminder>")
+
+
+def test_consecutive_user_messages_are_merged_so_tool_results_stay_together() -> None:
+    body = translate(
+        [
+            user("Two cities?"),
+            assistant([tool_use("toolu_1", "Paris"), tool_use("toolu_2", "Rome")]),
+            user([tool_result("toolu_1", "Sunny"), text("note")]),
+            user([tool_result("toolu_2", "Rain")]),
+        ]
+    )
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "tool", "user"]
+    assert body["messages"][-1] == user("note")
+
+
+def test_consecutive_assistant_messages_are_merged() -> None:
+    body = translate([user("Hi"), assistant("Let me look"), assistant([text("."), tool_use("toolu_1", "Oslo")])])
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": "Let me look.",
+        "tool_calls": [chat_call("toolu_1", "Oslo")],
+    }
+
+
+def test_tool_result_error_and_empty_content() -> None:
+    body = translate(
+        [
+            user("Go"),
+            assistant([tool_use("toolu_1", "Paris"), tool_use("toolu_2", "Rome")]),
+            user(
+                [
+                    tool_result("toolu_1", "city not found", is_error=True),
+                    {"type": "tool_result", "tool_use_id": "toolu_2"},
+                ]
+            ),
+        ]
+    )
+    assert body["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: city not found"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": ""},
+    ]
+
+
+def test_tool_result_text_blocks_are_joined() -> None:
+    body = translate(
+        [user("Go"), assistant([tool_use("toolu_1", "Paris")]), user([tool_result("toolu_1", [text("a"), text("b")])])]
+    )
+    assert body["messages"][2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "a\n\nb"}
+
+
+def test_tool_result_images_follow_in_a_user_message() -> None:
+    screenshot = image({"type": "base64", "media_type": "image/png", "data": PNG})
+    body = translate(
+        [
+            user("Take a screenshot"),
+            assistant([{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]),
+            user([tool_result("toolu_1", [text("Captured."), screenshot]), text("What do you see?")]),
+        ]
+    )
+    assert body["messages"][1]["tool_calls"][0]["function"] == {"name": "screenshot", "arguments": "{}"}
+    assert body["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "Captured.\n\n[image: in the next user message]"},
+        user(
+            [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "text", "text": "What do you see?"},
+            ]
+        ),
+    ]
+
+
+def test_thinking_blocks_are_dropped() -> None:
+    thinking = {"type": "thinking", "thinking": "The user wants...", "signature": "sig"}
+    redacted = {"type": "redacted_thinking", "data": "opaque"}
+    body = translate(
+        [user("Hi"), assistant([thinking, redacted, text("Hello")]), user("Bye"), assistant([thinking]), user("?")]
+    )
+    assert body["messages"] == [user("Hi"), {"role": "assistant", "content": "Hello"}, user("Bye"), user("?")]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+        {"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_1", "content": {}},
+    ],
+)
+def test_server_tool_blocks_in_history_are_refused(block: dict[str, Any]) -> None:
+    error = refused({"max_tokens": 10, "messages": [user("Search"), assistant([text("Searching"), block])]})
+    assert error.param == "messages.1.content.1"
+    assert "server tool" in error.message
+
+
+# --- request: tools -----------------------------------------------------------------------------
+
+
+def test_tools_become_function_tools() -> None:
+    bare = {
+        "name": "list_files",
+        "input_schema": {"type": "object", "$schema": "https://json-schema.org/draft/2020-12/schema"},
+    }
+    cached = {**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}, "strict": True, "type": "custom"}
+    assert translate([user("Hi")], tools=[bare, cached])["tools"] == [
+        {"type": "function", "function": {"name": "list_files", "parameters": bare["input_schema"]}},
+        CHAT_WEATHER_TOOL,
+    ]
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+        {"type": "web_fetch_20250910", "name": "web_fetch"},
+        {"type": "bash_20250124", "name": "bash"},
+        {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+        {"type": "computer_20250124", "name": "computer", "display_width_px": 1024, "display_height_px": 768},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+        {"type": "memory_20250818", "name": "memory"},
+    ],
+)
+def test_server_tools_are_refused(tool: dict[str, Any]) -> None:
+    error = refused({"max_tokens": 10, "messages": [user("Hi")], "tools": [WEATHER_TOOL, tool]})
+    assert error.param == "tools.1"
+    assert f"'{tool['type']}'" in error.message
+
+
+def test_mcp_servers_are_refused() -> None:
+    servers = [{"type": "url", "url": "https://mcp.example.com/sse", "name": "x"}]
+    assert refused({"max_tokens": 10, "messages": [user("Hi")], "mcp_servers": servers}).param == "mcp_servers"
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ({"type": "auto"}, {"tool_choice": "auto"}),
+        ({"type": "any"}, {"tool_choice": "required"}),
+        ({"type": "none"}, {"tool_choice": "none"}),
+        (
+            {"type": "tool", "name": "get_weather"},
+            {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+        ),
+        ({"type": "auto", "disable_parallel_tool_use": True}, {"tool_choice": "auto", "parallel_tool_calls": False}),
+        ({"type": "any", "disable_parallel_tool_use": True}, {"tool_choice": "required", "parallel_tool_calls": False}),
+        (
+            {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+            {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False},
+        ),
+        ({"type": "auto", "disable_parallel_tool_use": False}, {"tool_choice": "auto"}),
+    ],
+)
+def test_tool_choice(choice: dict[str, Any], expected: dict[str, Any]) -> None:
+    body = translate([user("Hi")], tools=[WEATHER_TOOL], tool_choice=choice)
+    assert {k: body[k] for k in ("tool_choice", "parallel_tool_calls") if k in body} == expected
+
+
+def test_tool_choice_without_tools_is_dropped() -> None:
+    body = translate([user("Hi")], tools=[], tool_choice={"type": "any"})
+    assert "tools" not in body
+    assert "tool_choice" not in body
+
+
+# --- request: malformed input -------------------------------------------------------------------
+
+
+def body_with(**fields: Any) -> dict[str, Any]:
+    return {"model": CLIENT_MODEL, "max_tokens": 10, "messages": [user("Hi")], **fields}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [user("Hi")]}, "max_tokens"),
+        (body_with(max_tokens="10"), "max_tokens"),
+        (body_with(max_tokens=True), "max_tokens"),
+        (body_with(max_tokens=0), "max_tokens"),
+        (body_with(messages=None), "messages"),
+        (body_with(messages={"role": "user"}), "messages"),
+        (body_with(messages=["Hi"]), "messages.0"),
+        (body_with(messages=[{"role": "tool", "content": "x"}]), "messages.0.role"),
+        (body_with(messages=[{"content": "x"}]), "messages.0.role"),
+        (body_with(messages=[user(7)]), "messages.0.content"),
+        (body_with(messages=[user(None)]), "messages.0.content"),
+        (body_with(messages=[user(["Hi"])]), "messages.0.content.0"),
+        (body_with(messages=[user([{"text": "Hi"}])]), "messages.0.content.0.type"),
+        (body_with(messages=[user([{"type": "text", "text": 5}])]), "messages.0.content.0.text"),
+        (body_with(messages=[user([{"type": "video"}])]), "messages.0.content.0"),
+        (body_with(messages=[user([{"type": "image"}])]), "messages.0.content.0.source"),
+        (
+            body_with(messages=[user([image({"type": "base64", "data": PNG})])]),
+            "messages.0.content.0.source.media_type",
+        ),
+        (body_with(messages=[user([image({"type": "url"})])]), "messages.0.content.0.source.url"),
+        (
+            body_with(messages=[user([{"type": "document", "source": {"type": "text"}}])]),
+            "messages.0.content.0.source.data",
+        ),
+        (
+            body_with(messages=[assistant([{"type": "tool_use", "id": "t", "name": "x", "input": "{}"}])]),
+            "messages.0.content.0.input",
+        ),
+        (body_with(messages=[assistant([{"type": "tool_use", "name": "x", "input": {}}])]), "messages.0.content.0.id"),
+        (body_with(messages=[assistant([{"type": "tool_use", "id": "t", "input": {}}])]), "messages.0.content.0.name"),
+        (
+            body_with(messages=[assistant([image({"type": "url", "url": "https://x.test/a.png"})])]),
+            "messages.0.content.0",
+        ),
+        (body_with(messages=[user([{"type": "tool_result", "content": "x"}])]), "messages.0.content.0.tool_use_id"),
+        (body_with(messages=[user([tool_result("t", 5)])]), "messages.0.content.0.content"),
+        (
+            body_with(messages=[user([tool_result("t", [{"type": "tool_reference", "tool_name": "x"}])])]),
+            "messages.0.content.0.content.0",
+        ),
+        (body_with(messages=[user([tool_result("t", "x", is_error="yes")])]), "messages.0.content.0.is_error"),
+        (body_with(system=5), "system"),
+        (body_with(system=[{"type": "image"}]), "system.0.type"),
+        (body_with(system=["Be terse"]), "system.0"),
+        (body_with(temperature="hot"), "temperature"),
+        (body_with(top_p=True), "top_p"),
+        (body_with(stop_sequences="END"), "stop_sequences"),
+        (body_with(stop_sequences=["END", 3]), "stop_sequences.1"),
+        (body_with(metadata="agent"), "metadata"),
+        (body_with(metadata={"user_id": 7}), "metadata.user_id"),
+        (body_with(stream="yes"), "stream"),
+        (body_with(tools={"name": "x"}), "tools"),
+        (body_with(tools=["get_weather"]), "tools.0"),
+        (body_with(tools=[{"input_schema": {}}]), "tools.0.name"),
+        (body_with(tools=[{"name": "x"}]), "tools.0.input_schema"),
+        (body_with(tools=[{"name": "x", "input_schema": {}, "description": 1}]), "tools.0.description"),
+        (body_with(tools=[{"type": 3, "name": "x"}]), "tools.0.type"),
+        (body_with(tools=[WEATHER_TOOL], tool_choice="auto"), "tool_choice"),
+        (body_with(tools=[WEATHER_TOOL], tool_choice={"type": "function"}), "tool_choice.type"),
+        (body_with(tools=[WEATHER_TOOL], tool_choice={"type": "tool"}), "tool_choice.name"),
+        (
+            body_with(tools=[WEATHER_TOOL], tool_choice={"type": "any", "disable_parallel_tool_use": 1}),
+            "tool_choice.disable_parallel_tool_use",
+        ),
+        (body_with(output_config={"format": {"type": "xml"}}), "output_config.format.type"),
+        (body_with(output_config={"format": {"type": "json_schema"}}), "output_config.format.schema"),
+    ],
+)
+def test_malformed_input_names_its_path(body: dict[str, Any], param: str) -> None:
+    error = refused(body)
+    assert error.param == param
+    assert error.message.startswith(f"{param}: ")
+
+
+def test_unwritable_tool_input_is_refused() -> None:
+    body = body_with(
+        messages=[user("Hi"), assistant([{"type": "tool_use", "id": "t", "name": "x", "input": {"n": 2**70}}])]
+    )
+    assert refused(body).param == "messages.1.content.0.input"
