@@ -1,17 +1,23 @@
-"""An Anthropic Messages call carried over Chat Completions: request, whole response, stream, and the
-stream read back by the anthropic SDK's own parser and accumulator."""
+"""An Anthropic Messages call carried over Chat Completions: request, whole response, stream."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pydantic
 import pytest
+from anthropic.types import Message, RawMessageStreamEvent
 
+from gateway.metering.usage import Usage
 from gateway.translate.messages_to_chat import (
     DROPPED_FIELDS,
+    StreamTranslator,
     TranslationError,
+    from_chat_response,
+    map_finish_reason,
     to_chat_request,
+    usage_to_anthropic,
 )
 
 UPSTREAM = "qwen3-coder"  # the model on the OpenAI-compatible server
@@ -534,3 +540,478 @@ def test_unwritable_tool_input_is_refused() -> None:
         messages=[user("Hi"), assistant([{"type": "tool_use", "id": "t", "name": "x", "input": {"n": 2**70}}])]
     )
     assert refused(body).param == "messages.1.content.0.input"
+
+
+# --- whole response -----------------------------------------------------------------------------
+
+
+def completion(
+    message: dict[str, Any], finish_reason: str | None = "stop", usage: dict[str, Any] | None = None, **choice: Any
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": UPSTREAM,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None, **choice}],
+        "usage": usage or {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
+    }
+
+
+def reply(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_calls is not None:
+        message["tool_calls"] = tool_calls
+    return message
+
+
+def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def answer(data: dict[str, Any], **options: Any) -> dict[str, Any]:
+    message = from_chat_response(data, model=CLIENT_MODEL, **options)
+    Message.model_validate(message)  # the shape the anthropic SDK reads
+    return message
+
+
+def test_text_response() -> None:
+    assert answer(completion(reply("Hello!"))) == {
+        "id": "msg_abc123",
+        "type": "message",
+        "role": "assistant",
+        "model": CLIENT_MODEL,
+        "content": [{"type": "text", "text": "Hello!"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 30,
+            "output_tokens": 7,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        },
+    }
+
+
+def test_tool_use_response_puts_text_first_and_parses_arguments() -> None:
+    calls = [call("call_1", "get_weather", '{"city": "Paris"}'), call("call_2", "get_weather", '{"city":"Rome"}')]
+    message = answer(completion(reply("Checking both.", calls), "tool_calls"))
+    assert message["content"] == [
+        {"type": "text", "text": "Checking both."},
+        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"city": "Rome"}},
+    ]
+    assert message["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("arguments", ["", "   ", '{"city": "Par', "[1, 2]", '"Paris"', "null"])
+def test_unusable_tool_arguments_give_an_empty_input(arguments: str) -> None:
+    message = answer(completion(reply(None, [call("call_1", "get_weather", arguments)]), "tool_calls"))
+    assert message["content"] == [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}]
+
+
+def test_tool_calls_without_ids_get_distinct_ones() -> None:
+    calls = [{"type": "function", "function": {"name": "a", "arguments": "{}"}}, call("", "b", "{}")]
+    ids = [block["id"] for block in answer(completion(reply(None, calls), "tool_calls"))["content"]]
+    assert ids == ["toolu_abc123_0", "toolu_abc123_1"]
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "with_tools", "stop_reason"),
+    [
+        ("stop", False, "end_turn"),
+        ("length", False, "max_tokens"),
+        ("tool_calls", True, "tool_use"),
+        ("content_filter", False, "refusal"),
+        ("function_call", True, "tool_use"),
+        (None, False, "end_turn"),
+        ("something_new", False, "end_turn"),
+        ("stop", True, "tool_use"),  # some servers (Ollama) say "stop" with tool calls
+        ("tool_calls", False, "end_turn"),  # no tool_use block to go with it
+        ("length", True, "max_tokens"),  # the arguments may be cut short
+    ],
+)
+def test_stop_reasons(finish_reason: str | None, with_tools: bool, stop_reason: str) -> None:
+    calls = [call("call_1", "get_weather", '{"city": "Oslo"}')] if with_tools else None
+    assert answer(completion(reply("x", calls), finish_reason))["stop_reason"] == stop_reason
+    assert map_finish_reason(finish_reason, tool_calls=with_tools) == stop_reason
+
+
+def test_stop_sequence_named_by_the_server() -> None:
+    message = answer(completion(reply("1, 2, 3"), "stop", stop_reason="END"))  # vLLM names the matched stop
+    assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "END")
+
+
+@pytest.mark.parametrize("matched", [None, 128001, ""])
+def test_stop_without_a_named_sequence_is_end_turn(matched: Any) -> None:
+    message = answer(completion(reply("Done"), "stop", stop_reason=matched))
+    assert (message["stop_reason"], message["stop_sequence"]) == ("end_turn", None)
+
+
+def test_refusal_becomes_text_and_stops_for_refusal() -> None:
+    message = answer(completion({"role": "assistant", "content": None, "refusal": "I can't help with that."}))
+    assert message["content"] == [{"type": "text", "text": "I can't help with that."}]
+    assert message["stop_reason"] == "refusal"
+
+
+def test_empty_reply_has_no_content_blocks() -> None:
+    assert answer(completion(reply(None), "length"))["content"] == []
+    assert answer(completion(reply("")))["content"] == []
+
+
+def test_content_as_text_parts_is_read() -> None:
+    message = answer(
+        completion({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})
+    )
+    assert message["content"] == [{"type": "text", "text": "ab"}]
+
+
+def test_usage_leaves_cached_tokens_out_of_input_tokens() -> None:
+    usage = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 80,
+        "total_tokens": 1280,
+        "prompt_tokens_details": {"cached_tokens": 1000},
+    }
+    assert answer(completion(reply("Hi"), usage=usage))["usage"] == {
+        "input_tokens": 200,
+        "output_tokens": 80,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 0,
+    }
+
+
+def test_usage_given_by_the_gateway_wins() -> None:
+    usage = Usage(input_tokens=500, output_tokens=40, cached_tokens=300, cache_write_tokens=50, estimated=True)
+    assert answer(completion(reply("Hi")), usage=usage)["usage"] == {
+        "input_tokens": 150,
+        "output_tokens": 40,
+        "cache_read_input_tokens": 300,
+        "cache_creation_input_tokens": 50,
+    }
+
+
+def test_missing_usage_counts_zero() -> None:
+    data = completion(reply("Hi"))
+    del data["usage"]
+    assert answer(data)["usage"] == usage_to_anthropic(Usage())
+
+
+def test_message_id() -> None:
+    assert answer(completion(reply("Hi")), message_id="msg_given")["id"] == "msg_given"
+    data = completion(reply("Hi"))
+    del data["id"]
+    first, second = answer(data)["id"], answer(data)["id"]
+    assert first.startswith("msg_") and second.startswith("msg_") and first != second
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "x", "choices": []},
+        {"id": "x"},
+        {"id": "x", "choices": "none"},
+        {"id": "x", "choices": [{"index": 1, "message": reply("Hi")}]},
+        {"id": "x", "choices": [{"index": 0, "finish_reason": "stop"}]},
+        completion(reply(None, "call")),
+        completion(reply(None, ["call"])),
+        completion(reply(None, [{"id": "c", "function": {"arguments": "{}"}}])),
+        completion(reply(None, [{"id": "c", "type": "function"}])),
+    ],
+)
+def test_malformed_completion_raises_value_error(data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        from_chat_response(data, model=CLIENT_MODEL)
+
+
+# --- stream -------------------------------------------------------------------------------------
+
+STREAM_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RawMessageStreamEvent)
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None, **choice: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-s1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": UPSTREAM,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None, **choice}],
+        "usage": None,
+    }
+
+
+def usage_chunk(prompt: int, completion_tokens: int, cached: int = 0) -> dict[str, Any]:
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    return {
+        "id": "chatcmpl-s1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": UPSTREAM,
+        "choices": [],
+        "usage": usage,
+    }
+
+
+def tool_delta(index: int, arguments: str, call_id: str | None = None, name: str | None = None) -> dict[str, Any]:
+    tool_call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if call_id is not None:
+        tool_call.update(id=call_id, type="function")
+        tool_call["function"]["name"] = name
+    return {"tool_calls": [tool_call]}
+
+
+def run(chunks: list[dict[str, Any]], usage: Usage | None = None, **options: Any) -> list[dict[str, Any]]:
+    translator = StreamTranslator(model=CLIENT_MODEL, **options)
+    events = [event for c in chunks for event in translator.feed(c)] + translator.finish(usage)
+    for event in events:
+        STREAM_EVENT.validate_python(event)  # each event has the shape the anthropic SDK reads
+    return events
+
+
+def message_start(input_tokens: int = 0, message_id: str = "msg_s1") -> dict[str, Any]:
+    usage = {
+        "input_tokens": input_tokens,
+        "output_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+    }
+    message = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": CLIENT_MODEL,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    return {"type": "message_start", "message": message}
+
+
+def text_delta(index: int, value: str) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": value}}
+
+
+def json_delta(index: int, partial: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "input_json_delta", "partial_json": partial},
+    }
+
+
+def block_start(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def block_stop(index: int) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+def message_end(
+    stop_reason: str, usage: dict[str, int] | None = None, stop_sequence: str | None = None
+) -> list[dict[str, Any]]:
+    usage = usage or usage_to_anthropic(Usage())
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+        "usage": usage,
+    }
+    return [delta, {"type": "message_stop"}]
+
+
+def test_stream_text_only() -> None:
+    chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Hel"}),
+        chunk({"content": "lo"}),
+        chunk({}, "stop"),
+    ]
+    assert run(chunks) == [
+        message_start(),
+        block_start(0, {"type": "text", "text": ""}),
+        text_delta(0, "Hel"),
+        text_delta(0, "lo"),
+        block_stop(0),
+        *message_end("end_turn"),
+    ]
+
+
+def test_stream_tool_call_with_arguments_split_across_chunks() -> None:
+    chunks = [
+        chunk({"role": "assistant", "content": None}),
+        chunk(tool_delta(0, "", "call_1", "get_weather")),
+        chunk(tool_delta(0, '{"ci')),
+        chunk(tool_delta(0, 'ty": "Pa')),
+        chunk(tool_delta(0, 'ris"}')),
+        chunk({}, "tool_calls"),
+    ]
+    assert run(chunks) == [
+        message_start(),
+        block_start(0, {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}),
+        json_delta(0, '{"ci'),
+        json_delta(0, 'ty": "Pa'),
+        json_delta(0, 'ris"}'),
+        block_stop(0),
+        *message_end("tool_use"),
+    ]
+
+
+def test_stream_text_then_two_tool_calls() -> None:
+    chunks = [
+        chunk({"role": "assistant", "content": "Checking."}),
+        chunk(tool_delta(0, '{"city": "Paris"}', "call_1", "get_weather")),
+        chunk(tool_delta(1, "", "call_2", "get_weather")),
+        chunk(tool_delta(1, '{"city": "Rome"}')),
+        chunk({}, "tool_calls"),
+    ]
+    assert run(chunks) == [
+        message_start(),
+        block_start(0, {"type": "text", "text": ""}),
+        text_delta(0, "Checking."),
+        block_stop(0),
+        block_start(1, {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}),
+        json_delta(1, '{"city": "Paris"}'),
+        block_stop(1),
+        block_start(2, {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {}}),
+        json_delta(2, '{"city": "Rome"}'),
+        block_stop(2),
+        *message_end("tool_use"),
+    ]
+
+
+def test_stream_usage_chunk_and_the_gateways_usage() -> None:
+    chunks = [chunk({"content": "Hi"}), chunk({}, "stop"), usage_chunk(1200, 9, cached=1000)]
+    from_chunk = {
+        "input_tokens": 200,
+        "output_tokens": 9,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 0,
+    }
+    assert run(chunks)[-2:] == message_end("end_turn", from_chunk)
+    final = Usage(input_tokens=1300, output_tokens=12, cached_tokens=1000, cache_write_tokens=100)
+    from_gateway = {
+        "input_tokens": 200,
+        "output_tokens": 12,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 100,
+    }
+    assert run(chunks, final)[-2:] == message_end("end_turn", from_gateway)
+
+
+def test_stream_finish_without_usage_counts_zero() -> None:
+    assert run([chunk({"content": "Hi"}), chunk({}, "stop")])[-2:] == message_end(
+        "end_turn", usage_to_anthropic(Usage())
+    )
+
+
+def test_stream_message_start_reports_the_known_input_tokens() -> None:
+    assert run([chunk({"content": "Hi"})], input_tokens=42, message_id="msg_fixed")[0] == message_start(42, "msg_fixed")
+
+
+def test_stream_with_no_chunks_still_makes_a_whole_message() -> None:
+    assert [event["type"] for event in run([])] == ["message_start", "message_delta", "message_stop"]
+
+
+@pytest.mark.parametrize(
+    ("last", "stop_reason", "stop_sequence"),
+    [
+        (chunk({}, "length"), "max_tokens", None),
+        (chunk({}, "content_filter"), "refusal", None),
+        (chunk({}, "stop", stop_reason="END"), "stop_sequence", "END"),
+        (chunk({}, "stop", stop_reason=None), "end_turn", None),
+        (chunk({"content": "!"}), "end_turn", None),  # the stream ended without a finish_reason
+    ],
+)
+def test_stream_stop_reasons(last: dict[str, Any], stop_reason: str, stop_sequence: str | None) -> None:
+    delta = run([chunk({"content": "1, 2"}), last])[-2]
+    assert delta["delta"] == {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+
+
+def test_stream_refusal_is_text_and_stops_for_refusal() -> None:
+    events = run([chunk({"refusal": "I can't"}), chunk({"refusal": " help."}), chunk({}, "stop")])
+    assert events[1:4] == [
+        block_start(0, {"type": "text", "text": ""}),
+        text_delta(0, "I can't"),
+        text_delta(0, " help."),
+    ]
+    assert events[-2]["delta"]["stop_reason"] == "refusal"
+
+
+def test_stream_text_after_a_tool_call_opens_a_new_block() -> None:
+    events = run([chunk(tool_delta(0, "{}", "call_1", "ls")), chunk({"content": "Done."}), chunk({}, "tool_calls")])
+    assert [(e["type"], e.get("index")) for e in events[1:6]] == [
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+    ]
+
+
+def test_stream_tool_call_without_id_gets_one() -> None:
+    events = run(
+        [chunk({"tool_calls": [{"index": 0, "function": {"name": "ls", "arguments": "{}"}}]}), chunk({}, "tool_calls")]
+    )
+    assert events[1]["content_block"]["id"] == "toolu_s1_0"
+
+
+def test_stream_reused_index_with_a_new_id_is_a_new_call() -> None:
+    events = run(
+        [
+            chunk(tool_delta(0, "{}", "call_1", "ls")),
+            chunk(tool_delta(0, "{}", "call_2", "pwd")),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    starts = [e["content_block"]["id"] for e in events if e["type"] == "content_block_start"]
+    assert starts == ["call_1", "call_2"]
+
+
+def test_stream_reads_choice_zero_only_and_skips_empty_and_reasoning_deltas() -> None:
+    other = chunk({"content": "second answer"})
+    other["choices"][0]["index"] = 1
+    chunks = [
+        chunk({"role": "assistant"}),
+        chunk({"content": ""}),
+        chunk({"reasoning_content": "hmm"}),
+        other,
+        chunk({"content": "Hi"}),
+    ]
+    assert run(chunks)[1:3] == [block_start(0, {"type": "text", "text": ""}), text_delta(0, "Hi")]
+
+
+def test_stream_ends_once() -> None:
+    translator = StreamTranslator(model=CLIENT_MODEL)
+    translator.feed(chunk({"content": "Hi"}))
+    closing = [event["type"] for event in translator.finish(None)]
+    assert closing == ["content_block_stop", "message_delta", "message_stop"]
+    assert translator.finish(None) == []
+    assert translator.feed(chunk({"content": "late"})) == []
+    assert translator.message_id == "msg_s1"
+    assert translator.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "x", "choices": "none"},
+        {"id": "x", "choices": ["x"]},
+        {"id": "x", "choices": [{"index": 0, "delta": "hi"}]},
+        {"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": {"index": 0}}}]},
+        {"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": ["call"]}}]},
+        {"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": "0", "function": {"name": "ls"}}]}}]},
+        {
+            "id": "x",
+            "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}],
+        },
+    ],
+)
+def test_stream_malformed_chunk_raises_value_error(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        StreamTranslator(model=CLIENT_MODEL).feed(bad)
