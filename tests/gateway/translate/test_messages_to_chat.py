@@ -1,13 +1,20 @@
-"""An Anthropic Messages call carried over Chat Completions: request, whole response, stream."""
+"""An Anthropic Messages call carried over Chat Completions: request, whole response, stream, and the
+stream read back by the anthropic SDK's own parser and accumulator."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import pydantic
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway.metering.usage import Usage
 from gateway.translate.messages_to_chat import (
@@ -19,6 +26,7 @@ from gateway.translate.messages_to_chat import (
     to_chat_request,
     usage_to_anthropic,
 )
+from tests.standin import serve_in_thread
 
 UPSTREAM = "qwen3-coder"  # the model on the OpenAI-compatible server
 CLIENT_MODEL = "claude-sonnet-4-5"  # the name the client asked for
@@ -1015,3 +1023,101 @@ def test_stream_ends_once() -> None:
 def test_stream_malformed_chunk_raises_value_error(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         StreamTranslator(model=CLIENT_MODEL).feed(bad)
+
+
+# --- the anthropic SDK reads the translation ----------------------------------------------------
+
+
+def sse(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A stand-in `/v1/messages` that translates the SDK's request to chat and answers with the
+    translation of the chat completion (or chunks) the test put in `script`."""
+    script: dict[str, Any] = {}
+
+    async def messages(request: Request) -> Response:
+        body = await request.json()
+        script["chat_request"] = to_chat_request(body, model=UPSTREAM)
+        usage = script.get("usage")
+        if not body.get("stream"):
+            message = from_chat_response(script["completion"], model=body["model"], usage=usage)
+            return Response(json.dumps(message), media_type="application/json")
+        translator = StreamTranslator(model=body["model"])
+        events = [event for c in script["chunks"] for event in translator.feed(c)] + translator.finish(usage)
+        return Response(sse(events), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    with serve_in_thread(app, lifespan="off") as server:
+        yield server.url, script
+
+
+def client(url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=url, api_key="test-key", max_retries=0)
+
+
+def test_the_sdk_accumulates_the_streamed_text_and_tool_use(provider: tuple[str, dict[str, Any]]) -> None:
+    url, script = provider
+    script["usage"] = None
+    script["chunks"] = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Let me "}),
+        chunk({"content": "check."}),
+        chunk(tool_delta(0, "", "call_1", "get_weather")),
+        chunk(tool_delta(0, '{"city": ')),
+        chunk(tool_delta(0, '"Paris", "units": ["C", ')),
+        chunk(tool_delta(0, '"F"]}')),
+        chunk({}, "tool_calls"),
+        usage_chunk(1200, 25, cached=1000),
+    ]
+    with client(url).messages.stream(
+        model=CLIENT_MODEL, max_tokens=256, messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER_TOOL]
+    ) as stream:
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert script["chat_request"]["stream_options"] == {"include_usage": True}
+    assert texts == ["Let me ", "check."]
+    assert final.id == "msg_s1"
+    assert final.model == CLIENT_MODEL
+    assert [block.type for block in final.content] == ["text", "tool_use"]
+    assert final.content[0].type == "text" and final.content[0].text == "Let me check."
+    tool = final.content[1]
+    assert tool.type == "tool_use"
+    assert (tool.id, tool.name, tool.input) == ("call_1", "get_weather", {"city": "Paris", "units": ["C", "F"]})
+    assert (final.stop_reason, final.stop_sequence) == ("tool_use", None)
+    usage = final.usage
+    assert (usage.input_tokens, usage.output_tokens) == (200, 25)
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1000, 0)
+
+
+def test_the_sdk_takes_the_gateways_usage_from_message_delta(provider: tuple[str, dict[str, Any]]) -> None:
+    url, script = provider
+    script["usage"] = Usage(input_tokens=40, output_tokens=3, estimated=True)
+    script["chunks"] = [chunk({"content": "Hi"}), chunk({}, "stop", stop_reason="END")]
+    with client(url).messages.stream(
+        model=CLIENT_MODEL, max_tokens=16, stop_sequences=["END"], messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert script["chat_request"]["stop"] == ["END"]
+    assert final.content[0].type == "text" and final.content[0].text == "Hi"
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (40, 3)
+
+
+def test_the_sdk_reads_the_whole_message(provider: tuple[str, dict[str, Any]]) -> None:
+    url, script = provider
+    script["usage"] = None
+    script["completion"] = completion(
+        reply("On it.", [call("call_9", "get_weather", '{"city": "Oslo"}')]), "tool_calls"
+    )
+    message = client(url).messages.create(
+        model=CLIENT_MODEL, max_tokens=64, messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER_TOOL]
+    )
+    assert "stream" not in script["chat_request"]
+    assert message.content[0].type == "text" and message.content[0].text == "On it."
+    assert message.content[1].type == "tool_use" and message.content[1].input == {"city": "Oslo"}
+    assert message.stop_reason == "tool_use"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (30, 7)
