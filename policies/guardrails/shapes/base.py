@@ -66,15 +66,15 @@ def rewrite_events(
     events: list[Event], texts: Mapping[C, str], locate: Callable[[Event], Iterable[Location[C]]]
 ) -> list[Event]:
     """`Codec.rewrite` for codecs that can `locate` every text in an event: each listed channel's new
-    whole text goes into its first delta and every place that repeats it whole; its other deltas say
-    nothing. Only the containers on edited paths are copied."""
+    whole text goes into its first delta that said something and every place that repeats it whole;
+    its other deltas say nothing. Only the containers on edited paths are copied."""
     placed: set[C] = set()
     out: list[Event] = []
     for event in events:
         edits: dict[Path, Any] = {}
         for channel, path, text, whole in locate(event):
-            if channel not in texts:
-                continue
+            if channel not in texts or not (whole or text):
+                continue  # a delta that said nothing (an empty start part) stays as it is
             new = texts[channel] if whole or channel not in placed else ""
             if not whole:
                 placed.add(channel)
