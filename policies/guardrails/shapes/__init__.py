@@ -4,9 +4,12 @@ events are read and rewritten in the client's own shape; nothing is translated."
 
 from __future__ import annotations
 
-from policies.guardrails.shapes import responses
+from typing import get_args
+
+from policies.guardrails.shapes import messages, responses
 from policies.guardrails.shapes.base import Api, Codec, Shape
 from policies.guardrails.shapes.chat import CHAT
+from policies.guardrails.shapes.messages_stream import MessagesCodec
 from policies.guardrails.shapes.responses_stream import ResponsesCodec
 
 SHAPES: dict[str, Shape] = {
@@ -20,7 +23,16 @@ SHAPES: dict[str, Shape] = {
         ResponsesCodec,
         repeats_texts=True,
     ),
+    "messages": Shape(
+        messages.request_slots,
+        messages.request_tool_names,
+        messages.response_slots,
+        messages.response_tool_names,
+        messages.no_extras,
+        MessagesCodec,
+    ),
 }
+assert set(SHAPES) == set(get_args(Api))
 
 
 def shape(api: str) -> Shape:
