@@ -24,7 +24,7 @@ from policies.guardrails.guards import (
 )
 from policies.guardrails.messages import Path, Slot, embedding_slots, with_edits
 from policies.guardrails.redact import JsonState, merge, render
-from policies.guardrails.shapes import Shape, shape
+from policies.guardrails.shapes import Api, Shape, shape
 from policies.guardrails.streaming import StreamGuard
 from policies.guardrails.verdicts import Action, Finding, Phase, ScanResult, Verdict
 from policies.guardrails.webhook import PostJson
@@ -76,7 +76,7 @@ class GuardrailSet:
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.guards)
 
-    async def scan_request(self, body: Any, api: str = "chat") -> ScanResult:
+    async def scan_request(self, body: Any, api: Api = "chat") -> ScanResult:
         """Input phase of a request in the client's API shape (`chat`, `responses` or `messages`):
         every text it sends (see `shapes/`), and the tools it declares or forces."""
         api_shape = shape(api)
@@ -90,7 +90,7 @@ class GuardrailSet:
             return ScanResult(body)
         return await self._scan(body, "input", embedding_slots(body), [], injection=False)
 
-    async def scan_response(self, data: Any, api: str = "chat") -> ScanResult:
+    async def scan_response(self, data: Any, api: Api = "chat") -> ScanResult:
         """Output phase of a non-streaming response in the client's API shape: its texts, tool-call
         arguments and the tools it calls.
 
@@ -101,7 +101,7 @@ class GuardrailSet:
         slots = api_shape.response_slots(data)
         return await self._scan(data, "output", slots, api_shape.response_tool_names(data), api_shape=api_shape)
 
-    def stream_guard(self, api: str = "chat") -> StreamGuard:
+    def stream_guard(self, api: Api = "chat") -> StreamGuard:
         """A fresh guard for one streamed response (output phase) whose events are in the client's API
         shape. Not needed when `has_output_guards` is false: then events can go out untouched."""
         guards = self._by_phase["output"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from policies.guardrails.holdback import HoldBack
-from policies.guardrails.shapes import shape
+from policies.guardrails.shapes import Api, shape
 from policies.guardrails.verdicts import StreamStep, Verdict
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class StreamGuard:
         webhooks: Sequence[WebhookGuard],
         *,
         max_hold: int = 128,
-        api: str = "chat",
+        api: Api = "chat",
     ) -> None:
         api_shape = shape(api)
         self.api = api
