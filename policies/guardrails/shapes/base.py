@@ -27,8 +27,8 @@ class Codec(Protocol):
 
     def feed(self, event: Event) -> list[Event]:
         """The events to send for one upstream event: maybe none (all its text is held), maybe more
-        (held text flushed in events of its own before the event that ends a channel). Returns [] once
-        the hold-back has blocked."""
+        (held text flushed in events of its own before the event that ends a channel). Once the
+        hold-back has blocked, what it returns is discarded by the `StreamGuard`."""
         ...
 
     def finish(self) -> list[Event]:
