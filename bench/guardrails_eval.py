@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from policies.guardrails import GuardrailSet, parse_guardrails  # noqa: E402
+from policies.guardrails import Api, GuardrailSet, parse_guardrails  # noqa: E402
 from policies.guardrails.injection import InjectionScorer  # noqa: E402
 from policies.guardrails.pii import PiiDetector  # noqa: E402
 from policies.guardrails.secrets import SecretsDetector  # noqa: E402
@@ -328,11 +328,38 @@ def main() -> None:
         timing("prompt_injection (classifier)", lambda: classifier.score(text), runs=50)
 
     chunks = [text[i : i + 4] for i in range(0, len(text), 4)]
+    stream_timing(guards, loop, "chat", chunks, "stream, 4-char chunks (pii + secrets)", chat_chunk)
+    stream_timing(guards, loop, "responses", chunks, "  the same as Responses events", responses_delta)
+    stream_timing(guards, loop, "messages", chunks, "  the same as Messages events", messages_delta)
+
+
+def chat_chunk(piece: str) -> dict[str, Any]:
+    return {"id": "c", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+
+
+def responses_delta(piece: str) -> dict[str, Any]:
+    where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    return {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+
+
+def messages_delta(piece: str) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+
+
+def stream_timing(
+    guards: GuardrailSet,
+    loop: asyncio.AbstractEventLoop,
+    api: Api,
+    chunks: list[str],
+    label: str,
+    event: Callable[[str], dict[str, Any]],
+) -> None:
+    """Per-chunk cost of guarding one streamed response whose text arrives in `chunks`."""
 
     def stream() -> None:
-        guard = guards.stream_guard()
+        guard = guards.stream_guard(api)
         for piece in chunks:
-            guard.feed({"id": "c", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            guard.feed(event(piece))
         loop.run_until_complete(guard.finish())
 
     samples = []
@@ -341,7 +368,7 @@ def main() -> None:
         stream()
         samples.append((time.perf_counter() - start) * 1e6)
     per_chunk = statistics.median(samples) / len(chunks)
-    print(f"{'stream, 4-char chunks (pii + secrets)':40s} {per_chunk:8.1f} us per chunk, "
+    print(f"{label:40s} {per_chunk:8.1f} us per chunk, "
           f"{statistics.median(samples) / 1000:.1f} ms per {len(chunks)}-chunk response")  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Guardrails: input and output checks on OpenAI-shaped calls, streams included. Plain Python, no I/O.
+"""Guardrails: input and output checks on calls in the client's API shape, streams included. Plain Python, no I/O.
 
 The model
 ---------
@@ -20,34 +20,42 @@ and developer prompts) and the embeddings `input`. Prompt injection scores user 
 `scan_tool_results`, tool results; it has no output phase. Tool access checks the tools a request
 declares (`tools`, `functions`, `tool_choice`) and the tool calls a response makes.
 
+The same policies apply to the OpenAI Responses API (`api="responses"`) and the Anthropic Messages
+API (`api="messages"`), read natively in their own shapes (never translated): where their texts,
+tool results and tool names are is described in `shapes/responses.py` and `shapes/messages.py`.
+
 Gateway API
 -----------
     guardrails = parse_guardrails(config["guardrails"])          # validate the config section
     gset = GuardrailSet.from_config(guardrails, team_names + key_names, post_json=client.post_json)
 
-    result = await gset.scan_request(body)       # chat request, input phase
+    api = "chat" | "responses" | "messages"      # the client's API; bodies and events in its shape
+    result = await gset.scan_request(body, api)  # request, input phase
     result = await gset.scan_embeddings(body)    # embeddings request, input phase
     if result.blocked_by: -> 400 guardrail_blocked naming result.blocked_by
     forward result.body                          # `is body` when nothing was redacted
     record result.verdicts                       # span, ledger event, metrics
 
-    result = await gset.scan_response(data)      # non-streaming chat.completion, output phase
+    result = await gset.scan_response(data, api) # non-streaming response, output phase
 
-    if gset.has_output_guards:                   # else send stream chunks untouched
-        guard = gset.stream_guard()              # one per streamed response
-        for each upstream chunk:  step = guard.feed(chunk)
-            if step.blocked_by: send one error event naming it, close; stop
-            send step.chunks
+    if gset.has_output_guards:                   # else send stream events untouched
+        guard = gset.stream_guard(api)           # one per streamed response
+        for each upstream event (a dict):  step = guard.feed(event)
+            if step.blocked_by: send one error event in the client's shape naming it, close; stop
+                                # (Responses: its sequence_number is guard.next_sequence_number)
+            send step.chunks    # the events to send, already rebuilt (and renumbered for Responses)
         step = await guard.finish()              # at upstream end: flush what is held
         record guard.verdicts
 
 `post_json(url, payload, headers, timeout) -> dict` is the gateway's async HTTP call for webhook
 guardrails (`webhook.PostJson`; contract in `webhook.py`). The stream window is described in
-`streaming.py`; `max_hold` (default 128 characters) bounds how much text a stream holds back.
+`holdback.py`, each API's events in `shapes/*_stream.py`; `max_hold` (default 128 characters) bounds
+how much text a stream holds back.
 
 Detectors: `pii.py`, `secrets.py`, `injection.py` (and the optional `classifier.py`), `patterns.py`
 (regex, denylist), `tools.py`; shared machinery: `matching.py` (patterns for whole texts and stream
-windows), `redact.py` (placeholders, JSON-safe), `messages.py` (walking OpenAI bodies).
+windows), `redact.py` (placeholders, JSON-safe), `messages.py` (walking chat bodies), `shapes/`
+(each API's walkers and stream codec), `holdback.py` (the stream windows).
 """
 
 from policies.guardrails.config import (
@@ -66,12 +74,14 @@ from policies.guardrails.guards import GuardrailConfigError
 from policies.guardrails.injection import InjectionScore, InjectionScorer
 from policies.guardrails.pii import PiiDetector
 from policies.guardrails.secrets import SecretsDetector
+from policies.guardrails.shapes import Api
 from policies.guardrails.streaming import StreamGuard
 from policies.guardrails.verdicts import Action, Finding, Phase, ScanResult, StreamStep, Verdict
 from policies.guardrails.webhook import PostJson
 
 __all__ = [
     "Action",
+    "Api",
     "DenylistConfig",
     "Finding",
     "GuardrailConfig",

@@ -22,17 +22,9 @@ from policies.guardrails.guards import (
     WebhookGuard,
     build_guard,
 )
-from policies.guardrails.messages import (
-    Path,
-    Slot,
-    embedding_slots,
-    request_slots,
-    request_tool_names,
-    response_slots,
-    response_tool_names,
-    with_edits,
-)
+from policies.guardrails.messages import Path, Slot, embedding_slots, with_edits
 from policies.guardrails.redact import JsonState, merge, render
+from policies.guardrails.shapes import Api, Shape, shape
 from policies.guardrails.streaming import StreamGuard
 from policies.guardrails.verdicts import Action, Finding, Phase, ScanResult, Verdict
 from policies.guardrails.webhook import PostJson
@@ -84,12 +76,13 @@ class GuardrailSet:
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.guards)
 
-    async def scan_request(self, body: Any, api: str = "chat") -> ScanResult:
-        """Input phase of a chat completion request: every message text, and the declared tools."""
-        _chat_only(api)
+    async def scan_request(self, body: Any, api: Api = "chat") -> ScanResult:
+        """Input phase of a request in the client's API shape (`chat`, `responses` or `messages`):
+        every text it sends (see `shapes/`), and the tools it declares or forces."""
+        api_shape = shape(api)
         if not self.has_input_guards or not isinstance(body, dict):
             return ScanResult(body)
-        return await self._scan(body, "input", request_slots(body), request_tool_names(body))
+        return await self._scan(body, "input", api_shape.request_slots(body), api_shape.request_tool_names(body))
 
     async def scan_embeddings(self, body: Any) -> ScanResult:
         """Input phase of an embeddings request (`input` strings; injection scoring does not apply)."""
@@ -97,31 +90,40 @@ class GuardrailSet:
             return ScanResult(body)
         return await self._scan(body, "input", embedding_slots(body), [], injection=False)
 
-    async def scan_response(self, data: Any, api: str = "chat") -> ScanResult:
-        """Output phase of a non-streaming chat completion: choices' texts, tool-call arguments and names.
+    async def scan_response(self, data: Any, api: Api = "chat") -> ScanResult:
+        """Output phase of a non-streaming response in the client's API shape: its texts, tool-call
+        arguments and the tools it calls.
 
-        A redacted choice loses its `logprobs` (they would spell out what was redacted)."""
-        _chat_only(api)
+        Logprobs of a redacted text are dropped (they would spell out what was redacted)."""
+        api_shape = shape(api)
         if not self.has_output_guards or not isinstance(data, dict):
             return ScanResult(data)
-        result = await self._scan(data, "output", response_slots(data), response_tool_names(data))
-        return result
+        slots = api_shape.response_slots(data)
+        return await self._scan(data, "output", slots, api_shape.response_tool_names(data), api_shape=api_shape)
 
-    def stream_guard(self, api: str = "chat") -> StreamGuard:
-        """A fresh guard for one streamed response (output phase). Not needed when `has_output_guards`
-        is false: then chunks can go out untouched."""
-        _chat_only(api)
+    def stream_guard(self, api: Api = "chat") -> StreamGuard:
+        """A fresh guard for one streamed response (output phase) whose events are in the client's API
+        shape. Not needed when `has_output_guards` is false: then events can go out untouched."""
         guards = self._by_phase["output"]
         return StreamGuard(
             [g for g in guards if isinstance(g, TextGuard)],
             [g for g in guards if isinstance(g, ToolGuard)],
             [g for g in guards if isinstance(g, WebhookGuard)],
             max_hold=self.max_hold,
+            api=api,
         )
 
     async def _scan(
-        self, body: dict[str, Any], phase: Phase, slots: list[Slot], tool_names: list[str], *, injection: bool = True
+        self,
+        body: dict[str, Any],
+        phase: Phase,
+        slots: list[Slot],
+        tool_names: list[str],
+        *,
+        injection: bool = True,
+        api_shape: Shape | None = None,
     ) -> ScanResult:
+        """`api_shape`, for a response: its `redaction_extras` are applied with the redactions."""
         verdicts: list[Verdict] = []
         to_redact: dict[int, list[Finding]] = {}
         webhooks: list[WebhookGuard] = []
@@ -151,11 +153,8 @@ class GuardrailSet:
         edits: dict[Path, Any] = {slot.path: text for slot, text in zip(slots, texts, strict=True) if text != slot.text}
         if not edits:
             return ScanResult(body, tuple(verdicts))
-        if phase == "output":
-            for path in list(edits):
-                choice = body["choices"][path[1]]
-                if choice.get("logprobs") is not None:
-                    edits[("choices", path[1], "logprobs")] = None
+        if api_shape is not None:
+            edits.update(api_shape.redaction_extras(body, list(edits)))
         return ScanResult(with_edits(body, edits), tuple(verdicts), modified=True)
 
 
@@ -231,8 +230,3 @@ async def _run_webhooks(
         if findings:
             texts[i] = _apply(slots[i], texts[i], findings)
     return blocked_by
-
-
-def _chat_only(api: str) -> None:
-    if api != "chat":
-        raise ValueError(f"guardrails do not know the {api!r} API")

@@ -174,3 +174,13 @@ def test_overlapping_guardrails_redact_once(names: list[str]) -> None:
     body = request({"role": "user", "content": "login postgres://bob:Xk82jLq9Wz@db.example.com now"})
     text = scan(names, body).body["messages"][0]["content"]
     assert "Xk82jLq9Wz" not in text and text.startswith("login postgres://bob:") and text.endswith(" now")
+
+
+def test_unknown_api_is_refused() -> None:
+    guards = gset(GUARDS, ["pii"])
+    with pytest.raises(ValueError, match="unknown api"):
+        asyncio.run(guards.scan_request({"input": "hi"}, api="completions"))
+    with pytest.raises(ValueError, match="unknown api"):
+        asyncio.run(guards.scan_response({"output": []}, api="completions"))
+    with pytest.raises(ValueError, match="unknown api"):
+        guards.stream_guard(api="completions")
