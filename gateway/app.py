@@ -23,6 +23,7 @@ from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
+from gateway.endpoints.count_tokens import count_tokens
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models, list_routes
@@ -73,6 +74,8 @@ def create_app(
     routes = [
         Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
         Route("/v1/embeddings", Endpoint(call_endpoint(API["embeddings"])), methods=["POST"]),
+        Route("/v1/messages", Endpoint(call_endpoint(API["messages"])), methods=["POST"]),
+        Route("/v1/messages/count_tokens", Endpoint(count_tokens), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from gateway.errors import GatewayError
 from gateway.metering.usage import Usage
+from policies.guardrails import Api as GuardShape
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class Api(ABC):
     streams: ClassVar[bool] = True
     # Request headers of this API that a provider speaking it natively also receives.
     native_headers: ClassVar[tuple[str, ...]] = ()
+    # The shape guardrails read this API's bodies and events in (embeddings: their own scan).
+    guard_shape: ClassVar[GuardShape | None] = None
 
     # -- client side --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from gateway.schemas import ChatRequest, validate
 
 class ChatApi(Api):
     name = "chat"
+    guard_shape = "chat"
     operation = "chat"
 
     def validate(self, body: dict[str, Any]) -> str:

@@ -74,6 +74,7 @@ class MessagesRequest(Open):
 
 class MessagesApi(Api):
     name = "messages"
+    guard_shape = "messages"
     operation = "chat"
     native_headers = ("anthropic-version", "anthropic-beta")
 

@@ -68,6 +68,7 @@ class ResponsesRequest(Open):
 
 class ResponsesApi(Api):
     name = "responses"
+    guard_shape = "responses"
     operation = "chat"
 
     def validate(self, body: dict[str, Any]) -> str:

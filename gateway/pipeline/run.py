@@ -113,11 +113,11 @@ class Call:
         guard = self.guard
         if guard is None or not guard.has_input_guards:
             return
-        api = self.request.api.name
-        if api == "embeddings":
+        shape = self.request.api.guard_shape
+        if shape is None:
             result = await guard.scan_embeddings(self.record.body)
         else:
-            result = await guard.scan_request(self.record.body, api=api)
+            result = await guard.scan_request(self.record.body, api=shape)
         self.verdicts(result.verdicts)
         if result.blocked_by is not None:
             raise blocked(result.blocked_by, "input")
@@ -194,8 +194,8 @@ class Call:
         cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
         self.record.finish_reasons = api.finish_reasons(data)
         try:
-            if self.guard is not None and self.guard.has_output_guards and api.streams:
-                result = await self.guard.scan_response(data, api=api.name)
+            if self.guard is not None and self.guard.has_output_guards and api.guard_shape is not None:
+                result = await self.guard.scan_response(data, api=api.guard_shape)
                 self.verdicts(result.verdicts)
                 if result.blocked_by is not None:  # billed, but the client never sees it
                     raise blocked(result.blocked_by, "output")
@@ -221,8 +221,8 @@ class Call:
         (stream, first), answer = await self.runtime.forwarder.open_stream(self.plan, self._outbound(), self)
         self.record.ttft_s = time.perf_counter() - self.request.ctx.started
         self._answered_by(answer, first.data)
-        guard = self.guard
-        output_guard = guard.stream_guard(api=self.request.api.name) if guard and guard.has_output_guards else None
+        guard, shape = self.guard, self.request.api.guard_shape
+        output_guard = guard.stream_guard(api=shape) if guard and guard.has_output_guards and shape else None
         relay = StreamRelay(self, stream, first, answer, output_guard)
         return StreamReply(self.answer_headers(answer), relay)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gateway.providers.config import AnthropicProviderConfig
 from gateway.providers.http import HttpProvider
 from gateway.upstream import UpstreamClient
 
 PATHS = {"messages": "/v1/messages"}
+COUNT_TOKENS = "/v1/messages/count_tokens"
 
 
 class AnthropicProvider(HttpProvider):
@@ -30,3 +34,9 @@ class AnthropicProvider(HttpProvider):
     @property
     def max_tokens_default(self) -> int:
         return self._default_max_tokens
+
+    async def count_tokens(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        """Anthropic's own count of a Messages request's input tokens."""
+        response = await self._post(COUNT_TOKENS, body, headers=headers, stream=False)
+        data, _ = await self._read_json(response)
+        return data

@@ -8,17 +8,23 @@ A `Translation` is made per attempt (it may hold state between the request and i
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from gateway.apis import API
 from gateway.apis.base import Api
+from gateway.errors import UpstreamBadResponse
 from gateway.metering.usage import Usage
 from gateway.providers.base import Provider
+from gateway.translate import messages_to_chat
 from gateway.translate.base import StreamTranslation, TranslationError
 from gateway.translate.chat_to_messages import JSON_TOOL_KEY, StreamTranslator, from_anthropic_response
 from gateway.translate.chat_to_messages import to_anthropic_request as chat_to_messages_request
+
+# What a provider's answer that a translation cannot read raises inside the translation.
+_UNREADABLE = (ValueError, KeyError, TypeError)
 
 
 class Translation:
@@ -66,19 +72,34 @@ class ChatOverMessages(Translation):
         return payload
 
     def response(self, data: dict[str, Any]) -> dict[str, Any]:
-        try:
+        with _readable("message"):
             translated, _ = from_anthropic_response(data, created=int(time.time()), json_tool=self._json_tool)
-        except (ValueError, KeyError, TypeError) as exc:
-            from gateway.errors import UpstreamBadResponse
-
-            raise UpstreamBadResponse(f"the provider's message could not be read ({exc})") from None
         return translated
 
     def stream(self) -> StreamTranslation:
         translator = StreamTranslator(
             created=int(time.time()), include_usage=self._include_usage, json_tool=self._json_tool
         )
-        return _MessagesToChunks(translator)
+        return _Checked(_MessagesToChunks(translator))
+
+
+class MessagesOverChat(Translation):
+    """A Messages call carried over Chat Completions (`gateway.translate.messages_to_chat`)."""
+
+    def __init__(self) -> None:
+        super().__init__(API["messages"], API["chat"])
+        self._model = ""
+
+    def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        self._model = str(body.get("model") or model)
+        return messages_to_chat.to_chat_request(body, model=model)
+
+    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+        with _readable("chat completion"):
+            return messages_to_chat.from_chat_response(data, model=self._model)
+
+    def stream(self) -> StreamTranslation:
+        return _Checked(messages_to_chat.StreamTranslator(model=self._model))
 
 
 class _MessagesToChunks:
@@ -92,6 +113,29 @@ class _MessagesToChunks:
 
     def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
         return []
+
+
+class _Checked:
+    """A stream translation whose failures to read the provider's events are the provider's fault."""
+
+    def __init__(self, translation: StreamTranslation) -> None:
+        self._translation = translation
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with _readable("stream event"):
+            return self._translation.feed(event)
+
+    def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
+        with _readable("stream"):
+            return self._translation.finish(usage)
+
+
+@contextlib.contextmanager
+def _readable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except _UNREADABLE as exc:
+        raise UpstreamBadResponse(f"the provider's {what} could not be translated ({exc})") from None
 
 
 class Composed(Translation):
@@ -129,7 +173,7 @@ class _Chained:
 
 
 # A call in another API carried over chat: its translation, made per attempt.
-OVER_CHAT: dict[str, Callable[[], Translation]] = {}
+OVER_CHAT: dict[str, Callable[[], Translation]] = {"messages": MessagesOverChat}
 
 
 def translation_for(client: Api, provider: Provider) -> Translation:

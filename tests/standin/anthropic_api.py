@@ -194,7 +194,18 @@ class AnthropicWire:
         self.ids = ids
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/messages", self.messages, methods=["POST"])]
+        return [
+            Route("/v1/messages", self.messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+        ]
+
+    async def count_tokens(self, request: Request) -> Response:
+        """Anthropic's token counting: the prompt as the stand-in counts it, no answer."""
+        entry = entry_of(request)
+        body = entry.body
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
+            return anthropic_error(400, "model and messages are required")
+        return json_response({"input_tokens": prompt_tokens(_texts(body))})
 
     async def messages(self, request: Request) -> Response:
         entry = entry_of(request)
