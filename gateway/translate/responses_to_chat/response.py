@@ -108,6 +108,9 @@ def _request_echo(request: Mapping[str, Any]) -> dict[str, Any]:
     parallel = request.get("parallel_tool_calls")
     tools = request.get("tools")
     text = request.get("text")
+    text_echo: dict[str, Any] = {"format": {"type": "text"}}
+    if isinstance(text, dict):
+        text_echo |= {key: value for key, value in text.items() if value is not None}
     return {
         "instructions": request.get("instructions"),
         "max_output_tokens": request.get("max_output_tokens"),
@@ -117,7 +120,7 @@ def _request_echo(request: Mapping[str, Any]) -> dict[str, Any]:
         "reasoning": {"effort": effort, "summary": None},
         "store": False,
         "temperature": request.get("temperature"),
-        "text": text if isinstance(text, dict) and text.get("format") else {"format": {"type": "text"}},
+        "text": text_echo,
         "tool_choice": request.get("tool_choice") or "auto",
         "tools": tools if isinstance(tools, list) else [],
         "top_p": request.get("top_p"),
@@ -172,7 +175,9 @@ def _output(message: dict[str, Any], response_id: str) -> list[Item]:
         content.append(text_part(text, url_citations(message.get("annotations"))))
     if isinstance(refusal, str) and refusal:
         content.append(refusal_part(refusal))
-    calls = message.get("tool_calls") or []
+    calls = message.get("tool_calls")
+    if calls is None:
+        calls = []
     if not isinstance(calls, list):
         raise ValueError("chat message tool_calls is not a list")
     output: list[Item] = []

@@ -119,7 +119,9 @@ class StreamTranslator:
             raise _stream_error(event["error"])
         events = self._start()
         self._usage = Usage.from_openai(event.get("usage")) or self._usage
-        choices = event.get("choices") or []
+        choices = event.get("choices")
+        if choices is None:
+            return events
         if not isinstance(choices, list):
             raise ValueError("chat stream chunk has malformed choices")
         for choice in choices:
@@ -175,7 +177,9 @@ class StreamTranslator:
     # --- chunk contents ---------------------------------------------------------------------------
 
     def _choice(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if delta is None:
+            delta = {}
         if not isinstance(delta, dict):
             raise ValueError("chat stream choice has a malformed delta")
         events: list[dict[str, Any]] = []
@@ -184,7 +188,9 @@ class StreamTranslator:
                 events += self._delta(kind, delta[key])
         if isinstance(self._open, _Message) and self._open.parts:
             self._open.parts[0]["annotations"] += url_citations(delta.get("annotations"))
-        calls = delta.get("tool_calls") or []
+        calls = delta.get("tool_calls")
+        if calls is None:
+            calls = []
         if not isinstance(calls, list):
             raise ValueError("chat stream delta has malformed tool_calls")
         for call in calls:
