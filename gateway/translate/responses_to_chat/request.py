@@ -335,7 +335,7 @@ def _assistant_content(value: Any, path: str) -> str | list[Part]:
     for j, entry in enumerate(_list(value, path)):
         part_path = f"{path}.{j}"
         kind = _mapping(entry, part_path).get("type")
-        if kind == "output_text":
+        if kind in ("output_text", "input_text"):  # input_text: what an easy input message may carry
             parts.append({"type": "text", "text": _string(entry.get("text"), f"{part_path}.text", empty=True)})
         elif kind == "refusal":
             refusal = _string(entry.get("refusal"), f"{part_path}.refusal", empty=True)

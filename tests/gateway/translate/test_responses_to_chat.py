@@ -169,7 +169,7 @@ def test_message_items_with_parts_and_roles() -> None:
             "status": "completed",
             "content": [
                 {"type": "output_text", "text": "Un chat", "annotations": []},
-                {"type": "output_text", "text": "."},
+                {"type": "input_text", "text": "."},
             ],
         },
         {"role": "user", "content": "Merci"},
@@ -306,7 +306,7 @@ def test_stateful_and_hosted_tool_items_are_refused_with_their_path(item: dict[s
         ([{"role": "user", "content": 7}], "input.0.content"),
         ([{"role": "user", "content": [7]}], "input.0.content.0"),
         ([{"role": "user", "content": [{"type": "input_text"}]}], "input.0.content.0.text"),
-        ([{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}], "input.0.content.0.type"),
+        ([{"role": "assistant", "content": [{"type": "input_image", "image_url": "x"}]}], "input.0.content.0.type"),
         ([{"type": "function_call", "name": "f", "arguments": "{}"}], "input.0.call_id"),
         ([{"type": "function_call", "call_id": "c", "arguments": "{}"}], "input.0.name"),
         ([{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}], "input.0.arguments"),
