@@ -159,7 +159,7 @@ class StreamTranslator:
         events = self._start()
         if self._open is not None:
             self._statuses[self._open.output_index] = "incomplete"
-        events += stream_error_events(
+        closing = stream_error_events(
             error_code,
             message,
             response_id=self._response_id,
@@ -170,9 +170,9 @@ class StreamTranslator:
             output=self.output,
             error_type=error_type,
         )
-        self._sequence += 2
+        self._sequence += len(closing)
         self._ended = True
-        return events
+        return events + closing
 
     # --- chunk contents ---------------------------------------------------------------------------
 
@@ -186,8 +186,9 @@ class StreamTranslator:
         for key, kind in (("content", "output_text"), ("refusal", "refusal")):
             if isinstance(delta.get(key), str) and delta[key]:
                 events += self._delta(kind, delta[key])
-        if isinstance(self._open, _Message) and self._open.parts:
-            self._open.parts[0]["annotations"] += url_citations(delta.get("annotations"))
+        text_index = self._open.part_index("output_text") if isinstance(self._open, _Message) else None
+        if isinstance(self._open, _Message) and text_index is not None:
+            self._open.parts[text_index]["annotations"] += url_citations(delta.get("annotations"))
         calls = delta.get("tool_calls")
         if calls is None:
             calls = []
@@ -222,26 +223,19 @@ class StreamTranslator:
         return events
 
     def _tool_call(self, delta: Any) -> list[dict[str, Any]]:
-        if not isinstance(delta, dict) or not isinstance(delta.get("function") or {}, dict):
+        function = (delta.get("function") or {}) if isinstance(delta, dict) else None
+        index = delta.get("index", 0) if isinstance(delta, dict) else None
+        if not isinstance(function, dict) or not isinstance(index, int):
             raise ValueError("chat stream tool call delta is malformed")
-        index = delta.get("index", 0)
-        if not isinstance(index, int):
-            raise ValueError("chat stream tool call delta has no index")
-        function = delta.get("function") or {}
+        given_name = function.get("name")
+        name = given_name if isinstance(given_name, str) else ""
         events: list[dict[str, Any]] = []
         call = self._calls.get(index)
         if call is None:
-            events += self._close_open("completed")
-            output_index = len(self._items)
-            given_id = delta.get("id")
-            call_id = given_id if isinstance(given_id, str) and given_id else f"call_{self._response_id}_{index}"
-            call = _Call(item_id("fc", self._response_id, output_index), output_index, call_id, "")
-            self._calls[index] = call
-            if isinstance(function.get("name"), str):
-                call.name = function["name"]
-            events += self._add_item(call)
-        elif not call.name and isinstance(function.get("name"), str):
-            call.name = function["name"]
+            events += self._open_call(index, delta.get("id"), name)
+            call = self._calls[index]
+        elif not call.name:
+            call.name = name
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             call.arguments += arguments
@@ -251,6 +245,14 @@ class StreamTranslator:
                 fields = {"item_id": call.id, "output_index": call.output_index, "delta": arguments}
                 events.append(self._event("response.function_call_arguments.delta", **fields))
         return events
+
+    def _open_call(self, index: int, given_id: Any, name: str) -> list[dict[str, Any]]:
+        events = self._close_open("completed")
+        output_index = len(self._items)
+        call_id = given_id if isinstance(given_id, str) and given_id else f"call_{self._response_id}_{index}"
+        call = _Call(item_id("fc", self._response_id, output_index), output_index, call_id, name)
+        self._calls[index] = call
+        return events + self._add_item(call)
 
     # --- items ------------------------------------------------------------------------------------
 

@@ -856,6 +856,31 @@ def test_text_then_tool_calls() -> None:
     assert final["output"][1]["arguments"] == '{"ci'
 
 
+def test_interleaved_tool_calls_end_whole_in_the_response() -> None:
+    events = run(
+        [
+            chunk(tool_delta(0, '{"city":', "call_a", "get_weather")),
+            chunk(tool_delta(1, '{"city":', "call_b", "get_weather")),
+            chunk(tool_delta(0, '"Paris"}')),
+            chunk(tool_delta(1, '"Rome"}')),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    arguments = [item["arguments"] for item in events[-1]["response"]["output"]]
+    assert arguments == ['{"city":"Paris"}', '{"city":"Rome"}']
+
+
+def test_tool_call_without_id_or_with_a_late_name() -> None:
+    events = run(
+        [
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{}"}}]}),
+        ]
+    )
+    [call] = events[-1]["response"]["output"]
+    assert (call["call_id"], call["name"], call["arguments"]) == ("call_resp_test1_0", "f", "{}")
+
+
 def test_refusal_stream() -> None:
     events = run([chunk({"refusal": "I can't"}), chunk({"refusal": " help."}), chunk({}, "stop")])
     assert types(events)[2:8] == [
