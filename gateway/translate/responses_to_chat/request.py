@@ -5,9 +5,29 @@
 dotted path (`input.3`, `tools.0`, `previous_response_id`); its message is shown to the client as
 is and never repeats user content.
 
+    instructions                      a system message, first
+    input (string)                    one user message
+    message items                     messages; developer -> system; input_text -> text parts,
+                                      input_image (a URL) -> image_url parts, an input_file holding
+                                      a text file inline -> a text part; assistant text joined
+    function_call items               tool_calls of one assistant message (with the text before)
+    function_call_output items        tool messages (text only)
+    reasoning items                   dropped: chat cannot carry them back
+    tools (function)                  chat function tools (name, description, parameters, strict)
+    tool_choice                       the same modes; a function by name; allowed_tools -> only
+                                      those tools are sent, with its mode
+    text.format / text.verbosity      response_format / verbosity
+    max_output_tokens                 max_tokens
+    reasoning.effort                  reasoning_effort
+    temperature, top_p, user,
+    parallel_tool_calls               as they are (tool_choice and parallel_tool_calls only with tools)
+    stream                            stream, with stream_options.include_usage
+
 The target keeps no state, so everything that refers to something OpenAI stored (a previous
 response, a conversation, a prompt template, a file id, an item reference) is refused rather than
-silently forgotten. Hosted tools run inside OpenAI's Responses API and are refused too.
+silently forgotten. Hosted tools (and their items in input) run inside OpenAI's Responses API and
+are refused too. The fields in `DROPPED_RESPONSES_FIELDS`, and any this module does not know, are
+dropped.
 """
 
 from __future__ import annotations
@@ -39,15 +59,19 @@ DROPPED_RESPONSES_FIELDS = frozenset(
     }
 )
 
+_STATELESS = "; this model is served over Chat Completions, which keeps no state"
+
 # Parameters that point at state OpenAI keeps; the translated call has none, so they are refused.
 STATEFUL_PARAMS: dict[str, str] = {
-    "previous_response_id": "previous_response_id continues a conversation stored by OpenAI's Responses API",
-    "conversation": "conversation refers to a conversation stored by OpenAI's Responses API",
-    "prompt": "prompt refers to a prompt template stored by OpenAI",
+    "previous_response_id": "previous_response_id continues a conversation stored by OpenAI's Responses API"
+    + _STATELESS
+    + ": send the whole conversation in input",
+    "conversation": "conversation refers to a conversation stored by OpenAI's Responses API"
+    + _STATELESS
+    + ": send the whole conversation in input",
+    "prompt": "prompt refers to a prompt template stored by OpenAI" + _STATELESS + ": send instructions and input",
+    "background": "Background responses run only on OpenAI's Responses API" + _STATELESS,
 }
-_STATELESS_ADVICE = (
-    "; this model is served over Chat Completions, which keeps no state: send the whole conversation in input"
-)
 
 TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 IMAGE_DETAILS = frozenset({"auto", "low", "high"})
@@ -93,11 +117,9 @@ def to_chat_request(body: dict[str, Any], *, model: str) -> dict[str, Any]:
 
 
 def _refuse_stateful(body: dict[str, Any]) -> None:
-    for name, reason in STATEFUL_PARAMS.items():
-        if body.get(name) is not None:
-            raise TranslationError(reason + _STATELESS_ADVICE, name)
-    if body.get("background") not in (None, False):
-        raise TranslationError("Background responses run only on OpenAI's Responses API", "background")
+    for name, message in STATEFUL_PARAMS.items():
+        if body.get(name) not in (None, False):  # background: false asks for nothing
+            raise TranslationError(message, name)
 
 
 def _copy_sampling(body: dict[str, Any], out: dict[str, Any]) -> None:
@@ -262,7 +284,8 @@ def _add_item(messages: list[Message], value: Any, path: str) -> None:
         return  # a model's earlier reasoning: chat has no way to carry it back
     elif kind == "item_reference":
         raise TranslationError(
-            "item_reference points at an item stored by OpenAI's Responses API" + _STATELESS_ADVICE, path
+            "item_reference points at an item stored by OpenAI's Responses API" + _STATELESS + ": send the item",
+            path,
         )
     elif isinstance(kind, str):
         raise TranslationError(
