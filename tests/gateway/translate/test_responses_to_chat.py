@@ -23,6 +23,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.metering.usage import Usage
+from gateway.translate.chat_to_messages import (
+    JSON_TOOL_KEY,
+    AnthropicStreamError,
+    from_anthropic_response,
+    to_anthropic_request,
+)
+from gateway.translate.chat_to_messages import StreamTranslator as MessagesToChunks
 from gateway.translate.responses_to_chat import (
     DROPPED_RESPONSES_FIELDS,
     ChatStreamError,
@@ -1138,15 +1145,21 @@ def test_agents_sdk_reads_a_streamed_text_answer(scripted: Scripted) -> None:
     assert run_agent(scripted.server, "Hi", streamed=True) == "Hello there"
 
 
-# --- a translating server over the stand-in's chat completions, driven by the SDKs ------------------------
+# --- a translating server over the stand-in's chat completions (or its Messages API), driven by the SDKs --
+
+
+ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
+UPSTREAM_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages"}
 
 
 class Translating:
-    """What the gateway does for a Responses client and a chat-only provider, in a few lines: translate
-    the request, call the stand-in's chat completions, translate the answer or the stream back."""
+    """What the gateway does for a Responses client and a provider without the Responses API, in a few
+    lines: translate the request to chat, call the stand-in's chat completions (or, `over` messages,
+    translate once more and call its Anthropic Messages API), translate the answer or stream back."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, over: str) -> None:
         self.upstream = upstream
+        self.over = over
         self.chat_requests: list[dict[str, Any]] = []
         routes = [Route("/v1/responses", self.answer, methods=["POST"])]
         self.server: ServerThread = serve_in_thread(Starlette(routes=routes))
@@ -1162,28 +1175,50 @@ class Translating:
         if chat.get("stream"):
             return StreamingResponse(self.relay(body, chat), media_type="text/event-stream")
         async with httpx.AsyncClient(base_url=self.upstream) as http:
-            reply = await http.post("/v1/chat/completions", json=chat)
-        return JSONResponse(from_chat_response(reply.json(), request=body, model=body["model"], created_at=CREATED))
+            completion = await self.complete(http, chat)
+        return JSONResponse(from_chat_response(completion, request=body, model=body["model"], created_at=CREATED))
 
     async def relay(self, body: dict[str, Any], chat: dict[str, Any]) -> AsyncIterator[bytes]:
         stream = StreamTranslator(body, model=body["model"], response_id=new_response_id(), created_at=CREATED)
         try:
-            async with (
-                httpx.AsyncClient(base_url=self.upstream) as http,
-                http.stream("POST", "/v1/chat/completions", json=chat) as reply,
-            ):
-                async for line in reply.aiter_lines():
-                    if line.startswith("data: {"):
-                        yield sse(stream.feed(orjson.loads(line.removeprefix("data: "))))
-        except (httpx.HTTPError, ChatStreamError):
+            async with httpx.AsyncClient(base_url=self.upstream) as http:
+                async for piece in self.chunks(http, chat):
+                    yield sse(stream.feed(piece))
+        except (httpx.HTTPError, ChatStreamError, AnthropicStreamError):
             yield sse(stream.fail("upstream_error", "The provider's stream broke"))
             return
         yield sse(stream.finish(None))
 
+    async def complete(self, http: httpx.AsyncClient, chat: dict[str, Any]) -> dict[str, Any]:
+        if self.over == "chat":
+            return dict((await http.post("/v1/chat/completions", json=chat)).json())
+        payload = to_anthropic_request(chat, chat["model"], 1024)
+        json_tool = payload.pop(JSON_TOOL_KEY, None)
+        reply = await http.post("/v1/messages", json=payload, headers=ANTHROPIC_HEADERS)
+        return from_anthropic_response(reply.json(), created=CREATED, json_tool=json_tool)[0]
 
-@pytest.fixture
-def translating(standin: StandIn) -> Iterator[Translating]:
-    server = Translating(standin.url)
+    async def chunks(self, http: httpx.AsyncClient, chat: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        if self.over == "chat":
+            async with http.stream("POST", "/v1/chat/completions", json=chat) as reply:
+                async for line in reply.aiter_lines():
+                    if line.startswith("data: {"):
+                        yield orjson.loads(line.removeprefix("data: "))
+            return
+        payload = to_anthropic_request(chat, chat["model"], 1024)
+        to_chunks = MessagesToChunks(created=CREATED, include_usage=True, json_tool=payload.pop(JSON_TOOL_KEY, None))
+        name = ""
+        async with http.stream("POST", "/v1/messages", json=payload, headers=ANTHROPIC_HEADERS) as reply:
+            async for line in reply.aiter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    for piece in to_chunks.feed(name, orjson.loads(line.removeprefix("data: "))):
+                        yield piece
+
+
+@pytest.fixture(params=["chat", "messages"])
+def translating(standin: StandIn, request: pytest.FixtureRequest) -> Iterator[Translating]:
+    server = Translating(standin.url, request.param)
     yield server
     server.server.stop()
 
@@ -1195,16 +1230,16 @@ def get_weather(city: str) -> str:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_agents_sdk_runs_a_tool_loop_over_chat(translating: Translating, standin: StandIn, streamed: bool) -> None:
+def test_agents_sdk_runs_a_tool_loop(translating: Translating, standin: StandIn, streamed: bool) -> None:
     final = run_agent(translating.server, "weather in Paris?", streamed=streamed, tools=[get_weather])
 
     assert final == "Hello from stand-in gpt-5: weather in Paris?"
     first, second = translating.chat_requests
     assert first["tools"][0]["function"]["name"] == "get_weather"
     call_id = second["messages"][-2]["tool_calls"][0]["id"]
-    assert call_id.startswith("call_standin_")
+    assert call_id.startswith(("call_standin_", "toolu_standin_"))
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": call_id, "content": "18C in x"}
-    assert [entry.path for entry in standin.requests] == ["/v1/chat/completions"] * 2
+    assert [entry.path for entry in standin.requests] == [UPSTREAM_PATHS[translating.over]] * 2
 
 
 @pytest.mark.parametrize("model", ["stream-error", "stream-cut"])
