@@ -1,6 +1,6 @@
 """A stand-in model provider for integration tests: a real HTTP server on a loopback port that
-speaks the OpenAI (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`) and Anthropic
-(`/v1/messages`) wire formats and records every request it receives.
+speaks the OpenAI (`/v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/models`) and
+Anthropic (`/v1/messages`) wire formats and records every request it receives.
 
 Behaviour is chosen by the requested `model`:
 
@@ -16,6 +16,11 @@ Behaviour is chosen by the requested `model`:
 - `no-usage`: OpenAI replies carry no usage; `echo-request`: the reply text is the request body
   as compact JSON; names containing `cache`: cached prompt tokens reported (Anthropic
   cache_read 100 / cache_creation 7; OpenAI cached_tokens 100, included in prompt_tokens)
+
+`/v1/responses` follows the same names and tool rules, and adds: with `reasoning` set, a reasoning
+item and 16 reasoning tokens (within output_tokens); with a web search tool offered (and no function
+tool called), a `web_search_call` item before the text; other hosted tools are accepted unused;
+`stream-error` sends an `error` event mid-stream shaped as OpenAI's API sends it.
 """
 
 from .app import create_app

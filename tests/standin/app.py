@@ -13,6 +13,7 @@ from starlette.routing import Route
 from .anthropic_api import AnthropicWire
 from .log import RecordRequests, RequestLog
 from .openai_api import OpenAIWire
+from .openai_responses import ResponsesWire
 
 
 def create_app(log: RequestLog) -> Starlette:
@@ -28,6 +29,7 @@ def create_app(log: RequestLog) -> Starlette:
 
     routes = [
         *OpenAIWire(log, ids).routes(),
+        *ResponsesWire(log, ids).routes(),
         *AnthropicWire(log, ids).routes(),
         Route("/_log", show_log, methods=["GET"]),
         Route("/_log/clear", clear_log, methods=["POST"]),
