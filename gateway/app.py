@@ -74,6 +74,7 @@ def create_app(
     routes = [
         Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
         Route("/v1/embeddings", Endpoint(call_endpoint(API["embeddings"])), methods=["POST"]),
+        Route("/v1/responses", Endpoint(call_endpoint(API["responses"])), methods=["POST"]),
         Route("/v1/messages", Endpoint(call_endpoint(API["messages"])), methods=["POST"]),
         Route("/v1/messages/count_tokens", Endpoint(count_tokens), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),

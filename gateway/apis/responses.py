@@ -19,6 +19,7 @@ from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
 from gateway.schemas import Open, validate
+from gateway.translate.responses_to_chat import new_response_id, stream_error_events
 
 # Tools that run on OpenAI's side: only a provider speaking the Responses API itself can serve them.
 HOSTED_TOOLS = frozenset(
@@ -102,28 +103,17 @@ class ResponsesApi(Api):
         return error.body()
 
     def stream_error(self, error: GatewayError, state: StreamState) -> list[dict[str, Any]]:
-        """OpenAI ends a failed stream with an `error` event and `response.failed`."""
-        response = {
-            "id": state.response_id or "resp_failed",
-            "object": "response",
-            "created_at": state.created or int(time.time()),
-            "status": "failed",
-            "model": state.model or "",
-            "output": [],
-            "error": {"code": error.code, "message": error.message},
-            "incomplete_details": None,
-        }
-        first = state.sequence + 1
-        return [
-            {
-                "type": "error",
-                "code": error.code,
-                "message": error.message,
-                "param": error.param,
-                "sequence_number": first,
-            },
-            {"type": "response.failed", "response": response, "sequence_number": first + 1},
-        ]
+        """OpenAI ends a failed stream with an `error` event (whose nested `error` makes the SDKs
+        raise) and `response.failed`."""
+        return stream_error_events(
+            error.code,
+            error.message,
+            response_id=state.response_id or new_response_id(),
+            created_at=state.created or int(time.time()),
+            model=state.model or "",
+            sequence_number=state.sequence + 1,
+            error_type=error.type,
+        )
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
         payload = raw if raw is not None else orjson.dumps(data)
@@ -221,8 +211,9 @@ class ResponsesStreamReader(StreamReader):
             response = event.get("response")
             error = response.get("error") if isinstance(response, dict) else None
             raise UpstreamStreamError(_message(error, "the provider's response failed"))
-        if kind == "error":
-            raise UpstreamStreamError(_message(event, "the provider sent an error event"))
+        if kind == "error":  # OpenAI nests the error object; the reference documents it flat
+            nested = event.get("error")
+            raise UpstreamStreamError(_message(nested if isinstance(nested, dict) else event, "the provider's error"))
         return Event(event, data)
 
     def check_complete(self) -> None:

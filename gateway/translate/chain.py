@@ -18,7 +18,7 @@ from gateway.apis.base import Api
 from gateway.errors import UpstreamBadResponse
 from gateway.metering.usage import Usage
 from gateway.providers.base import Provider
-from gateway.translate import messages_to_chat
+from gateway.translate import messages_to_chat, responses_to_chat
 from gateway.translate.base import StreamTranslation, TranslationError
 from gateway.translate.chat_to_messages import JSON_TOOL_KEY, StreamTranslator, from_anthropic_response
 from gateway.translate.chat_to_messages import to_anthropic_request as chat_to_messages_request
@@ -115,6 +115,33 @@ class _MessagesToChunks:
         return []
 
 
+class ResponsesOverChat(Translation):
+    """A Responses call carried over Chat Completions (`gateway.translate.responses_to_chat`)."""
+
+    def __init__(self) -> None:
+        super().__init__(API["responses"], API["chat"])
+        self._request: dict[str, Any] = {}
+        self._created = int(time.time())
+
+    def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        self._request = body
+        return responses_to_chat.to_chat_request(body, model=model)
+
+    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+        model = str(self._request.get("model") or "")
+        with _readable("chat completion"):
+            return responses_to_chat.from_chat_response(
+                data, request=self._request, model=model, created_at=self._created
+            )
+
+    def stream(self) -> StreamTranslation:
+        model = str(self._request.get("model") or "")
+        translator = responses_to_chat.StreamTranslator(
+            self._request, model=model, response_id=responses_to_chat.new_response_id(), created_at=self._created
+        )
+        return _Checked(translator)
+
+
 class _Checked:
     """A stream translation whose failures to read the provider's events are the provider's fault."""
 
@@ -173,7 +200,7 @@ class _Chained:
 
 
 # A call in another API carried over chat: its translation, made per attempt.
-OVER_CHAT: dict[str, Callable[[], Translation]] = {"messages": MessagesOverChat}
+OVER_CHAT: dict[str, Callable[[], Translation]] = {"messages": MessagesOverChat, "responses": ResponsesOverChat}
 
 
 def translation_for(client: Api, provider: Provider) -> Translation:
