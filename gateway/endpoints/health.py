@@ -45,7 +45,9 @@ async def metrics(request: Request) -> Response:
     metrics = runtime.services.telemetry.metrics
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
-    metrics.update_breakers(runtime.router.health.snapshot())
+    metrics.update_breakers(
+        [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
+    )
     await update_budgets(runtime, metrics)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

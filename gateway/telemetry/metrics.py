@@ -268,10 +268,11 @@ class Metrics:
             self.tokens.labels(*labels, "output").observe(usage.output_tokens)
 
     def update_breakers(self, targets: Sequence[dict[str, Any]]) -> None:
-        """Breaker states from the router's health snapshot, at scrape time."""
+        """Breaker states at scrape time, from the router's description of its models' targets
+        (`provider`, `model`: the gateway's model name, as every other metric labels it)."""
         for target in targets:
             state = BREAKER_STATES.get(str(target.get("breaker")), 0)
-            self.breaker.labels(str(target["provider"]), str(target["upstream_model"])).set(state)
+            self.breaker.labels(str(target["provider"]), str(target["model"])).set(state)
 
     def render(self) -> bytes:
         lines: list[str] = []

@@ -427,3 +427,15 @@ def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: A
     assert a["agentgw.budget.team.remaining_usd"] == pytest.approx(1 - cost)
     assert a["agentgw.budget.key.remaining_usd"] == pytest.approx(0.5 - cost)
     assert "agentgw.budget.task.remaining_usd" not in a
+
+
+def test_breaker_state_is_labelled_with_the_gateways_model_name(standin: StandIn, gateway_factory: Any) -> None:
+    config = base_config(standin)
+    config["routing"] = {"breaker": {"failure_threshold": 1, "cooldown_s": 60}}
+    gateway = gateway_factory(config)
+    with pytest.raises(openai.InternalServerError):
+        gateway.client().chat.completions.create(model="oa-fail-500", messages=USER)
+    s = metric_samples(gateway)
+    assert s[("agentgw_breaker_state", (("model", "oa-fail-500"), ("provider", "standin-openai")))] == 2  # open
+    assert s[("agentgw_breaker_state", (("model", "oa-gpt-x"), ("provider", "standin-openai")))] == 0
+    assert not any(n == "agentgw_breaker_state" and ("model", "fail-500") in ls for n, ls in s)  # no upstream names
