@@ -204,7 +204,7 @@ class Gate:
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:
-            await held.admission.settle(0)
+            await held.admission.cancel()  # a refused call uses up nothing: its rate-limit hit is taken back
             raise _budget_exceeded(refusal) from None
         except StoreUnavailable as exc:
             await held.admission.release()
@@ -230,7 +230,7 @@ class Gate:
         if isinstance(admission, Admission) and isinstance(reservation, Reservation):
             return admission, reservation
         if isinstance(admission, Admission):
-            await admission.settle(0)
+            await admission.cancel()
         if isinstance(reservation, Reservation):
             await reservation.release()
         raise admission if isinstance(admission, BaseException) else reservation  # type: ignore[misc]
@@ -273,13 +273,9 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
     )
 
 
-# A total budget never resets: only a person raising the cap helps. Every 429 carries retry-after,
-# so this one says "not today" (x-should-retry: false already stops SDK retries).
-TOTAL_BUDGET_RETRY_AFTER_S = 86_400.0
-
-
 def _budget_exceeded(refusal: BudgetRefusal) -> BudgetExceeded:
-    """429 budget_exceeded; retry-after says when the period resets."""
+    """429 budget_exceeded with x-should-retry: false; retry-after says when the period resets. A
+    `total` budget never resets (only a person raising the cap helps): no retry-after at all."""
     resets = refusal.resets_at
-    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else TOTAL_BUDGET_RETRY_AFTER_S
+    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else None
     return BudgetExceeded(f"The {refusal}.", retry_after=retry_after, scope=refusal.scope.kind)

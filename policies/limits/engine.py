@@ -74,12 +74,15 @@ class Admission:
     """An admitted call's hold on its rate limits.
 
     Call `settle(actual_tokens)` when the call's real usage is known (it corrects the token limits and
-    frees the concurrency slots), or `release()` when it is not (frees the slots, keeps the estimate).
-    Either is idempotent and the second call is a no-op; neither raises for store failures (they are
-    logged and counted; leases then lapse by themselves).
+    frees the concurrency slots), `release()` when it is not (frees the slots, keeps the estimate), or
+    `cancel()` when the call was refused after all (by a budget): then it uses up nothing. Each is
+    idempotent and only the first has an effect; none raises for store failures (they are logged and
+    counted; leases then lapse by themselves).
     """
 
-    __slots__ = ("_estimate", "_lease_keys", "_limiter", "_member", "_open", "_tokens", "_window", "headers")
+    __slots__ = (
+        "_estimate", "_lease_keys", "_limiter", "_member", "_open", "_requests", "_tokens", "_window", "headers",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -90,8 +93,10 @@ class Admission:
         member: str,
         window: int,
         headers: RateLimitHeaders | None,
+        requests: list[Counter] | None = None,
     ) -> None:
         self._limiter = limiter
+        self._requests = requests or []
         self._tokens = tokens
         self._estimate = estimate
         self._lease_keys = lease_keys
@@ -121,6 +126,15 @@ class Admission:
         self._open = False
         assert self._limiter is not None
         await self._limiter._finish(self, None)
+
+    async def cancel(self) -> None:
+        """Take the whole hit back (requests, the token estimate, the slots): the call was refused
+        after it was counted, and a refused call uses up nothing."""
+        if not self._open:
+            return
+        self._open = False
+        assert self._limiter is not None
+        await self._limiter._finish(self, 0, requests=True)
 
 
 class RateLimiter:
@@ -194,7 +208,7 @@ class RateLimiter:
             raise RateLimited(scope, "concurrent", value, 1.0, window_seconds=self._window)
         numbers = self._numbers(plan.limits, counters, hit.counts, now_ms) if headers else None
         window = now_ms // self._window_ms
-        return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers)
+        return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers, plan.requests)
 
     def _refusal(self, limit: _Limit, amount: int, counts: tuple[int, int], now_ms: int) -> RateLimited:
         """The refusal for `limit`, which had `counts` (previous, current) and no room for `amount`."""
@@ -239,12 +253,14 @@ class RateLimiter:
             reset_tokens=tokens[2] if tokens else None,
         )
 
-    async def _finish(self, admission: Admission, actual_tokens: int | None) -> None:
+    async def _finish(self, admission: Admission, actual_tokens: int | None, *, requests: bool = False) -> None:
         corrections: list[Counter] = []
+        if requests:  # a refusal after the hit: each request counter gives its 1 back
+            corrections = [Counter(c.key, c.limit, -c.amount) for c in admission._requests]
         if actual_tokens is not None:
             diff = max(0, actual_tokens) - admission._estimate
             if diff:
-                corrections = [Counter(limit.key, limit.value, diff) for limit in admission._tokens]
+                corrections += [Counter(limit.key, limit.value, diff) for limit in admission._tokens]
         if not corrections and not admission._lease_keys:
             return
         now_ms = int(self._clock() * 1000)
