@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest, PermissionDenied
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")  # a caller's x-request-id, echoed in a header
+MAX_ID_CHARS = 128
+_JOINERS = str.maketrans("", "", "\u200c\u200d")  # zero-width (non-)joiners: emoji sequences need them
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:@/+-]{0,128}$")
 MAX_TAGS = 16
@@ -75,15 +77,30 @@ def attribute(
 
 
 def _identifier(headers: Mapping[str, str], name: str) -> str | None:
+    """An attribution value: any printable text of 1 to 128 characters (crewAI sends role names such as
+    `Weather reporter`). Control and formatting characters (tab, newline, bidi overrides) are refused,
+    so a value cannot forge a log line or reorder how it reads; every sink escapes the rest."""
     value = headers.get(name)
     if value is None:
         return None
-    value = value.strip()
-    if not _ID.match(value):
+    value = utf8(value).strip()
+    if not 0 < len(value) <= MAX_ID_CHARS or not (value.isprintable() or value.translate(_JOINERS).isprintable()):
         raise InvalidRequest(
-            f"The {name} header must be 1 to 128 characters of letters, digits and ._:@/+=- .", param=name
+            f"The {name} header must be 1 to {MAX_ID_CHARS} printable characters (UTF-8, no control characters).",
+            param=name,
         )
     return value
+
+
+def utf8(value: str) -> str:
+    """A header value as sent: the server hands over its bytes as latin-1 text; read them as UTF-8
+    when they are valid UTF-8 (they are, from any modern client), as latin-1 otherwise."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _tags(value: str | None) -> tuple[tuple[str, str], ...]:
