@@ -125,6 +125,7 @@ class Gate:
                 key_policies=self._key(ctx.key_name),
                 agent=ctx.agent,
                 model=model,
+                pool_agents=ctx.principal.open_agent_names,
             )
         return found
 
@@ -139,6 +140,7 @@ class Gate:
             agent=ctx.agent,
             task=ctx.task,
             default_thresholds=self._thresholds,
+            pool_agents=ctx.principal.open_agent_names,
         )
 
     async def remaining(self, ctx: CallContext) -> tuple[float | None, float | None]:
@@ -262,9 +264,11 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
     headers = refusal.headers.as_dict() if refusal.headers is not None else {}
     if refusal.never_fits:
         headers["x-should-retry"] = "false"
+    scope = refusal.scope
+    who = f"all agents of key '{scope.name}' together" if scope.kind == "key_agents" else f"{scope.kind} '{scope.name}'"
     return RateLimited(
         f"Rate limit reached: {refusal.limit} per {'call' if refusal.limit == 'concurrent' else 'minute'} "
-        f"for {refusal.scope.kind} '{refusal.scope.name}'"
+        f"for {who}"
         f"{f' on model {refusal.scope.model}' if refusal.scope.model else ''} ({refusal.value}).",
         retry_after=refusal.retry_after,
         headers=headers,

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.auth import Principal
-from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.errors import InvalidRequest
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")  # a caller's x-request-id, echoed in a header
 MAX_ID_CHARS = 128
@@ -59,16 +59,11 @@ def attribute(
     principal: Principal, headers: Mapping[str, str], request_id: str, client_request_id: str | None = None
 ) -> CallContext:
     """The call context for a principal and the attribution headers; 400 on a malformed header,
-    403 when a header contradicts what the key pins."""
-    agent = _identifier(headers, "x-agent-id")
-    if principal.agent is not None:
-        if agent is not None and agent != principal.agent:
-            raise PermissionDenied("X-Agent-Id does not match the agent this key is bound to.", param="x-agent-id")
-        agent = principal.agent
+    403 when X-Agent-Id names an agent the key may not act as (`gateway.agent_names`)."""
     return CallContext(
         request_id=request_id,
         principal=principal,
-        agent=agent or principal.key_name,
+        agent=principal.act_as(_identifier(headers, "x-agent-id")),
         task=_identifier(headers, "x-task-id"),
         session=_identifier(headers, "x-session-id"),
         tags=_tags(headers.get("x-tags")),

@@ -13,9 +13,9 @@ from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
 from policies.state import StoreUnavailable
 
-# Budgets shown as gauges: those named in config. Agent and task budgets exist per caller-chosen id,
-# which would make unbounded series; /v1/budgets answers for them.
-GAUGED_SCOPES = ("team", "key")
+# Budgets shown as gauges: those named in config (a key's agents together are one per key). Agent and
+# task budgets exist per caller-chosen id, which would make unbounded series; /v1/budgets answers for them.
+GAUGED_SCOPES = ("team", "key", "key_agents")
 
 
 async def healthz(request: Request) -> JSONResponse:
