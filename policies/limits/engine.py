@@ -27,7 +27,6 @@ and 1,240 req/s with these counters.
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +36,8 @@ from policies.limits.headers import RateLimitHeaders
 from policies.limits.rules import LimitRule
 from policies.state.base import Counter, Lease, StateStore, weighted
 from policies.state.errors import StoreUnavailable
+from policies.state.retries import RetryQueue
 from policies.state.scope import Scope
-
-log = logging.getLogger("agentgw.limits")
 
 _MAX_PLANS = 16_384  # cached plans (one per distinct set of rules); beyond this the cache starts over
 
@@ -147,10 +145,12 @@ class RateLimiter:
         window_seconds: int = 60,
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.time,
+        retries: RetryQueue | None = None,
     ) -> None:
         """`window_seconds` is the rate window (60: rpm and tpm; tests shorten it). `lease_seconds` is how
         long a concurrency slot may be held before it counts as leaked. `clock` gives unix seconds; all
-        replicas sharing a store should agree on it (windows are aligned on the epoch)."""
+        replicas sharing a store should agree on it (windows are aligned on the epoch). `retries`: where
+        lease releases the store could not take wait to be retried (shared with the budget engine)."""
         self._store = store
         self._window = window_seconds
         self._window_ms = window_seconds * 1000
@@ -159,8 +159,7 @@ class RateLimiter:
         self._plans: dict[tuple[LimitRule, ...], _Plan] = {}
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
-        self.lost_settlements = 0
-        """Settles or releases that failed because the store was unreachable."""
+        self.retries = retries if retries is not None else RetryQueue()
 
     def _plan(self, rules: tuple[LimitRule, ...]) -> _Plan:
         plan = self._plans.get(rules)
@@ -269,11 +268,31 @@ class RateLimiter:
                 corrections, admission._lease_keys, admission._member, now_ms, self._window_ms, admission._window
             )
         except StoreUnavailable as exc:
-            self.lost_settlements += 1
-            log.warning("rate-limit settle lost (%s); leases lapse by themselves", exc)
+            # Freeing the slots is idempotent: retried until it lands. A token correction is not (a retry
+            # after a lost reply would count it twice): it is dropped, the estimate stands.
+            if corrections:
+                self.retries.lose("tokens", f"a rate-limit token correction ({exc})")
+            if admission._lease_keys:
+                self.retries.add(_Release(self._store, admission._lease_keys, admission._member, self._window_ms))
 
 
 _UNLIMITED = Admission.unlimited()
+
+
+class _Release:
+    """Concurrency leases to free, retried until the store takes it (removing a lease is idempotent)."""
+
+    __slots__ = ("_keys", "_member", "_store", "_window_ms")
+    kind = "lease"
+
+    def __init__(self, store: StateStore, keys: list[str], member: str, window_ms: int) -> None:
+        self._store = store
+        self._keys = keys
+        self._member = member
+        self._window_ms = window_ms
+
+    async def attempt(self) -> None:
+        await self._store.adjust([], self._keys, self._member, 0, self._window_ms, 0)
 
 
 def fits_in(previous: int, current: int, amount: int, limit: int, now_ms: int, window_ms: int) -> float:
