@@ -256,6 +256,9 @@ def test_redis_going_away_and_coming_back(standin: StandIn, gateway_factory: Any
         with gateway.http() as http:
             ready = http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["state_store"] == "unreachable"
+        failures = httpx.get(gateway.url + "/metrics").text  # the decisions are counted
+        outcome = "refused_closed" if mode == "fail_closed" else "admitted_open"
+        assert f'agentgw_store_failures_total{{outcome="{outcome}"}} 3.0' in failures
         redis.start()
         deadline = time.monotonic() + 10
         while asyncio.run(burst(gateway.base_url, AGENT_KEY, 1)) != [200] and time.monotonic() < deadline:

@@ -286,6 +286,11 @@ def test_collector_down_does_not_touch_requests(standin: StandIn, gateway_factor
     for _ in range(20):
         client.chat.completions.create(model="oa-gpt-x", messages=USER)
     assert time.monotonic() - started < 10  # generous: an exporter on the request path would block each call
+    deadline = time.monotonic() + 10
+    while not (dropped := total(metric_samples(gateway), "agentgw_spans_dropped_total", reason="export_failed")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert dropped <= 40  # the lost spans are counted: at most a call span and an attempt span per call
 
 
 def metric_samples(gateway: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -341,6 +346,8 @@ def test_metrics_after_a_known_workload(gateway: Any, standin: StandIn) -> None:
     assert total(s, "agentgw_fallbacks_total", model="oa-fail-500") == 1
     assert total(s, "agentgw_cost_usd_total", team="research", agent="crawler", model="oa-gpt-x") > 0
     assert total(s, "agentgw_ledger_queue_depth") >= 0 and total(s, "agentgw_in_flight_requests") == 0
+    assert ("agentgw_ledger_events_dropped_total", ()) in s and total(s, "agentgw_ledger_events_dropped_total") == 0
+    assert total(s, "agentgw_store_failures_total") == 0 and total(s, "agentgw_settlements_pending") == 0
     assert not any("T-9" in str(k) or "sess" in str(k) for k in s)
 
 
