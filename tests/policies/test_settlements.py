@@ -100,6 +100,21 @@ def test_the_retry_queue_retries_with_backoff_until_each_write_lands() -> None:
     asyncio.run(scenario())
 
 
+def test_shutdown_retries_what_is_left_at_once() -> None:
+    async def scenario() -> None:
+        queue = RetryQueue(first_delay=1.0, max_delay=60.0, jitter=lambda: 1.0)
+        writes = [Flaky(3) for _ in range(3)]
+        for write in writes:
+            queue.add(write)
+        await asyncio.sleep(0.01)  # first attempts failed: the worker waits a second, then two...
+        started = time.monotonic()
+        await queue.drain(10)  # ...unless the gateway is stopping: then it keeps trying, quickly
+        assert time.monotonic() - started < 5
+        assert (queue.pending, queue.landed, queue.lost) == (0, {"budget": 3}, {})
+
+    asyncio.run(scenario())
+
+
 def test_the_retry_queue_is_bounded_and_shutdown_counts_what_never_landed() -> None:
     async def scenario() -> None:
         queue = RetryQueue(max_pending=3, first_delay=0.001, max_delay=0.005)
