@@ -80,7 +80,7 @@ def create_app(
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
-        Route("/v1/sessions/{session_id:path}", Endpoint(session), methods=["GET"]),  # ids may hold "/"
+        Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
         Route("/metrics", Endpoint(metrics), methods=["GET"]),

@@ -154,7 +154,8 @@ def test_pinned_agent_conflict_is_403(gateway: Any) -> None:
 
 
 def test_malformed_attribution_header_is_400(gateway: Any) -> None:
-    response = post(gateway, {"model": "oa-gpt-x", "messages": USER}, headers={"x-task-id": "bad task id"})
+    # Any printable text is an id (spaces too); a tab is a control character.
+    response = post(gateway, {"model": "oa-gpt-x", "messages": USER}, headers={"x-task-id": "bad\ttask id"})
     assert_error(response, 400, "invalid_request", "x-task-id")
 
 
