@@ -130,7 +130,7 @@ class RetryQueue:
         """Retry what is queued for up to `seconds`, at a quicker pace (shutdown); then count what is
         still there as lost."""
         worker = self._worker
-        if self._queue and worker is not None and not worker.done():
+        if self.pending and worker is not None and not worker.done():
             self._max_delay = min(self._max_delay, 0.25)
             if self._wake is not None:
                 self._wake.set()
