@@ -24,14 +24,16 @@ from gateway.metering.usage import Usage
 from gateway.upstream import Timeouts, UpstreamClient
 from policies.budgets import Budget, BudgetEngine, Reservation, ThresholdCrossing, call_budgets
 from policies.budgets import BudgetExceeded as BudgetRefusal
+from policies.config import OnStoreError
 from policies.limits import Admission, LimitRule, RateLimiter, limit_rules
 from policies.limits import RateLimited as LimitRefusal
-from policies.state import StateStore, StoreFailurePolicy, StoreUnavailable
+from policies.state import RetryQueue, StateStore, StoreFailurePolicy, StoreUnavailable
 from routing import Plan
 
 log = logging.getLogger("agentgw.admission")
 
 MAX_CACHED_RULES = 10_000
+SHUTDOWN_RETRY_SECONDS = 10.0  # how long shutdown keeps retrying settlements the store has not taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +59,33 @@ class Held:
 
 
 class Policies:
-    """The process's rate limiter, budget engine and store, and the per-config rules over them."""
+    """The process's rate limiter, budget engine and store, the settlements waiting for the store, and
+    what the store failing has cost (`failure`); `state:` changes take a restart, so they live here."""
 
-    def __init__(self, store: StateStore, client: UpstreamClient) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        client: UpstreamClient,
+        *,
+        on_store_error: OnStoreError = "fail_closed",
+        hold_seconds: float = 900.0,
+    ) -> None:
         self.store = store
-        self.limiter = RateLimiter(store)
-        self.budgets = BudgetEngine(store)
+        self.retries = RetryQueue()
+        self.failure = StoreFailurePolicy(on_store_error)
+        self.limiter = RateLimiter(store, lease_seconds=hold_seconds, retries=self.retries)
+        self.budgets = BudgetEngine(store, reservation_seconds=hold_seconds, retries=self.retries)
         self._client = client
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def drain(self) -> None:
-        """Wait for settlements and alert deliveries still running (graceful shutdown)."""
+    async def drain(self, retry_seconds: float = SHUTDOWN_RETRY_SECONDS) -> None:
+        """Graceful shutdown: wait for settlements and alert deliveries still running, retry for up to
+        `retry_seconds` the settlements the store has not taken yet, then deliver their alerts."""
+        await self._finish_pending()
+        await self.retries.drain(retry_seconds)
+        await self._finish_pending()
+
+    async def _finish_pending(self) -> None:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
@@ -102,7 +120,7 @@ class Gate:
         self.config = config
         self.policies = policies
         self._prices = prices
-        self._failure = StoreFailurePolicy(config.state.on_store_error)
+        self._failure = policies.failure
         self._rules: dict[tuple[str, str, str], tuple[LimitRule, ...]] = {}
         self._default_output = config.routing.default_output_tokens
         self._thresholds = tuple(config.budget_alerts.thresholds) if config.budget_alerts else ()
@@ -125,6 +143,7 @@ class Gate:
                 key_policies=self._key(ctx.key_name),
                 agent=ctx.agent,
                 model=model,
+                pool_agents=ctx.principal.open_agent_names,
             )
         return found
 
@@ -139,6 +158,7 @@ class Gate:
             agent=ctx.agent,
             task=ctx.task,
             default_thresholds=self._thresholds,
+            pool_agents=ctx.principal.open_agent_names,
         )
 
     async def remaining(self, ctx: CallContext) -> tuple[float | None, float | None]:
@@ -204,7 +224,7 @@ class Gate:
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:
-            await held.admission.settle(0)
+            await held.admission.cancel()  # a refused call uses up nothing: its rate-limit hit is taken back
             raise _budget_exceeded(refusal) from None
         except StoreUnavailable as exc:
             await held.admission.release()
@@ -230,7 +250,7 @@ class Gate:
         if isinstance(admission, Admission) and isinstance(reservation, Reservation):
             return admission, reservation
         if isinstance(admission, Admission):
-            await admission.settle(0)
+            await admission.cancel()
         if isinstance(reservation, Reservation):
             await reservation.release()
         raise admission if isinstance(admission, BaseException) else reservation  # type: ignore[misc]
@@ -243,14 +263,16 @@ class Gate:
         self.policies.spawn(self._settle(held, cost_nanos, tokens))
 
     async def _settle(self, held: Held, cost_nanos: int, tokens: int) -> None:
-        try:
-            crossings = await held.reservation.settle(cost_nanos)
-        except StoreUnavailable as exc:
-            log.warning("budget settlement lost (the hold will lapse by itself): %s", exc)
-            crossings = ()
+        # Neither raises for the store: what it cannot take now is retried until it lands.
+        crossings = await held.reservation.settle(cost_nanos, on_late=self._alert_later)
         await held.admission.settle(tokens)
         for crossing in crossings:
             await self.policies.deliver_alert(self.config, crossing)
+
+    def _alert_later(self, crossings: tuple[ThresholdCrossing, ...]) -> None:
+        """Thresholds reached by a settlement that landed on a retry: delivered like any other."""
+        for crossing in crossings:
+            self.policies.spawn(self.policies.deliver_alert(self.config, crossing))
 
 
 def _any_budget(team: Any, key: Any) -> bool:
@@ -262,9 +284,11 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
     headers = refusal.headers.as_dict() if refusal.headers is not None else {}
     if refusal.never_fits:
         headers["x-should-retry"] = "false"
+    scope = refusal.scope
+    who = f"all agents of key '{scope.name}' together" if scope.kind == "key_agents" else f"{scope.kind} '{scope.name}'"
     return RateLimited(
         f"Rate limit reached: {refusal.limit} per {'call' if refusal.limit == 'concurrent' else 'minute'} "
-        f"for {refusal.scope.kind} '{refusal.scope.name}'"
+        f"for {who}"
         f"{f' on model {refusal.scope.model}' if refusal.scope.model else ''} ({refusal.value}).",
         retry_after=refusal.retry_after,
         headers=headers,
@@ -273,13 +297,9 @@ def _rate_limited(refusal: LimitRefusal) -> RateLimited:
     )
 
 
-# A total budget never resets: only a person raising the cap helps. Every 429 carries retry-after,
-# so this one says "not today" (x-should-retry: false already stops SDK retries).
-TOTAL_BUDGET_RETRY_AFTER_S = 86_400.0
-
-
 def _budget_exceeded(refusal: BudgetRefusal) -> BudgetExceeded:
-    """429 budget_exceeded; retry-after says when the period resets."""
+    """429 budget_exceeded with x-should-retry: false; retry-after says when the period resets. A
+    `total` budget never resets (only a person raising the cap helps): no retry-after at all."""
     resets = refusal.resets_at
-    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else TOTAL_BUDGET_RETRY_AFTER_S
+    retry_after = max(1.0, resets.timestamp() - time.time()) if resets is not None else None
     return BudgetExceeded(f"The {refusal}.", retry_after=retry_after, scope=refusal.scope.kind)

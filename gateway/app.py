@@ -125,7 +125,15 @@ async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator
     tracing = Tracing(config.telemetry.tracing, sink=span_sink, version=__version__)
     metrics = Metrics() if config.telemetry.metrics.enabled else None
     telemetry = Telemetry(tracing, metrics, config.telemetry.capture_content)
-    policies = Policies(open_store(config.state), client)
+    policies = Policies(
+        open_store(config.state),
+        client,
+        on_store_error=config.state.on_store_error,
+        hold_seconds=config.state.reservation_ttl_seconds,
+    )
+    if metrics is not None:
+        metrics.watch_store(policies.failure, policies.retries)
+        metrics.watch_spans(tracing.dropped)
     ledger = None
     try:
         if config.ledger.enabled:
@@ -137,7 +145,10 @@ async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator
             )
             await ledger.start()
             if metrics is not None:
-                metrics.watch_ledger(lambda: ledger.queue_depth if ledger is not None else 0)
+                metrics.watch_ledger(
+                    lambda: ledger.queue_depth if ledger is not None else 0,
+                    lambda: ledger.dropped if ledger is not None else 0,
+                )
         yield Services(client, counter, ledger, telemetry, HealthTracker(), policies)
     finally:
         try:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from gateway.agent_names import AgentNames, agent_names, check_name, names_are_open
 from gateway.errors import AuthenticationFailed, PermissionDenied
 from policies.config import KeyPolicies
 
@@ -37,9 +38,29 @@ class KeyConfig(KeyPolicies):
     key_sha256: str = Field(description="Hex SHA-256 of the key; filled in from `key` at load.")
     team: str
     agent: str | None = Field(default=None, description="Pins the agent; X-Agent-Id may not differ.")
+    agents: list[str] | None = Field(
+        default=None,
+        description="Agent names (or glob patterns: 'support-*') X-Agent-Id may give; unset: any name no "
+        "other key of the team pins or lists. See gateway.agent_names.",
+    )
     role: Role = Role.AGENT
     models: list[str] = Field(default_factory=lambda: ["*"], description="Models and routes, or '*'.")
     guardrails: list[str] = Field(default_factory=list, description="Added to the team's guardrails.")
+
+    @field_validator("agent")
+    @classmethod
+    def _check_agent(cls, agent: str | None) -> str | None:
+        return None if agent is None else check_name(agent)
+
+    @field_validator("agents")
+    @classmethod
+    def _check_agents(cls, agents: list[str] | None) -> list[str] | None:
+        return None if agents is None else [check_name(entry) for entry in agents]
+
+    @property
+    def open_agent_names(self) -> bool:
+        """It may act as names nobody listed: held to per-agent policies on all its agents together."""
+        return names_are_open(self.agent, self.agents)
 
     @model_validator(mode="before")
     @classmethod
@@ -73,6 +94,17 @@ class Principal:
     role: Role
     models: frozenset[str]
     guardrails: tuple[str, ...] = ()  # the key's own; the team's are added by the runtime
+    names: AgentNames | None = None  # the agent names it may act as; None: its pinned agent, or any
+
+    def act_as(self, requested: str | None) -> str:
+        """The agent a call acts as, from its X-Agent-Id (None when absent); 403 when not allowed."""
+        names = self.names or AgentNames(self.key_name, pinned=self.agent)
+        return names.resolve(requested)
+
+    @property
+    def open_agent_names(self) -> bool:
+        """It may act as names nobody listed (see `gateway.agent_names`)."""
+        return self.names.open if self.names is not None else self.agent is None
 
     def may_use(self, name: str) -> bool:
         return "*" in self.models or name in self.models
@@ -87,9 +119,13 @@ class KeyStore:
 
     def __init__(self, keys: Iterable[KeyConfig]) -> None:
         self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        keys = list(keys)
+        names = agent_names(keys)
         for key in keys:
             raw = bytes.fromhex(key.key_sha256)
-            principal = Principal(key.name, key.team, key.agent, key.role, frozenset(key.models), tuple(key.guardrails))
+            principal = Principal(
+                key.name, key.team, key.agent, key.role, frozenset(key.models), tuple(key.guardrails), names[key.name]
+            )
             self._by_digest[raw] = (raw, principal)
 
     def authenticate(self, authorization: str | None, *, api_key: str | None = None) -> Principal:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.agent_names import name_problems
 from gateway.auth import KeyConfig
 from gateway.exposure import dev_key_problems
 from gateway.metering.config import LedgerConfig
@@ -103,6 +104,7 @@ class Config(_Strict):
             for j, allowed in enumerate(key.models):
                 if allowed != "*" and allowed not in self.models and allowed not in self.routes:
                     problems.append(f"keys.{i}.models.{j}: unknown model or route '{allowed}'")
+        problems += name_problems(self.keys)
         if not self.server.allow_dev_key_on_network:
             problems += dev_key_problems(self.keys, self.server.host, "server.host")
         if problems:

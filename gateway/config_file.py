@@ -143,7 +143,7 @@ def _describe(exc: ValidationError, data: Any, within: tuple[str, ...] = ()) -> 
         path = (*within, *found)
         kind = error["type"]
         if kind == "extra_forbidden":
-            hint = _suggest(str(path[-1])) if path else ""
+            hint = _suggest(str(path[-1]), top_level=len(path) == 1) if path else ""
             problems.append(f"{_dotted(path)}: unknown key{hint}")
         elif kind == "missing":
             problems.append(f"{_dotted(path)}: required")
@@ -174,8 +174,13 @@ def _dotted(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
-def _suggest(word: str) -> str:
-    """A hint for an unknown key: where it belongs if it is valid elsewhere, else a near spelling."""
+def _suggest(word: str, *, top_level: bool = False) -> str:
+    """A hint for an unknown key: where it belongs if it is valid elsewhere, else a near spelling.
+    At the top level a near spelling of a section comes first (`team:` means `teams:`)."""
+    if top_level:
+        close = difflib.get_close_matches(word, sorted(Config.model_fields), n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean '{close[0]}'?)"
     homes = _known_fields()
     if word in homes:
         return f" (it belongs under {' or '.join(sorted(homes[word]))})"

@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.auth import Principal
-from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.errors import InvalidRequest
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")  # a caller's x-request-id, echoed in a header
+MAX_ID_CHARS = 128
+_JOINERS = str.maketrans("", "", "\u200c\u200d")  # zero-width (non-)joiners: emoji sequences need them
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:@/+-]{0,128}$")
 MAX_TAGS = 16
@@ -57,16 +59,11 @@ def attribute(
     principal: Principal, headers: Mapping[str, str], request_id: str, client_request_id: str | None = None
 ) -> CallContext:
     """The call context for a principal and the attribution headers; 400 on a malformed header,
-    403 when a header contradicts what the key pins."""
-    agent = _identifier(headers, "x-agent-id")
-    if principal.agent is not None:
-        if agent is not None and agent != principal.agent:
-            raise PermissionDenied("X-Agent-Id does not match the agent this key is bound to.", param="x-agent-id")
-        agent = principal.agent
+    403 when X-Agent-Id names an agent the key may not act as (`gateway.agent_names`)."""
     return CallContext(
         request_id=request_id,
         principal=principal,
-        agent=agent or principal.key_name,
+        agent=principal.act_as(_identifier(headers, "x-agent-id")),
         task=_identifier(headers, "x-task-id"),
         session=_identifier(headers, "x-session-id"),
         tags=_tags(headers.get("x-tags")),
@@ -75,15 +72,30 @@ def attribute(
 
 
 def _identifier(headers: Mapping[str, str], name: str) -> str | None:
+    """An attribution value: any printable text of 1 to 128 characters (crewAI sends role names such as
+    `Weather reporter`). Control and formatting characters (tab, newline, bidi overrides) are refused,
+    so a value cannot forge a log line or reorder how it reads; every sink escapes the rest."""
     value = headers.get(name)
     if value is None:
         return None
-    value = value.strip()
-    if not _ID.match(value):
+    value = utf8(value).strip()
+    if not 0 < len(value) <= MAX_ID_CHARS or not (value.isprintable() or value.translate(_JOINERS).isprintable()):
         raise InvalidRequest(
-            f"The {name} header must be 1 to 128 characters of letters, digits and ._:@/+=- .", param=name
+            f"The {name} header must be 1 to {MAX_ID_CHARS} printable characters (UTF-8, no control characters).",
+            param=name,
         )
     return value
+
+
+def utf8(value: str) -> str:
+    """A header value as sent: the server hands over its bytes as latin-1 text; read them as UTF-8
+    when they are valid UTF-8 (they are, from any modern client), as latin-1 otherwise."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _tags(value: str | None) -> tuple[tuple[str, str], ...]:

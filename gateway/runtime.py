@@ -74,12 +74,13 @@ class Runtime:
 
 
 def _no_target(none: NoTarget, features: RequestFeatures) -> GatewayError:
+    """503 when a target may come back, 403 when the key may use none, else 400 (capabilities, size,
+    or a model of the other kind: a chat call to an embeddings model and back), naming `model`, or
+    the field only a native provider serves."""
     if none.category == "unavailable":
         return ServiceUnavailable(none.message, retry_after=none.retry_after_s, param="model")
     if none.category == "forbidden":
         return PermissionDenied(none.message, param="model")
-    if none.category == "wrong_kind":
-        return ModelNotFound(none.message, param="model")
     codes = {reason_code(reason) for _, reason in none.considered if reason is not None}
     param = features.native_param if codes == {"api"} else "model"  # what only a native provider serves
     return InvalidRequest(none.message, param=param)

@@ -4,7 +4,7 @@
       (every skip a breaker)      unavailable     503 service_unavailable, retry-after = retry_after_s
       (capability, size, cost)    invalid         400 invalid_request
       (only keys' permissions)    forbidden       403 permission_denied
-      (wrong operation)           wrong_kind      404 model_not_found
+      (wrong operation)           wrong_kind      400 invalid_request (param: model)
 
 With mixed reasons the most hopeful category wins, in the order above: a request that some
 candidate could serve once its breaker closes is `unavailable`, not `forbidden`. An unknown name
@@ -24,7 +24,7 @@ _CATEGORY_OF: dict[str, Category] = {
     "kind": "wrong_kind",
 }
 _PRIORITY: tuple[Category, ...] = ("unavailable", "invalid", "forbidden", "wrong_kind")
-_STATUS: dict[Category, int] = {"unavailable": 503, "invalid": 400, "forbidden": 403, "wrong_kind": 404}
+_STATUS: dict[Category, int] = {"unavailable": 503, "invalid": 400, "forbidden": 403, "wrong_kind": 400}
 
 
 def reason_code(reason: str) -> str:
@@ -57,5 +57,5 @@ class NoTarget(Exception):
 
     @property
     def status(self) -> int:
-        """The HTTP status the category suggests: 503, 400, 403 or 404."""
+        """The HTTP status the category suggests: 503, 400 or 403."""
         return _STATUS[self.category]

@@ -4,6 +4,7 @@ with RedisServer() as server:      # skips the test if redis-server is missing (
     url = server.url
     server.kill()                  # SIGKILL, as a crash would
     server.start()                 # same port again; all data and loaded scripts are gone
+    server.pause(); server.resume() # SIGSTOP / SIGCONT: a stall (commands queue up unanswered)
 """
 
 from __future__ import annotations
@@ -106,6 +107,16 @@ class RedisServer:
         """Die at once (SIGKILL), as a crash would."""
         self._end(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """Stall (SIGSTOP): connections stay open, commands sent now wait unanswered until `resume`."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """End a stall (SIGCONT): Redis runs the commands that queued up meanwhile."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def restart(self) -> RedisServer:
         self.kill()
         return self.start()
@@ -114,6 +125,7 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)  # a paused server must run to handle its end
         process.send_signal(sig)
         try:
             process.wait(timeout=10)

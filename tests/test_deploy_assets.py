@@ -22,7 +22,7 @@ def metric_names(expr: str) -> set[str]:
 
 def exported_names() -> set[str]:
     metrics = Metrics()
-    metrics.watch_ledger(lambda: 0)
+    metrics.watch_ledger(lambda: 0, lambda: 0)
     names = set()
     for family in text_string_to_metric_families(metrics.render().decode()):
         suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",)}.get(family.type, ("",))
@@ -39,6 +39,11 @@ def test_alert_rules_parse_and_use_real_metrics() -> None:
         "AgentgwSlowCalls",
         "AgentgwGuardrailSurge",
         "AgentgwBudgetNearCap",
+        "AgentgwStateStoreFailing",
+        "AgentgwSettlementsBacklog",
+        "AgentgwSettlementsLost",
+        "AgentgwLedgerDroppingEvents",
+        "AgentgwSpansDropped",
     } <= set(alerts)
     exported = exported_names()
     for alert, expr in alerts.items():
@@ -54,3 +59,31 @@ def test_dashboard_uses_real_metrics() -> None:
     for expr in exprs:
         used = metric_names(expr)
         assert used <= exported, (expr, used - exported)
+
+
+def test_the_gateways_own_losses_are_exported() -> None:
+    """Counters kept where the losses happen (the state store's failure policy and retry queue, the
+    ledger, the span exporter) read at scrape time."""
+    from policies.state import RetryQueue, StoreFailurePolicy, StoreUnavailable
+
+    metrics = Metrics()
+    failure, retries = StoreFailurePolicy("fail_closed"), RetryQueue()
+    for _ in range(2):
+        failure.admit_anyway(StoreUnavailable("down"))
+    retries.deferred["budget"], retries.landed["budget"], retries.lost["tokens"] = 4, 3, 1
+    metrics.watch_store(failure, retries)
+    metrics.watch_ledger(lambda: 0, lambda: 5)
+    metrics.watch_spans(lambda: {"queue_full": 6, "export_failed": 7})
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples[("agentgw_store_failures_total", (("outcome", "refused_closed"),))] == 2
+    assert samples[("agentgw_store_failures_total", (("outcome", "admitted_open"),))] == 0
+    assert samples[("agentgw_settlements_deferred_total", (("kind", "budget"),))] == 4
+    assert samples[("agentgw_settlements_landed_late_total", (("kind", "budget"),))] == 3
+    assert samples[("agentgw_settlements_lost_total", (("kind", "tokens"),))] == 1
+    assert samples[("agentgw_settlements_pending", ())] == 0
+    assert samples[("agentgw_ledger_events_dropped_total", ())] == 5
+    assert samples[("agentgw_spans_dropped_total", (("reason", "export_failed"),))] == 7

@@ -1,6 +1,7 @@
 """GET /v1/budgets: cap, spent, reserved, remaining and reset time of the budgets a key may see.
 
-An agent key sees the budgets that apply to its own calls (its team's, its key's, its agent's);
+An agent key sees the budgets that apply to its own calls (its team's, its key's, its agent's, and
+for a key that may make up agent names, its agents' together: `key_agents`);
 a team admin its team's and every key of the team; an admin every team's. Agent and task budgets
 exist per agent and per task id: ask for one with `?agent=` or `?task=` (and `team=` for admins);
 the call's own `X-Agent-Id` and `X-Task-Id` headers count as asking, as they do on a chat call.
@@ -65,6 +66,7 @@ def visible(
                 agent=agent,
                 task=task,
                 default_thresholds=thresholds,
+                pool_agents=key is not None and key.open_agent_names,
             ):
                 seen.setdefault((budget.scope, budget.period), budget)
     return list(seen.values())

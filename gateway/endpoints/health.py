@@ -13,9 +13,9 @@ from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
 from policies.state import StoreUnavailable
 
-# Budgets shown as gauges: those named in config. Agent and task budgets exist per caller-chosen id,
-# which would make unbounded series; /v1/budgets answers for them.
-GAUGED_SCOPES = ("team", "key")
+# Budgets shown as gauges: those named in config (a key's agents together are one per key). Agent and
+# task budgets exist per caller-chosen id, which would make unbounded series; /v1/budgets answers for them.
+GAUGED_SCOPES = ("team", "key", "key_agents")
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -45,7 +45,9 @@ async def metrics(request: Request) -> Response:
     metrics = runtime.services.telemetry.metrics
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
-    metrics.update_breakers(runtime.router.health.snapshot())
+    metrics.update_breakers(
+        [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
+    )
     await update_budgets(runtime, metrics)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -87,11 +87,17 @@ class UsageReport:
         return out.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value: Any) -> Any:
-    """A number as a spreadsheet reads it: USD amounts in plain decimals (`0.000012`, never
-    `1.2e-05`)."""
+    """A value as a spreadsheet reads it: USD amounts in plain decimals (`0.000012`, never
+    `1.2e-05`); text that a spreadsheet would run as a formula (agent, task and session ids are
+    the callers' own) starts with a `'`, so `=cmd|'...'` shows as text (OWASP's CSV injection advice)."""
     if isinstance(value, float):
         return f"{value:.9f}".rstrip("0").rstrip(".") or "0"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

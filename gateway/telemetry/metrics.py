@@ -15,10 +15,11 @@ the Prometheus exposition format 0.0.4; the tests parse it with prometheus_clien
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.metering.usage import Usage
+from policies.state import RetryQueue, StoreFailurePolicy
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -72,6 +73,27 @@ class Counter(_Metric):
 
     def render(self) -> list[str]:
         return [f"{self.name}_total{self.label_text(k)} {_number(c.value)}" for k, c in self.children.items()]
+
+
+class CollectedCounter(_Metric):
+    """A counter kept by someone else (the ledger, the span exporter, the state store's retries): its
+    series are read from `sources` at scrape time, so the request path pays nothing for it."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self.sources: list[Callable[[], Mapping[tuple[str, ...], float]]] = []
+
+    def collect(self, source: Callable[[], Mapping[tuple[str, ...], float]]) -> None:
+        self.sources.append(source)
+
+    def render(self) -> list[str]:
+        values: dict[tuple[str, ...], float] = {}
+        for source in self.sources:
+            for labels, value in source().items():
+                values[labels] = values.get(labels, 0.0) + value
+        return [f"{self.name}_total{self.label_text(k)} {_number(v)}" for k, v in values.items()]
 
 
 class GaugeChild:
@@ -169,6 +191,10 @@ class Histogram(_Metric):
         return lines
 
 
+def _by_kind(counts: Mapping[str, int]) -> dict[tuple[str, ...], float]:
+    return {(kind,): count for kind, count in list(counts.items())}
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -222,10 +248,32 @@ class Metrics:
         self.budget_cap = Gauge("agentgw_budget_cap_usd", "Budget cap for the period.", ("scope", "name"))
         self.ledger_queue = Gauge("agentgw_ledger_queue_depth", "Usage events waiting to be written.")
         self.in_flight = Gauge("agentgw_in_flight_requests", "Calls being served now.")
-        self._metrics: list[Counter | Gauge | Histogram] = [
+        # What the gateway loses or defers itself, read at scrape time from where it is counted.
+        self.store_failures = CollectedCounter(
+            "agentgw_store_failures",
+            "Calls that met an unreachable state store: served unmetered (fail_open) or refused (fail_closed).",
+            ("outcome",),
+        )
+        self.settlements_deferred = CollectedCounter(
+            "agentgw_settlements_deferred", "Settlements the state store could not take at once, queued.", ("kind",)
+        )
+        self.settlements_landed = CollectedCounter(
+            "agentgw_settlements_landed_late", "Queued settlements that landed on a retry.", ("kind",)
+        )
+        self.settlements_lost = CollectedCounter(
+            "agentgw_settlements_lost", "Settlements given up on (queue full, shutdown, token corrections).", ("kind",)
+        )
+        self.settlements_pending = Gauge("agentgw_settlements_pending", "Settlements waiting to be retried.")
+        self.ledger_dropped = CollectedCounter("agentgw_ledger_events_dropped", "Usage events never written.")
+        self.spans_dropped = CollectedCounter(
+            "agentgw_spans_dropped", "Spans not exported: the queue was full or the export failed.", ("reason",)
+        )
+        self._metrics: list[Counter | CollectedCounter | Gauge | Histogram] = [
             self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.guardrails, self.rate_limited,
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
-            self.budget_cap, self.ledger_queue, self.in_flight,
+            self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
+            self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
+            self.spans_dropped,
         ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 
@@ -244,8 +292,24 @@ class Metrics:
         seen.add(value)
         return value
 
-    def watch_ledger(self, depth: Callable[[], float]) -> None:
+    def watch_ledger(self, depth: Callable[[], float], dropped: Callable[[], float] | None = None) -> None:
         self.ledger_queue.set_function(depth)
+        if dropped is not None:
+            self.ledger_dropped.collect(lambda: {(): dropped()})
+
+    def watch_store(self, failure: StoreFailurePolicy, retries: RetryQueue) -> None:
+        """The state store's failure decisions and the settlements waiting for it."""
+        self.store_failures.collect(
+            lambda: {("admitted_open",): failure.admitted_open, ("refused_closed",): failure.refused_closed}
+        )
+        self.settlements_deferred.collect(lambda: _by_kind(retries.deferred))
+        self.settlements_landed.collect(lambda: _by_kind(retries.landed))
+        self.settlements_lost.collect(lambda: _by_kind(retries.lost))
+        self.settlements_pending.set_function(lambda: retries.pending)
+
+    def watch_spans(self, dropped: Callable[[], Mapping[str, int]]) -> None:
+        """Spans the exporter dropped, by reason."""
+        self.spans_dropped.collect(lambda: _by_kind(dropped()))
 
     def observe_call(
         self,
@@ -268,10 +332,11 @@ class Metrics:
             self.tokens.labels(*labels, "output").observe(usage.output_tokens)
 
     def update_breakers(self, targets: Sequence[dict[str, Any]]) -> None:
-        """Breaker states from the router's health snapshot, at scrape time."""
+        """Breaker states at scrape time, from the router's description of its models' targets
+        (`provider`, `model`: the gateway's model name, as every other metric labels it)."""
         for target in targets:
             state = BREAKER_STATES.get(str(target.get("breaker")), 0)
-            self.breaker.labels(str(target["provider"]), str(target["upstream_model"])).set(state)
+            self.breaker.labels(str(target["provider"]), str(target["model"])).set(state)
 
     def render(self) -> bytes:
         lines: list[str] = []

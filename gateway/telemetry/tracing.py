@@ -99,6 +99,14 @@ class Tracing:
         if span.flags & 0x01 and self._exporter is not None:
             self._exporter.submit(span)
 
+    def dropped(self) -> dict[str, int]:
+        """Spans not exported, by reason: `queue_full` (the collector is too slow or down for long) and
+        `export_failed` (the collector refused them or could not be reached)."""
+        exporter = self._exporter
+        if exporter is None:
+            return {}
+        return {"queue_full": exporter.dropped, "export_failed": exporter.failed}
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Export what is queued (bounded by `timeout`) and stop."""
         if self._exporter is not None:
@@ -126,7 +134,8 @@ class BatchExporter:
         self._queue: deque[SpanData] = deque()
         self._wake = threading.Event()
         self._stopping = False
-        self.dropped = 0
+        self.dropped = 0  # spans refused because the queue was full
+        self.failed = 0  # spans in batches whose export failed
         self._last_error_log = 0.0
         self._thread = threading.Thread(target=self._run, name="span-exporter", daemon=True)
         self._thread.start()
@@ -153,6 +162,7 @@ class BatchExporter:
             try:
                 self._sink.export(batch)
             except Exception as exc:  # a collector that is down must never reach a request
+                self.failed += len(batch)
                 now = time.monotonic()
                 if now - self._last_error_log > 60:
                     self._last_error_log = now

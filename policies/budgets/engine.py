@@ -6,17 +6,21 @@ store operation (one Lua script on Redis): a call fits only if `spent + reserved
 So however many calls run at once, on however many replicas, `spent + reserved` never passes a cap
 (as long as real costs stay within their worst case). `settle` drops the hold and adds the real cost.
 
+Stalls: a settle the store cannot take now is queued (`RetryQueue`) and retried with backoff until it
+lands; a settle consumes its hold, so one retried after a lost reply changes nothing. A reservation
+whose reply was lost is cancelled the same way, so if it landed after all it holds nothing for long.
+
 Leaks: each hold carries a deadline (`reservation_seconds`). A hold still there after it, because its
 process died or a path forgot to settle, is dropped by the next operation that reads the account, which
-gives its amount back. Windows: the period window's label is part of the state key (`...:b:d20250114`),
-so a new period starts at zero; old windows expire a day after they end, idle task budgets after
-`task_idle_seconds`.
+gives its amount back (and a settle that comes later still counts its spend).
+
+Windows: the period window's label is part of the state key (`...:b:d20250114`), so a new period starts
+at zero; old windows expire a day after they end, idle task budgets after `task_idle_seconds`.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import secrets
 import time
@@ -30,8 +34,9 @@ from policies.budgets.periods import Window, window_of
 from policies.config import Period
 from policies.state.base import Account, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
+from policies.state.retries import RetryQueue
 
-log = logging.getLogger("agentgw.budgets")
+LateCrossings = Callable[[tuple[ThresholdCrossing, ...]], None]
 
 _DAY = 86_400
 
@@ -43,8 +48,8 @@ def _alert_levels(cap: int, thresholds: tuple[float, ...]) -> tuple[tuple[str, i
 
 class Reservation:
     """Money held for one call. Call `settle(actual_cost)` once the real cost is known, or `release()` when
-    the call cost nothing; either is idempotent, and neither raises for store failures (they are logged
-    and counted; the hold then lapses at its deadline)."""
+    the call cost nothing; either is idempotent, and neither raises for store failures (the settle is
+    queued and retried until the store takes it)."""
 
     __slots__ = ("_accounts", "_amount", "_budgets", "_engine", "_member", "_open", "_used", "_windows")
 
@@ -87,14 +92,15 @@ class Reservation:
             remaining[kind] = min(room, remaining.get(kind, room))
         return remaining
 
-    async def settle(self, actual_cost: int) -> tuple[ThresholdCrossing, ...]:
+    async def settle(self, actual_cost: int, on_late: LateCrossings | None = None) -> tuple[ThresholdCrossing, ...]:
         """Replace the hold by the real cost (nano-dollars). Returns the alert thresholds this spend reached
-        for the first time in the period, for the gateway to deliver."""
+        for the first time in the period, for the gateway to deliver; when the store could not take the
+        settle now, it is retried, and the thresholds it reaches once it lands go to `on_late`."""
         if not self._open:
             return ()
         self._open = False
         assert self._engine is not None
-        return await self._engine._settle(self, max(0, actual_cost))
+        return await self._engine._settle(self, max(0, actual_cost), on_late)
 
     async def release(self) -> None:
         """Drop the hold; nothing was spent."""
@@ -115,10 +121,12 @@ class BudgetEngine:
         reservation_seconds: float = 900.0,
         task_idle_seconds: float = 30 * _DAY,
         clock: Callable[[], float] = time.time,
+        retries: RetryQueue | None = None,
     ) -> None:
         """`reservation_seconds`: how long a hold may live unsettled before it counts as leaked (longer than
         any call). `task_idle_seconds`: a `total` task budget is forgotten after this long unused. `clock`:
-        unix seconds (periods and deadlines follow it)."""
+        unix seconds (periods and deadlines follow it). `retries`: where settles the store could not take
+        wait to be retried (shared with the rate limiter)."""
         self._store = store
         self._hold_ms = round(reservation_seconds * 1000)
         self._task_idle = round(task_idle_seconds)
@@ -126,8 +134,7 @@ class BudgetEngine:
         self._windows: dict[Period, Window] = {}
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
-        self.lost_settlements = 0
-        """Settles that failed because the store was unreachable (their holds lapse; the ledger has the cost)."""
+        self.retries = retries if retries is not None else RetryQueue()
 
     def _window(self, period: Period, now: float) -> Window:
         window = self._windows.get(period)
@@ -173,7 +180,13 @@ class BudgetEngine:
         cost = max(0, cost)
         member = f"{self._instance}.{next(self._ids)}|{cost}"
         now_ms = int(now * 1000)
-        held = await self._store.reserve(accounts, member, cost, now_ms, now_ms + self._hold_ms)
+        deadline_ms = now_ms + self._hold_ms
+        try:
+            held = await self._store.reserve(accounts, member, cost, now_ms, deadline_ms)
+        except StoreUnavailable as exc:
+            if exc.maybe_applied:  # it may land yet, holding money for no call: undo it once the store is back
+                self.retries.add(_Cancel(self._store, accounts, member, cost, deadline_ms))
+            raise
         if isinstance(held, Shortfall):
             budget, window = kept[held.index], windows[held.index]
             raise BudgetExceeded(
@@ -187,14 +200,18 @@ class BudgetEngine:
             )
         return Reservation(self, kept, windows, accounts, member, cost, held.used)
 
-    async def _settle(self, reservation: Reservation, actual: int) -> tuple[ThresholdCrossing, ...]:
-        accounts = reservation._accounts
+    async def _settle(
+        self, reservation: Reservation, actual: int, on_late: LateCrossings | None = None
+    ) -> tuple[ThresholdCrossing, ...]:
         try:
-            crossed = await self._store.settle(accounts, reservation._member, reservation._amount, actual)
-        except StoreUnavailable as exc:
-            self.lost_settlements += 1
-            log.warning("budget settle lost (%s); its hold lapses at its deadline", exc)
+            return await self._settle_now(reservation, actual)
+        except StoreUnavailable:
+            self.retries.add(_Settle(self, reservation, actual, on_late))
             return ()
+
+    async def _settle_now(self, reservation: Reservation, actual: int) -> tuple[ThresholdCrossing, ...]:
+        accounts = reservation._accounts
+        crossed = await self._store.settle(accounts, reservation._member, reservation._amount, actual)
         if not crossed:
             return ()
         out = []
@@ -210,3 +227,40 @@ class BudgetEngine:
         window = self._window(budget.period, now)
         spent, reserved = await self._store.balance(self._account(budget, window, now), int(now * 1000))
         return BudgetStatus.of(budget, window, spent, reserved)
+
+
+class _Settle:
+    """A settle to retry (idempotent: it consumes the hold)."""
+
+    __slots__ = ("_actual", "_engine", "_on_late", "_reservation")
+    kind = "budget"
+
+    def __init__(
+        self, engine: BudgetEngine, reservation: Reservation, actual: int, on_late: LateCrossings | None
+    ) -> None:
+        self._engine = engine
+        self._reservation = reservation
+        self._actual = actual
+        self._on_late = on_late
+
+    async def attempt(self) -> None:
+        crossings = await self._engine._settle_now(self._reservation, self._actual)
+        if crossings and self._on_late is not None:
+            self._on_late(crossings)
+
+
+class _Cancel:
+    """A reservation whose reply was lost, to undo (idempotent; a late copy of it then changes nothing)."""
+
+    __slots__ = ("_accounts", "_amount", "_member", "_store", "_until")
+    kind = "cancel"
+
+    def __init__(self, store: StateStore, accounts: list[Account], member: str, amount: int, until_ms: int) -> None:
+        self._store = store
+        self._accounts = accounts
+        self._member = member
+        self._amount = amount
+        self._until = until_ms
+
+    async def attempt(self) -> None:
+        await self._store.cancel(self._accounts, self._member, self._amount, self._until)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from policies.budgets.model import usd
+from policies.budgets.model import usd_text
 from policies.config import Period
 from policies.state.scope import Scope
 
@@ -25,9 +25,9 @@ class BudgetExceeded(Exception):
     ) -> None:
         per = "total" if period == "total" else f"{period}ly".replace("dayly", "daily")
         super().__init__(
-            f"{per} budget of ${usd(cap):.2f} for {scope} is exhausted "
-            f"(spent ${usd(spent):.4f}, held for calls in flight ${usd(reserved):.4f}, "
-            f"this call may cost up to ${usd(requested):.4f})"
+            f"{per} budget of {usd_text(cap)} for {scope} is exhausted "
+            f"(spent {usd_text(spent)}, held for calls in flight {usd_text(reserved)}, "
+            f"this call may cost up to {usd_text(requested)})"
         )
         self.scope = scope
         self.period = period

@@ -17,6 +17,13 @@ def usd(nanos: int) -> float:
     return float(Decimal(nanos) / NANOS_PER_USD)
 
 
+def usd_text(nanos: int) -> str:
+    """Nano-dollars for people: two decimals, and as many more as the amount needs (up to nine, so
+    it is exact): `$1.00`, `$0.005`, `$0.0098`, never a sub-cent cap shown as `$0.00`."""
+    whole, _, fraction = f"{Decimal(nanos) / NANOS_PER_USD:.9f}".partition(".")
+    return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
 def utc_moment(unix: int | None) -> datetime | None:
     return None if unix is None else datetime.fromtimestamp(unix, UTC)
 

@@ -18,9 +18,11 @@ def call_budgets(
     agent: str | None = None,
     task: str | None = None,
     default_thresholds: Sequence[float] = (),
+    pool_agents: bool = False,
 ) -> tuple[Budget, ...]:
     """Every budget a call is reserved against: the team's, the agent's (`agent_budget`, per agent), the
-    key's, and the task's (`task_budget` of the team and of the key, per X-Task-Id).
+    key's, and the task's (`task_budget` of the team and of the key, per X-Task-Id). With `pool_agents`
+    (the key may make up agent names), `agent_budget` also caps all the key's agents together.
 
     `default_thresholds` (from `budget_alerts.thresholds`) apply where a budget names none of its own.
     """
@@ -36,6 +38,8 @@ def call_budgets(
         add(Scope.of_team(team), team_policies.budget)
         if agent is not None:
             add(Scope(team, "agent", agent), team_policies.agent_budget)
+        if pool_agents and key is not None:
+            add(Scope(team, "key_agents", key), team_policies.agent_budget)
         if task is not None:
             add(Scope(team, "task", task), team_policies.task_budget)
     if key is not None and key_policies is not None:

@@ -27,7 +27,6 @@ and 1,240 req/s with these counters.
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +36,8 @@ from policies.limits.headers import RateLimitHeaders
 from policies.limits.rules import LimitRule
 from policies.state.base import Counter, Lease, StateStore, weighted
 from policies.state.errors import StoreUnavailable
+from policies.state.retries import RetryQueue
 from policies.state.scope import Scope
-
-log = logging.getLogger("agentgw.limits")
 
 _MAX_PLANS = 16_384  # cached plans (one per distinct set of rules); beyond this the cache starts over
 
@@ -74,12 +72,15 @@ class Admission:
     """An admitted call's hold on its rate limits.
 
     Call `settle(actual_tokens)` when the call's real usage is known (it corrects the token limits and
-    frees the concurrency slots), or `release()` when it is not (frees the slots, keeps the estimate).
-    Either is idempotent and the second call is a no-op; neither raises for store failures (they are
-    logged and counted; leases then lapse by themselves).
+    frees the concurrency slots), `release()` when it is not (frees the slots, keeps the estimate), or
+    `cancel()` when the call was refused after all (by a budget): then it uses up nothing. Each is
+    idempotent and only the first has an effect; none raises for store failures (they are logged and
+    counted; leases then lapse by themselves).
     """
 
-    __slots__ = ("_estimate", "_lease_keys", "_limiter", "_member", "_open", "_tokens", "_window", "headers")
+    __slots__ = (
+        "_estimate", "_lease_keys", "_limiter", "_member", "_open", "_requests", "_tokens", "_window", "headers",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -90,8 +91,10 @@ class Admission:
         member: str,
         window: int,
         headers: RateLimitHeaders | None,
+        requests: list[Counter] | None = None,
     ) -> None:
         self._limiter = limiter
+        self._requests = requests or []
         self._tokens = tokens
         self._estimate = estimate
         self._lease_keys = lease_keys
@@ -122,6 +125,15 @@ class Admission:
         assert self._limiter is not None
         await self._limiter._finish(self, None)
 
+    async def cancel(self) -> None:
+        """Take the whole hit back (requests, the token estimate, the slots): the call was refused
+        after it was counted, and a refused call uses up nothing."""
+        if not self._open:
+            return
+        self._open = False
+        assert self._limiter is not None
+        await self._limiter._finish(self, 0, requests=True)
+
 
 class RateLimiter:
     """Requests and tokens per window and calls in flight, per scope, shared through the state store."""
@@ -133,10 +145,12 @@ class RateLimiter:
         window_seconds: int = 60,
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.time,
+        retries: RetryQueue | None = None,
     ) -> None:
         """`window_seconds` is the rate window (60: rpm and tpm; tests shorten it). `lease_seconds` is how
         long a concurrency slot may be held before it counts as leaked. `clock` gives unix seconds; all
-        replicas sharing a store should agree on it (windows are aligned on the epoch)."""
+        replicas sharing a store should agree on it (windows are aligned on the epoch). `retries`: where
+        lease releases the store could not take wait to be retried (shared with the budget engine)."""
         self._store = store
         self._window = window_seconds
         self._window_ms = window_seconds * 1000
@@ -145,8 +159,7 @@ class RateLimiter:
         self._plans: dict[tuple[LimitRule, ...], _Plan] = {}
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
-        self.lost_settlements = 0
-        """Settles or releases that failed because the store was unreachable."""
+        self.retries = retries if retries is not None else RetryQueue()
 
     def _plan(self, rules: tuple[LimitRule, ...]) -> _Plan:
         plan = self._plans.get(rules)
@@ -194,7 +207,7 @@ class RateLimiter:
             raise RateLimited(scope, "concurrent", value, 1.0, window_seconds=self._window)
         numbers = self._numbers(plan.limits, counters, hit.counts, now_ms) if headers else None
         window = now_ms // self._window_ms
-        return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers)
+        return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers, plan.requests)
 
     def _refusal(self, limit: _Limit, amount: int, counts: tuple[int, int], now_ms: int) -> RateLimited:
         """The refusal for `limit`, which had `counts` (previous, current) and no room for `amount`."""
@@ -239,12 +252,14 @@ class RateLimiter:
             reset_tokens=tokens[2] if tokens else None,
         )
 
-    async def _finish(self, admission: Admission, actual_tokens: int | None) -> None:
+    async def _finish(self, admission: Admission, actual_tokens: int | None, *, requests: bool = False) -> None:
         corrections: list[Counter] = []
+        if requests:  # a refusal after the hit: each request counter gives its 1 back
+            corrections = [Counter(c.key, c.limit, -c.amount) for c in admission._requests]
         if actual_tokens is not None:
             diff = max(0, actual_tokens) - admission._estimate
             if diff:
-                corrections = [Counter(limit.key, limit.value, diff) for limit in admission._tokens]
+                corrections += [Counter(limit.key, limit.value, diff) for limit in admission._tokens]
         if not corrections and not admission._lease_keys:
             return
         now_ms = int(self._clock() * 1000)
@@ -253,11 +268,31 @@ class RateLimiter:
                 corrections, admission._lease_keys, admission._member, now_ms, self._window_ms, admission._window
             )
         except StoreUnavailable as exc:
-            self.lost_settlements += 1
-            log.warning("rate-limit settle lost (%s); leases lapse by themselves", exc)
+            # Freeing the slots is idempotent: retried until it lands. A token correction is not (a retry
+            # after a lost reply would count it twice): it is dropped, the estimate stands.
+            if corrections:
+                self.retries.lose("tokens", f"a rate-limit token correction ({exc})")
+            if admission._lease_keys:
+                self.retries.add(_Release(self._store, admission._lease_keys, admission._member, self._window_ms))
 
 
 _UNLIMITED = Admission.unlimited()
+
+
+class _Release:
+    """Concurrency leases to free, retried until the store takes it (removing a lease is idempotent)."""
+
+    __slots__ = ("_keys", "_member", "_store", "_window_ms")
+    kind = "lease"
+
+    def __init__(self, store: StateStore, keys: list[str], member: str, window_ms: int) -> None:
+        self._store = store
+        self._keys = keys
+        self._member = member
+        self._window_ms = window_ms
+
+    async def attempt(self) -> None:
+        await self._store.adjust([], self._keys, self._member, 0, self._window_ms, 0)
 
 
 def fits_in(previous: int, current: int, amount: int, limit: int, now_ms: int, window_ms: int) -> float:

@@ -26,9 +26,12 @@ def limit_rules(
     key_policies: KeyPolicies | None = None,
     agent: str | None = None,
     model: str | None = None,
+    pool_agents: bool = False,
 ) -> tuple[LimitRule, ...]:
     """Every limit a call must pass: the team's, each agent's (`agent_limits`), the key's, and the
     `per_model` entries of each for `model`. A key's limits apply on top of its team's: all are checked.
+    With `pool_agents` (the key may make up agent names), `agent_limits` also hold for all the key's
+    agents together, so new names never buy more room.
 
     Pure and cheap, but the result depends only on its arguments: cache it per (key, agent, model).
     """
@@ -47,6 +50,8 @@ def limit_rules(
         add(Scope.of_team(team), team_policies.limits)
         if agent is not None:
             add(Scope(team, "agent", agent), team_policies.agent_limits)
+        if pool_agents and key is not None:
+            add(Scope(team, "key_agents", key), team_policies.agent_limits)
     if key is not None and key_policies is not None:
         add(Scope(team, "key", key), key_policies.limits)
     return tuple(rules)

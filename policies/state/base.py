@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+LAPSED_KEEP_MS = 86_400_000  # how long a hold that lapsed unsettled is remembered: a late settle still counts
+
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -100,17 +102,26 @@ class StateStore(ABC):
         """Hold `amount` on every account if each has `spent + reserved + amount <= cap`, else change nothing.
 
         `member` names the hold (unique per reservation, ending in `|<amount>`); the hold lapses at
-        `deadline_ms` if it is never settled.
+        `deadline_ms` if it is never settled. A second copy of a reservation changes nothing; one that
+        was cancelled raises StoreUnavailable and changes nothing.
         """
 
     @abstractmethod
     async def settle(
         self, accounts: Sequence[Account], member: str, held: int, actual: int
     ) -> list[tuple[int, str, int]]:
-        """Drop the hold `member` (of `held`) and add `actual` to each account's spend.
+        """Consume the hold `member` (of `held`) and add `actual` to each account's spend; a hold that
+        lapsed unsettled is remembered for `LAPSED_KEEP_MS` and still counts. Where the hold is gone
+        (settled already) nothing changes: a settle may be retried after a lost reply.
 
         Returns (account index, alert label, spend) for each alert level reached for the first time.
         """
+
+    @abstractmethod
+    async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
+        """Undo a reservation whose reply was lost: drop the hold `member` (of `amount`) where it
+        landed; where it has not, mark it so that a late copy of it changes nothing (the marker goes
+        at `until_ms`, the hold's deadline). Idempotent."""
 
     @abstractmethod
     async def balance(self, account: Account, now_ms: int) -> tuple[int, int]:

@@ -11,6 +11,9 @@ class StoreUnavailable(Exception):
     answers 503.
     """
 
-    def __init__(self, message: str, *, store: str = "redis") -> None:
+    def __init__(self, message: str, *, store: str = "redis", maybe_applied: bool = False) -> None:
         super().__init__(message)
         self.store = store
+        self.maybe_applied = maybe_applied
+        """The command may have reached the store and run there (a timeout: its reply was lost), as
+        opposed to never having been sent (failing fast, nothing listening)."""

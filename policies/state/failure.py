@@ -18,7 +18,8 @@ class StoreFailurePolicy:
 
     On `StoreUnavailable` from an admission (rate limits or budget reservation), the gateway asks
     `admit_anyway(error)`: True (fail_open) means serve the call without limits or budget for it (the
-    ledger still records it); False (fail_closed) means answer 503. Both are counted for /metrics.
+    ledger still records it); False (fail_closed) means answer 503. Both are counted
+    (`admitted_open`, `refused_closed`), and /metrics exports them as `agentgw_store_failures_total`.
     """
 
     def __init__(self, mode: Literal["fail_open", "fail_closed"]) -> None:

@@ -10,13 +10,25 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
-from policies.state.base import Account, Counter, Hit, Lease, Reserved, Shortfall, StateStore, weighted
+from policies.state.base import (
+    LAPSED_KEEP_MS,
+    Account,
+    Counter,
+    Hit,
+    Lease,
+    Reserved,
+    Shortfall,
+    StateStore,
+    weighted,
+)
+from policies.state.errors import StoreUnavailable
 
 _SWEEP_EVERY = 64  # operations between sweep steps; each step looks at as many entries
+_LAPSED, _CANCELLED = "~", "x"  # marks of holds that are gone but must be known for a while, as on Redis
 
 
 class _Account:
-    __slots__ = ("alerted", "expire_at", "holds", "reserved", "spent")
+    __slots__ = ("alerted", "expire_at", "holds", "marks", "reserved", "spent")
 
     def __init__(self) -> None:
         self.spent = 0
@@ -25,9 +37,16 @@ class _Account:
         # member -> (amount, deadline_ms), oldest first: holds are added with one TTL, so they lapse in order.
         self.holds: OrderedDict[str, tuple[int, int]] | None = None
         self.alerted: set[str] | None = None
+        # member -> (mark, forget_at_ms): a hold that lapsed unsettled, or a reservation cancelled (rare).
+        self.marks: dict[str, tuple[str, int]] | None = None
 
     def expired(self, now_ms: int) -> bool:
         return bool(self.expire_at) and self.expire_at * 1000 <= now_ms
+
+    def mark(self, member: str, mark: str, forget_at_ms: int) -> None:
+        if self.marks is None:
+            self.marks = {}
+        self.marks[member] = (mark, forget_at_ms)
 
     def sweep(self, now_ms: int) -> None:
         holds = self.holds
@@ -37,8 +56,14 @@ class _Account:
                 break
             del holds[member]
             self.reserved = max(0, self.reserved - amount)
+            self.mark(member, _LAPSED, now_ms + LAPSED_KEEP_MS)
         if holds is not None and not holds:
             self.holds = None  # most accounts hold nothing most of the time: keep them small
+        if self.marks:
+            for member in [m for m, (_, forget_at) in self.marks.items() if forget_at <= now_ms]:
+                del self.marks[member]
+            if not self.marks:
+                self.marks = None
 
 
 class _Window:
@@ -121,6 +146,11 @@ class MemoryStore(StateStore):
         self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
     ) -> Reserved | Shortfall:
         self._tick(now_ms)
+        first = self._accounts.get(accounts[0].key) if accounts else None
+        if first is not None and first.marks and first.marks.get(member, ("",))[0] == _CANCELLED:
+            raise StoreUnavailable(f"reservation {member} was cancelled", store="memory")
+        if first is not None and first.holds and member in first.holds:  # a second copy: changes nothing
+            return Reserved(tuple(max(0, s.spent + s.reserved - amount) for s in map(self._state, accounts)))
         states = []
         for index, spec in enumerate(accounts):
             state = self._account(spec.key, now_ms)
@@ -134,8 +164,7 @@ class MemoryStore(StateStore):
             if state.holds is None:
                 state.holds = OrderedDict()
             state.holds[member] = (amount, deadline_ms)
-            if spec.expire_at:
-                state.expire_at = spec.expire_at
+            state.expire_at = spec.expire_at  # 0: never (a record made for a cancel mark had its expiry)
         return Reserved(used)
 
     async def settle(
@@ -144,12 +173,16 @@ class MemoryStore(StateStore):
         crossed: list[tuple[int, str, int]] = []
         for index, spec in enumerate(accounts):
             state = self._accounts.get(spec.key)
-            if state is None:  # expired meanwhile: the spend still counts, in a fresh record
-                state = self._accounts[spec.key] = _Account()
+            if state is None:  # expired meanwhile, holds and all: nothing to settle
+                continue
             if state.holds and state.holds.pop(member, None) is not None:
                 state.reserved = max(0, state.reserved - held)
                 if not state.holds:
                     state.holds = None
+            elif not (state.marks and state.marks.get(member, ("",))[0] == _LAPSED):
+                continue  # settled already: a retried settle changes nothing
+            elif state.marks is not None:
+                del state.marks[member]
             state.spent += actual
             if spec.expire_at:
                 state.expire_at = spec.expire_at
@@ -160,6 +193,27 @@ class MemoryStore(StateStore):
                     state.alerted.add(label)
                     crossed.append((index, label, state.spent))
         return crossed
+
+    async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
+        for spec in accounts:
+            state = self._accounts.get(spec.key)
+            if state is None:
+                continue
+            if state.holds and state.holds.pop(member, None) is not None:
+                state.reserved = max(0, state.reserved - amount)
+                if not state.holds:
+                    state.holds = None
+            if state.marks and state.marks.get(member, ("",))[0] == _LAPSED:
+                del state.marks[member]
+        if accounts:
+            state = self._accounts.get(accounts[0].key)
+            if state is None:
+                state = self._accounts[accounts[0].key] = _Account()
+                state.expire_at = -(-until_ms // 1000)  # a record made for the mark goes with it
+            state.mark(member, _CANCELLED, until_ms)
+
+    def _state(self, spec: Account) -> _Account:
+        return self._accounts.get(spec.key) or _Account()
 
     async def balance(self, account: Account, now_ms: int) -> tuple[int, int]:
         state = self._accounts.get(account.key)

@@ -56,7 +56,9 @@ class _RedisGuard:
             if not store._down_until:
                 log.warning("state store %s is unreachable: %s", store.location.redacted, _describe(error))
             store._down_until = time.monotonic() + store.fail_fast
-        raise StoreUnavailable(f"state store {store.location.redacted}: {_describe(error)}") from error
+        raise StoreUnavailable(
+            f"state store {store.location.redacted}: {_describe(error)}", maybe_applied=True
+        ) from error
 
 
 def _describe(error: BaseException) -> str:
@@ -90,6 +92,7 @@ class RedisStore(StateStore):
         register = self._client.register_script
         self._reserve = register(scripts.RESERVE)
         self._settle = register(scripts.SETTLE)
+        self._cancel = register(scripts.CANCEL)
         self._balance = register(scripts.BALANCE)
         self._hit = register(scripts.HIT)
         self._adjust = register(scripts.ADJUST)
@@ -116,6 +119,8 @@ class RedisStore(StateStore):
             result = await self._reserve(self._keys(accounts), args)
         if int(result[0]) == 0:
             return Reserved(tuple(int(value) for value in result[1:]))
+        if int(result[0]) < 0:  # cancelled before it landed (only a late copy of a lost command sees this)
+            raise StoreUnavailable(f"reservation {member} was cancelled")
         index, spent, reserved = result
         return Shortfall(int(index) - 1, int(spent), int(reserved))
 
@@ -130,6 +135,10 @@ class RedisStore(StateStore):
         with self._guard:
             result = await self._settle(self._keys(accounts), args)
         return [(int(result[i]) - 1, result[i + 1].decode(), int(result[i + 2])) for i in range(0, len(result), 3)]
+
+    async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
+        with self._guard:
+            await self._cancel(self._keys(accounts), [member, amount, until_ms])
 
     async def balance(self, account: Account, now_ms: int) -> tuple[int, int]:
         with self._guard:

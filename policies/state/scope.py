@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ScopeKind = Literal["team", "key", "agent", "task"]
+ScopeKind = Literal["team", "key", "agent", "task", "key_agents"]  # key_agents: all agents of one key together
 
 # Escapes the characters that structure our keys (`/`, `:`), Redis Cluster hash tags (`{`, `}`) and `%` itself,
 # so an id taken from a request header can never collide with, or re-slot, another scope's key.
@@ -48,7 +48,12 @@ class Scope:
         return key if self.model is None else f"{key}:{quote(self.model)}"
 
     def __str__(self) -> str:
-        text = f"team {self.team}" if self.kind == "team" else f"{self.kind} {self.name} of team {self.team}"
+        if self.kind == "team":
+            text = f"team {self.team}"
+        elif self.kind == "key_agents":
+            text = f"all agents of key {self.name} together, team {self.team}"
+        else:
+            text = f"{self.kind} {self.name} of team {self.team}"
         return text if self.model is None else f"{text}, model {self.model}"
 
     def as_dict(self) -> dict[str, str | None]:

@@ -4,10 +4,14 @@ which share a hash tag (`{team}`), so they run unchanged on Redis Cluster.
 Budget account layout (`<account>` = `<prefix>{team}:kind:name:b:<period window>`):
 
 - `<account>` hash: `spent`, `reserved` (sum of live holds), `alert:<threshold>` markers;
-- `<account>:h` sorted set of holds: member `<reservation id>|<amount>`, score = deadline in ms.
+- `<account>:h` sorted set of holds: member `<reservation id>|<amount>`, score = deadline in ms; and
+  markers of holds that are gone but must be known for a while: `~<member>` a hold that lapsed
+  unsettled (a late settle still counts its spend), `x<member>` a reservation cancelled before it
+  landed (a late copy of it changes nothing); their score is when they are forgotten.
 
 A hold whose deadline passed was leaked (its process died, or never settled): every script that reads
-an account first drops such holds and gives their amount back (`SWEEP`). Both keys expire with the
+an account first drops such holds and gives their amount back (`SWEEP`). Settling consumes the hold,
+so a settle retried after a lost reply finds nothing and changes nothing. Both keys expire with the
 period (or after idling, for task budgets).
 
 Concurrency leases: `<prefix>{team}:kind:name:c` sorted set, member = lease id, score = deadline in ms.
@@ -19,17 +23,24 @@ after its last change, when nothing in it can count any more.
 
 from __future__ import annotations
 
-# Drop holds whose deadline passed and give their amounts back. Needs `now` (ms) in scope.
-_SWEEP = """
+from policies.state.base import LAPSED_KEEP_MS
+
+# Drop holds whose deadline passed and give their amounts back, remembering each as lapsed (`~`);
+# drop markers whose time is up. Needs `now` (ms) in scope.
+_SWEEP = f"""
 local function sweep(account, holds)
   local stale = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
   if #stale > 0 then
     local freed = 0
-    for _, member in ipairs(stale) do
-      freed = freed + tonumber(string.match(member, '|(%d+)$'))
-    end
     redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
-    if redis.call('HINCRBY', account, 'reserved', -freed) < 0 then
+    for _, member in ipairs(stale) do
+      local mark = string.sub(member, 1, 1)
+      if mark ~= '~' and mark ~= 'x' then
+        freed = freed + tonumber(string.match(member, '|(%d+)$'))
+        redis.call('ZADD', holds, now + {LAPSED_KEEP_MS}, '~' .. member)
+      end
+    end
+    if freed > 0 and redis.call('HINCRBY', account, 'reserved', -freed) < 0 then
       redis.call('HSET', account, 'reserved', 0)
     end
   end
@@ -40,14 +51,25 @@ end
 # ARGV: now_ms, deadline_ms, member, amount, then per account: cap, expire_at (unix s, 0 = never)
 # Returns {0, used_1, used_2, ...} when every account had room (and holds the amount now; used_i is
 # its spent + reserved before), else {index, spent, reserved} of the first account without room (and
-# nothing changed).
+# nothing changed), or {-1} when the reservation was cancelled before it got here (nothing changed).
+# A second copy of the same reservation (its first reply was lost) changes nothing either.
 RESERVE = (
     "local now = tonumber(ARGV[1])\n"
     + _SWEEP
     + """
+if redis.call('ZSCORE', KEYS[2], 'x' .. ARGV[3]) then
+  return {-1}
+end
 local amount = tonumber(ARGV[4])
 local n = #KEYS / 2
 local used = {0}
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+  for i = 1, n do
+    local v = redis.call('HMGET', KEYS[2 * i - 1], 'spent', 'reserved')
+    used[i + 1] = math.max(0, (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) - amount)
+  end
+  return used
+end
 for i = 1, n do
   local account = KEYS[2 * i - 1]
   sweep(account, KEYS[2 * i])
@@ -67,6 +89,8 @@ for i = 1, n do
   if expire_at > 0 then
     redis.call('EXPIREAT', account, expire_at)
     redis.call('EXPIREAT', holds, expire_at)
+  else
+    redis.call('PERSIST', holds)  -- a cancel marker may have created it with the marker's expiry
   end
 end
 return used
@@ -75,9 +99,10 @@ return used
 
 # KEYS: as RESERVE.
 # ARGV: member, held amount, actual amount, then per account: expire_at, alert count k, k x (label, level).
-# Drops the hold (if a sweep has not already), adds the actual spend, and returns {index, label, ...}
+# Consumes the hold (live, or remembered as lapsed), adds the actual spend, and returns
 # {index, label, spent, ...} for each alert level the spend reached for the first time in this account
-# (HSETNX: once, cluster-wide).
+# (HSETNX: once, cluster-wide). Where the hold is gone (settled already), nothing changes: retrying a
+# settle whose reply was lost is safe.
 SETTLE = """
 local member = ARGV[1]
 local held = tonumber(ARGV[2])
@@ -86,30 +111,60 @@ local crossed = {}
 local a = 4
 for i = 1, #KEYS / 2 do
   local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
-  if redis.call('ZREM', holds, member) == 1 then
-    if redis.call('HINCRBY', account, 'reserved', -held) < 0 then
-      redis.call('HSET', account, 'reserved', 0)
-    end
-  end
-  local spent = redis.call('HINCRBY', account, 'spent', actual)
   local expire_at = tonumber(ARGV[a])
   local alerts = tonumber(ARGV[a + 1])
   a = a + 2
-  if expire_at > 0 then
-    redis.call('EXPIREAT', account, expire_at)
-    redis.call('EXPIREAT', holds, expire_at)
-  end
-  for _ = 1, alerts do
-    local label, level = ARGV[a], tonumber(ARGV[a + 1])
-    a = a + 2
-    if spent >= level and redis.call('HSETNX', account, 'alert:' .. label, 1) == 1 then
-      crossed[#crossed + 1] = i
-      crossed[#crossed + 1] = label
-      crossed[#crossed + 1] = spent
+  local found = redis.call('ZREM', holds, member) == 1
+  if found then
+    if redis.call('HINCRBY', account, 'reserved', -held) < 0 then
+      redis.call('HSET', account, 'reserved', 0)
     end
+  else
+    found = redis.call('ZREM', holds, '~' .. member) == 1
+  end
+  if found then
+    local spent = redis.call('HINCRBY', account, 'spent', actual)
+    if expire_at > 0 then
+      redis.call('EXPIREAT', account, expire_at)
+      redis.call('EXPIREAT', holds, expire_at)
+    end
+    for _ = 1, alerts do
+      local label, level = ARGV[a], tonumber(ARGV[a + 1])
+      a = a + 2
+      if spent >= level and redis.call('HSETNX', account, 'alert:' .. label, 1) == 1 then
+        crossed[#crossed + 1] = i
+        crossed[#crossed + 1] = label
+        crossed[#crossed + 1] = spent
+      end
+    end
+  else
+    a = a + 2 * alerts
   end
 end
 return crossed
+"""
+
+# KEYS: as RESERVE. ARGV: member, amount, until_ms (the hold's deadline).
+# Undoes a reservation whose reply was lost: drops the hold where it landed (giving its amount back),
+# and leaves `x<member>` in the first account's holds until `until_ms`, which RESERVE checks, so a copy
+# of the command that arrives later changes nothing.
+CANCEL = """
+local member, amount = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS / 2 do
+  local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('ZREM', holds, member) == 1 then
+    if redis.call('HINCRBY', account, 'reserved', -amount) < 0 then
+      redis.call('HSET', account, 'reserved', 0)
+    end
+  end
+  redis.call('ZREM', holds, '~' .. member)
+end
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
+redis.call('ZADD', KEYS[2], ARGV[3], 'x' .. member)
+if fresh then
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+end
+return 0
 """
 
 # KEYS: account, holds. ARGV: now_ms. Returns {spent, reserved} after dropping leaked holds.

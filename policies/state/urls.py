@@ -125,16 +125,19 @@ def _host_port(item: str, default_port: int) -> tuple[str, int]:
 def redis_client(location: StoreLocation, *, connect_timeout: float, timeout: float, max_connections: int) -> Any:
     """A redis.asyncio client for the location (Redis, RedisCluster or a Sentinel master). Nothing connects
     until the first command. One quick retry on a fresh connection covers pooled connections that a Redis
-    restart closed; more would only make an outage slower to report."""
+    restart closed; more would only make an outage slower to report. A command that timed out is not
+    sent again: it may still run (a stalled Redis runs what queued up once it resumes), and a second copy
+    would run too; the callers decide what to retry, with writes that are safe to repeat."""
     from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, Sentinel
     from redis.asyncio.cluster import ClusterNode
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
     options: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if location.kind == "redis":
         # Blocking: at the connection cap, a command waits (up to `timeout`) for a free connection

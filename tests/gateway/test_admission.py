@@ -23,5 +23,5 @@ def test_rules_cached_per_agent_never_outgrow_their_bound() -> None:
     principal = Principal("k", "research", None, Role.AGENT, frozenset())
     for n in range(admission.MAX_CACHED_RULES + 50):
         rules = gate.rules_for(CallContext("req", principal, f"agent-{n}"), "m")
-        assert [rule.scope.kind for rule in rules] == ["team", "agent"]
+        assert [rule.scope.kind for rule in rules] == ["team", "agent", "key_agents"]
         assert len(gate._rules) <= admission.MAX_CACHED_RULES

@@ -128,3 +128,8 @@ def test_the_full_example_config_is_valid() -> None:
     config = parse_config(text, "config.full.yaml", env)
     assert set(config.routes) == {"smart", "canary", "auto", "capped", "fast"}
     assert config.teams["research"].task_budget is not None
+
+
+@pytest.mark.parametrize(("word", "section"), [("team", "teams"), ("model", "models"), ("key", "keys")])
+def test_a_misspelt_section_suggests_the_section(word: str, section: str) -> None:
+    assert problems(BASE + f"\n{word}: {{}}\n") == [f"{word}: unknown key (did you mean '{section}'?)"]

@@ -39,17 +39,40 @@ def test_pinned_agent_cannot_be_overridden() -> None:
         attribute(PINNED, {"x-agent-id": "someone-else"}, "r")
 
 
+def latin1(text: str) -> str:
+    """What the server hands over for a header sent as UTF-8: its bytes as latin-1 text."""
+    return text.encode().decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Weather reporter", "=cmd|' /C calc'!A0", 'say "hi" \\ back\\slash', "天气预报员", "🌦️ reporter", "👩\u200d💻",
+     "drop;table", "x" * 128, "é"],
+)  # fmt: skip
+@pytest.mark.parametrize("name", ["x-agent-id", "x-task-id", "x-session-id"])
+def test_any_printable_text_attributes_a_call(name: str, value: str) -> None:
+    ctx = attribute(FREE, {name: latin1(value)}, "r")
+    assert {"x-agent-id": ctx.agent, "x-task-id": ctx.task, "x-session-id": ctx.session}[name] == value
+
+
+def test_a_header_that_is_not_utf8_reads_as_latin1() -> None:
+    assert attribute(FREE, {"x-task-id": "caf\xe9"}, "r").task == "café"  # the byte 0xE9 alone
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
         ("x-task-id", ""),
+        ("x-task-id", "   "),
         ("x-task-id", "a" * 129),
-        ("x-session-id", "has space"),
-        ("x-agent-id", "é"),
+        ("x-agent-id", "tab\there"),
+        ("x-agent-id", "new\nline"),
+        ("x-session-id", "nul\x00"),
+        ("x-session-id", "del\x7f"),
+        ("x-agent-id", "admin\u202egnp.exe"),  # a bidi override reorders what a log line shows
         ("x-tags", "novalue"),
         ("x-tags", "k=v,=v"),
         ("x-tags", ",".join(f"k{i}=v" for i in range(17))),
-        ("x-task-id", "drop;table"),
     ],
 )
 def test_malformed_headers_are_400(name: str, value: str) -> None:

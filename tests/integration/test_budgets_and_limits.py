@@ -122,11 +122,35 @@ def test_budget_refusal_is_final_for_the_sdk(standin: StandIn, gateway_factory: 
     assert 'agentgw_requests_total{operation="chat",status="429",code="budget_exceeded"} 1.0' in refusals
 
 
-def test_a_spent_total_budget_still_says_when_to_retry(standin: StandIn, gateway_factory: Any) -> None:
-    gateway = gateway_factory(budget_config(standin, budget={"usd": 0.001, "period": "total"}))
+def test_a_spent_total_budget_never_says_retry(standin: StandIn, gateway_factory: Any) -> None:
+    gateway = gateway_factory(budget_config(standin, task_budget={"usd": 0.001, "period": "total"}))
+    client = gateway.client(AGENT_KEY, max_retries=3)
     with pytest.raises(openai.RateLimitError) as info:
-        gateway.client(AGENT_KEY).chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
-    assert info.value.response.headers["retry-after"] == "86400"  # never resets: a person must raise the cap
+        client.chat.completions.create(
+            model="priced", messages=USER, max_tokens=MAX_TOKENS, extra_headers={"x-task-id": "t-1"}
+        )
+    headers = info.value.response.headers
+    assert headers["x-should-retry"] == "false" and "retry-after" not in headers  # a total budget never resets
+    # A sub-cent cap prints with the digits it needs.
+    assert info.value.body["message"] == (
+        "The total budget of $0.001 for task t-1 of team research is exhausted (spent $0.00, held for calls "
+        "in flight $0.00, this call may cost up to $0.005)."
+    )
+    text = httpx.get(gateway.url + "/metrics").text  # the SDK asked once
+    assert 'agentgw_requests_total{operation="chat",status="429",code="budget_exceeded"} 1.0' in text
+
+
+def test_a_call_a_budget_refuses_uses_up_no_rate_limit(standin: StandIn, gateway_factory: Any, state: Any) -> None:
+    config = budget_config(standin, limits={"rpm": 2}, task_budget={"usd": 0.001, "period": "total"})
+    config["keys"][1]["limits"] = {"rpm": 2, "concurrent": 1}
+    config["state"] = state
+    gateway = gateway_factory(config)
+    refused = asyncio.run(burst(gateway.base_url, AGENT_KEY, 5, **{"x-task-id": "too-dear"}))
+    assert refused == [429] * 5  # each refused by the task budget
+    client = gateway.client(AGENT_KEY)
+    raw = client.chat.completions.with_raw_response.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
+    assert raw.headers["x-ratelimit-remaining-requests"] == "1"  # the refused calls counted nothing
+    client.chat.completions.create(model="priced", messages=USER, max_tokens=MAX_TOKENS)
 
 
 def test_task_budgets_cap_each_task_separately(standin: StandIn, gateway_factory: Any) -> None:
@@ -232,6 +256,9 @@ def test_redis_going_away_and_coming_back(standin: StandIn, gateway_factory: Any
         with gateway.http() as http:
             ready = http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["state_store"] == "unreachable"
+        failures = httpx.get(gateway.url + "/metrics").text  # the decisions are counted
+        outcome = "refused_closed" if mode == "fail_closed" else "admitted_open"
+        assert f'agentgw_store_failures_total{{outcome="{outcome}"}} 3.0' in failures
         redis.start()
         deadline = time.monotonic() + 10
         while asyncio.run(burst(gateway.base_url, AGENT_KEY, 1)) != [200] and time.monotonic() < deadline:

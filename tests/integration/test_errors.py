@@ -128,8 +128,13 @@ def test_unknown_and_forbidden_models(gateway: Any) -> None:
         "permission_denied",
         "model",
     )
-    assert_error(post(gateway, {"model": "mock-embed", "messages": USER}), 404, "model_not_found")
-    assert_error(post(gateway, {"model": "mock-chat", "input": "x"}, path="/v1/embeddings"), 404, "model_not_found")
+    # A model of the other kind is a capability mismatch: 400 naming `model`, as the error table says.
+    error = assert_error(post(gateway, {"model": "mock-embed", "messages": USER}), 400, "invalid_request", "model")
+    assert "serves embeddings, not chat" in error["message"]
+    error = assert_error(
+        post(gateway, {"model": "mock-chat", "input": "x"}, path="/v1/embeddings"), 400, "invalid_request", "model"
+    )
+    assert "serves chat, not embeddings" in error["message"]
 
 
 @pytest.mark.parametrize("key", [None, "agentgw-not-a-real-key", ""])
@@ -149,7 +154,8 @@ def test_pinned_agent_conflict_is_403(gateway: Any) -> None:
 
 
 def test_malformed_attribution_header_is_400(gateway: Any) -> None:
-    response = post(gateway, {"model": "oa-gpt-x", "messages": USER}, headers={"x-task-id": "bad task id"})
+    # Any printable text is an id (spaces too); a tab is a control character.
+    response = post(gateway, {"model": "oa-gpt-x", "messages": USER}, headers={"x-task-id": "bad\ttask id"})
     assert_error(response, 400, "invalid_request", "x-task-id")
 
 

@@ -286,6 +286,11 @@ def test_collector_down_does_not_touch_requests(standin: StandIn, gateway_factor
     for _ in range(20):
         client.chat.completions.create(model="oa-gpt-x", messages=USER)
     assert time.monotonic() - started < 10  # generous: an exporter on the request path would block each call
+    deadline = time.monotonic() + 10
+    while not (dropped := total(metric_samples(gateway), "agentgw_spans_dropped_total", reason="export_failed")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert dropped <= 40  # the lost spans are counted: at most a call span and an attempt span per call
 
 
 def metric_samples(gateway: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -341,6 +346,8 @@ def test_metrics_after_a_known_workload(gateway: Any, standin: StandIn) -> None:
     assert total(s, "agentgw_fallbacks_total", model="oa-fail-500") == 1
     assert total(s, "agentgw_cost_usd_total", team="research", agent="crawler", model="oa-gpt-x") > 0
     assert total(s, "agentgw_ledger_queue_depth") >= 0 and total(s, "agentgw_in_flight_requests") == 0
+    assert ("agentgw_ledger_events_dropped_total", ()) in s and total(s, "agentgw_ledger_events_dropped_total") == 0
+    assert total(s, "agentgw_store_failures_total") == 0 and total(s, "agentgw_settlements_pending") == 0
     assert not any("T-9" in str(k) or "sess" in str(k) for k in s)
 
 
@@ -427,3 +434,15 @@ def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: A
     assert a["agentgw.budget.team.remaining_usd"] == pytest.approx(1 - cost)
     assert a["agentgw.budget.key.remaining_usd"] == pytest.approx(0.5 - cost)
     assert "agentgw.budget.task.remaining_usd" not in a
+
+
+def test_breaker_state_is_labelled_with_the_gateways_model_name(standin: StandIn, gateway_factory: Any) -> None:
+    config = base_config(standin)
+    config["routing"] = {"breaker": {"failure_threshold": 1, "cooldown_s": 60}}
+    gateway = gateway_factory(config)
+    with pytest.raises(openai.InternalServerError):
+        gateway.client().chat.completions.create(model="oa-fail-500", messages=USER)
+    s = metric_samples(gateway)
+    assert s[("agentgw_breaker_state", (("model", "oa-fail-500"), ("provider", "standin-openai")))] == 2  # open
+    assert s[("agentgw_breaker_state", (("model", "oa-gpt-x"), ("provider", "standin-openai")))] == 0
+    assert not any(n == "agentgw_breaker_state" and ("model", "fail-500") in ls for n, ls in s)  # no upstream names

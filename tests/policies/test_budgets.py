@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from policies.budgets import Budget, BudgetEngine, BudgetExceeded, Reservation, call_budgets
+from policies.budgets.model import usd_text
 from policies.config import KeyPolicies, StateConfig, TeamPolicies
 from policies.state import MemoryStore, Scope, StateStore, open_store
 from tests.policies.conftest import FakeClock, redis_config
@@ -298,3 +299,12 @@ def test_memory_forgets_idle_task_budgets_as_it_goes() -> None:
         assert len(store._accounts) < 100  # the 2000 idle tasks are gone, a few per operation
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("nanos", "text"),
+    [(0, "$0.00"), (10**9, "$1.00"), (5_000_000, "$0.005"), (9_800_000, "$0.0098"), (1, "$0.000000001"),
+     (123_450_000_000, "$123.45"), (500_000_000_000, "$500.00")],
+)  # fmt: skip
+def test_usd_text_never_hides_a_sub_cent_amount(nanos: int, text: str) -> None:
+    assert usd_text(nanos) == text

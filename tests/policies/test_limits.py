@@ -303,3 +303,20 @@ def test_a_replica_whose_clock_is_behind_never_resets_a_window(state: StateConfi
         await refused(fast, rules)
 
     run(state, scenario)
+
+
+def test_a_cancelled_admission_uses_up_nothing(state: StateConfig) -> None:
+    """A call a budget refuses after its limits counted it: cancel() takes the whole hit back."""
+    rules = [LimitRule(TEAM, rpm=2, tpm=10_000, concurrent=1)]
+
+    async def scenario(store: StateStore) -> None:
+        limiter = RateLimiter(store, window_seconds=HOUR, clock=FakeClock(START))
+        for _ in range(5):
+            await (await limiter.admit(rules, 1000)).cancel()
+        admitted = await limiter.admit(rules, 1000)
+        assert admitted.headers is not None
+        assert (admitted.headers.remaining_requests, admitted.headers.remaining_tokens) == (1, 9000)
+        await admitted.cancel()
+        await admitted.settle(5000)  # no-op: the first of settle, release, cancel wins
+
+    run(state, scenario)

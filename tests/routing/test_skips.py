@@ -107,9 +107,9 @@ def test_open_circuits_are_503_with_the_time_until_a_probe() -> None:
     assert error.retry_after_s == pytest.approx(20.0)
 
 
-def test_the_wrong_operation_is_404() -> None:
+def test_the_wrong_operation_is_400() -> None:
     error = no_target(ROUTES, "embed")
-    assert (error.status, error.considered) == (404, (("embed", "kind: serves embeddings, not chat"),))
+    assert (error.status, error.considered) == (400, (("embed", "kind: serves embeddings, not chat"),))
     router = make_router(ROUTES)
     assert router.plan(RequestFeatures(requested_model="embed", operation="embeddings")) is not None
 
