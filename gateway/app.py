@@ -16,8 +16,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import __version__
-from gateway.admission import Policies
 from gateway.apis import API
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
@@ -31,15 +29,9 @@ from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
 from gateway.gc_tuning import tune_for_serving
 from gateway.log_scrub import scrubber
-from gateway.metering.ledger import Ledger
-from gateway.metering.tokens import TokenCounter
 from gateway.middleware import EdgeMiddleware
-from gateway.runtime import Services, build_runtime
-from gateway.telemetry import Metrics, Telemetry, Tracing
+from gateway.runtime import Services, build_runtime, open_services
 from gateway.telemetry.tracing import SpanSink
-from gateway.upstream import create_client
-from policies.state import open_store
-from routing import HealthTracker
 
 log = logging.getLogger("agentgw")
 
@@ -54,7 +46,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         scrubber.add(config.secrets())
         scrubber.install()
-        async with _services(config, span_sink) as services:
+        async with open_services(config, span_sink) as services:
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -113,53 +105,6 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handler(Request(scope, receive, send))
         await response(scope, receive, send)
-
-
-@contextlib.asynccontextmanager
-async def _services(config: Config, span_sink: SpanSink | None) -> AsyncIterator[Services]:
-    """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
-    thing, after uvicorn has drained the in-flight calls)."""
-    counter = TokenCounter()
-    counter.preload()
-    client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
-    tracing = Tracing(config.telemetry.tracing, sink=span_sink, version=__version__)
-    metrics = Metrics() if config.telemetry.metrics.enabled else None
-    telemetry = Telemetry(tracing, metrics, config.telemetry.capture_content)
-    policies = Policies(
-        open_store(config.state),
-        client,
-        on_store_error=config.state.on_store_error,
-        hold_seconds=config.state.reservation_ttl_seconds,
-    )
-    if metrics is not None:
-        metrics.watch_store(policies.failure, policies.retries)
-        metrics.watch_spans(tracing.dropped)
-    ledger = None
-    try:
-        if config.ledger.enabled:
-            ledger = Ledger(
-                config.ledger.path,
-                batch_size=config.ledger.batch_size,
-                flush_interval=config.ledger.flush_interval_ms / 1000,
-                retention_days=config.ledger.retention_days,
-            )
-            await ledger.start()
-            if metrics is not None:
-                metrics.watch_ledger(
-                    lambda: ledger.queue_depth if ledger is not None else 0,
-                    lambda: ledger.dropped if ledger is not None else 0,
-                )
-        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies)
-    finally:
-        try:
-            await policies.drain()  # settlements of the calls that just finished, alert deliveries
-            await policies.store.aclose()
-            if ledger is not None:
-                await ledger.close()
-                log.info("ledger flushed: %d events written this run", ledger.written)
-        finally:
-            await client.aclose()
-            tracing.shutdown()
 
 
 def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Callable[[], None] | None:

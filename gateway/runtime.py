@@ -5,8 +5,12 @@ already running keep the one they started with."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from gateway import __version__
 from gateway.admission import Gate, Policies
 from gateway.auth import KeyStore, Principal
 from gateway.config import Config
@@ -23,9 +27,13 @@ from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
 from gateway.pipeline.forward import Forwarder
 from gateway.providers import Provider, build_providers
-from gateway.telemetry import Telemetry
-from gateway.upstream import UpstreamClient
+from gateway.telemetry import Metrics, Telemetry, Tracing
+from gateway.telemetry.tracing import SpanSink
+from gateway.upstream import UpstreamClient, create_client
+from policies.state import open_store
 from routing import Catalog, HealthTracker, NoTarget, Plan, RequestFeatures, Router, reason_code
+
+log = logging.getLogger("agentgw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +110,51 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         gate=Gate(config, services.policies, meter.prices),
         guards=Guards(config, services.client),
     )
+
+
+@contextlib.asynccontextmanager
+async def open_services(config: Config, span_sink: SpanSink | None) -> AsyncIterator[Services]:
+    """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
+    thing, after the server has drained the in-flight calls). `span_sink` replaces the configured
+    trace exporter (tests read spans from memory)."""
+    counter = TokenCounter()
+    counter.preload()
+    client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
+    tracing = Tracing(config.telemetry.tracing, sink=span_sink, version=__version__)
+    metrics = Metrics() if config.telemetry.metrics.enabled else None
+    telemetry = Telemetry(tracing, metrics, config.telemetry.capture_content)
+    policies = Policies(
+        open_store(config.state),
+        client,
+        on_store_error=config.state.on_store_error,
+        hold_seconds=config.state.reservation_ttl_seconds,
+    )
+    if metrics is not None:
+        metrics.watch_store(policies.failure, policies.retries)
+        metrics.watch_spans(tracing.dropped)
+    ledger = None
+    try:
+        if config.ledger.enabled:
+            ledger = Ledger(
+                config.ledger.path,
+                batch_size=config.ledger.batch_size,
+                flush_interval=config.ledger.flush_interval_ms / 1000,
+                retention_days=config.ledger.retention_days,
+            )
+            await ledger.start()
+            if metrics is not None:
+                metrics.watch_ledger(
+                    lambda: ledger.queue_depth if ledger is not None else 0,
+                    lambda: ledger.dropped if ledger is not None else 0,
+                )
+        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies)
+    finally:
+        try:
+            await policies.drain()  # settlements of the calls that just finished, alert deliveries
+            await policies.store.aclose()
+            if ledger is not None:
+                await ledger.close()
+                log.info("ledger flushed: %d events written this run", ledger.written)
+        finally:
+            await client.aclose()
+            tracing.shutdown()

@@ -8,7 +8,6 @@ from every redacting guardrail are merged (overlaps united) and applied once per
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,11 +21,11 @@ from policies.guardrails.guards import (
     WebhookGuard,
     build_guard,
 )
+from policies.guardrails.judging import apply_findings, run_webhooks
 from policies.guardrails.messages import Path, Slot, embedding_slots, with_edits
-from policies.guardrails.redact import JsonState, merge, render
 from policies.guardrails.shapes import Api, Shape, shape
 from policies.guardrails.streaming import StreamGuard
-from policies.guardrails.verdicts import Action, Finding, Phase, ScanResult, Verdict
+from policies.guardrails.verdicts import Finding, Phase, ScanResult, Verdict
 from policies.guardrails.webhook import PostJson
 
 DEFAULT_MAX_HOLD = 128
@@ -145,9 +144,9 @@ class GuardrailSet:
                     return ScanResult(body, tuple(verdicts), guard.name)
         texts = [slot.text for slot in slots]
         for i, findings in to_redact.items():
-            texts[i] = _apply(slots[i], texts[i], findings)
+            texts[i] = apply_findings(slots[i], texts[i], findings)
         if webhooks and slots:
-            blocked_by = await _run_webhooks(webhooks, phase, slots, texts, verdicts)
+            blocked_by = await run_webhooks(webhooks, phase, slots, texts, verdicts)
             if blocked_by is not None:
                 return ScanResult(body, tuple(verdicts), blocked_by)
         edits: dict[Path, Any] = {slot.path: text for slot, text in zip(slots, texts, strict=True) if text != slot.text}
@@ -191,42 +190,3 @@ def _injection_verdict(guard: Guard, phase: Phase, slots: list[Slot]) -> Verdict
     if not over:
         return None
     return Verdict(guard.name, phase, guard.action, tuple(sorted(categories)), over, score=best)
-
-
-def _apply(slot: Slot, text: str, findings: list[Finding]) -> str:
-    return render(text, 0, len(text), merge(findings), JsonState() if slot.json else None)
-
-
-async def _run_webhooks(
-    webhooks: list[WebhookGuard], phase: Phase, slots: list[Slot], texts: list[str], verdicts: list[Verdict]
-) -> str | None:
-    """Ask every webhook at once about `texts`; apply their redactions to `texts` in place.
-    Returns the name of the first (in order) webhook that blocks."""
-    roles = [slot.role for slot in slots]
-    answers = await asyncio.gather(*(w.client.judge(w.name, phase, texts, roles) for w in webhooks))
-    blocked_by: str | None = None
-    extra: dict[int, list[Finding]] = {}
-    for webhook, answer in zip(webhooks, answers, strict=True):
-        action: Action
-        if answer.error:
-            action = "block" if webhook.fail_closed else "flag"
-            verdicts.append(Verdict(webhook.name, phase, action, ("webhook_error",), 1))
-        elif answer.action == "block":
-            action = "flag" if webhook.action == "flag" else "block"
-            verdicts.append(Verdict(webhook.name, phase, action, ("webhook",), 1))
-        elif answer.action == "redact":
-            count = sum(len(f) for f in answer.findings)
-            action = "flag" if webhook.action == "flag" else "redact"
-            verdicts.append(Verdict(webhook.name, phase, action, answer.entities, count))
-            if action == "redact":
-                for i, found in enumerate(answer.findings):
-                    extra.setdefault(i, []).extend(found)
-            continue
-        else:
-            continue
-        if action == "block" and blocked_by is None:
-            blocked_by = webhook.name
-    for i, findings in extra.items():
-        if findings:
-            texts[i] = _apply(slots[i], texts[i], findings)
-    return blocked_by

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from policies.guardrails.holdback import HoldBack
+from policies.guardrails.judging import run_webhooks
+from policies.guardrails.messages import Slot
 from policies.guardrails.shapes import Api, shape
 from policies.guardrails.verdicts import StreamStep, Verdict
 
@@ -99,14 +101,11 @@ class StreamGuard:
         return self._hold.blocked_by
 
     async def _judge(self, queued: list[dict[str, Any]]) -> StreamStep:
-        from policies.guardrails.engine import _run_webhooks
-        from policies.guardrails.messages import Slot
-
         recorded = self._hold.texts()
         slots = [Slot((), text, "assistant", json) for _, text, json in recorded]
         texts = [s.text for s in slots]
         verdicts: list[Verdict] = []
-        blocked_by = await _run_webhooks(list(self.webhooks), "output", slots, texts, verdicts) if slots else None
+        blocked_by = await run_webhooks(list(self.webhooks), "output", slots, texts, verdicts) if slots else None
         for v in verdicts:
             self._hold.count(v.guardrail, v.action, set(v.entities), v.count)
         if blocked_by is not None:
