@@ -5,8 +5,9 @@ buffers a header value until its end (a 50 MB header is 50 MB of Python bytes, g
 piece), and a connection that dribbles its head or its body is never timed out. `EdgeProtocol`
 adds, per connection (`EdgeLimits`):
 
-- the head (request line and headers) is parsed only up to `max_header_bytes`, and at most
-  `max_headers` fields (trailer fields of a chunked body count too): beyond either, 431;
+- the head (request line and headers) is parsed only up to `max_header_bytes` (a chunked body's
+  trailer fields and chunk framing get as much again), with at most `max_headers` fields: beyond
+  either, 431;
 - a request's head must be complete `header_timeout` after the connection opened (or, on a
   keep-alive connection, after the request's first byte): else 408; a connection that sent nothing
   by then is closed silently;
@@ -77,8 +78,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase = _AWAIT
         self._head_bytes = 0  # bytes of the current head read so far
         self._framing_left = 0  # bytes a body may still spend on anything but content (chunk lines, trailers)
-        self._header_count = 0
-        self._last_read = 0.0  # loop time of the last read
+        self._last_read = 0.0  # loop time of the last read of a body
         self._read_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
@@ -104,9 +104,12 @@ class EdgeProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         if self._closing:
             return  # answered: what still arrives is dropped until the connection closes
-        self._last_read = self.loop.time()
         try:
-            self._feed(data)
+            if self._phase != _BODY and len(data) <= self.limits.max_header_bytes - self._head_bytes:
+                self._head_bytes += len(data)  # the usual read: a whole small request, or part of a head
+                self.parser.feed_data(data)
+            else:
+                self._feed(data)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -115,6 +118,8 @@ class EdgeProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             self._refuse(self._refusal or _malformed(exc))
             return
+        if self._phase == _BODY:
+            self._last_read = self.loop.time()
         if self._read_timer is None and not self._closing:
             self._arm_read_timer()
 
@@ -130,19 +135,17 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEAD
-        self._header_count = 0
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
+    def on_headers_complete(self) -> None:
+        if self._read_timer is not None:  # (inline: this and on_message_complete run for every request)
+            self._read_timer.cancel()
+            self._read_timer = None
+        # Counted here, not per header: the byte bound already holds the list to what 64 KiB can carry.
+        if len(self.headers) > self.limits.max_headers:
             self._refusal = HeadersTooLarge(
                 f"The request has more than {self.limits.max_headers} header fields, the most this gateway accepts."
             )
             raise _Refused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self._cancel_read_timer()
         if self._over_capacity:
             self._refusal = ServiceUnavailable(
                 f"The gateway is at its limit of {self.limits.max_connections} open connections; retry shortly.",
@@ -164,12 +167,15 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._phase = _AWAIT
         self._head_bytes = 0
-        self._cancel_read_timer()
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
     # The bounds
 
     def _feed(self, data: bytes | memoryview) -> None:
-        """Parse `data`, never letting a head grow past `max_header_bytes`, nor a body's framing:
+        """Parse a read that is a body's or may hold more head than is left of `max_header_bytes`,
+        never letting a head grow past that, nor a body's framing:
         a chunked body's trailer fields are buffered like headers, and chunk extensions are not
         content, so what a body carries besides its content gets the same allowance as a head."""
         limit = self.limits.max_header_bytes
@@ -198,6 +204,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def _arm_read_timer(self) -> None:
         """After a read that left a request unfinished, start the clock it is held to."""
         if self._phase == _BODY:
+            self._last_read = self.loop.time()
             self._read_timer = self.loop.call_later(self.limits.body_timeout, self._body_stalled)
         elif not self._response_owed():
             self._read_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
