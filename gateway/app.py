@@ -80,7 +80,11 @@ def create_app(
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
-    return GatewayApp(routes=routes, middleware=[Middleware(EdgeMiddleware)], lifespan=lifespan)
+    app = GatewayApp(routes=routes, middleware=[Middleware(EdgeMiddleware)], lifespan=lifespan)
+    # `/v1/models/` is an unknown endpoint (404 in OpenAI's shape), not a 307 whose Location would
+    # be built from whatever Host header the caller sent.
+    app.router.redirect_slashes = False
+    return app
 
 
 class GatewayApp(Starlette):

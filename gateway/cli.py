@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from collections.abc import Sequence
 
@@ -52,9 +51,8 @@ def _check_config(path: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
+    from gateway.serving import serve, uvicorn_config
 
     try:
         config = load_config(args.config)
@@ -69,19 +67,12 @@ def _serve(args: argparse.Namespace) -> int:
     level = args.log_level or server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config, config_path=args.config)
-    uvicorn.run(
-        app,
-        host=args.host or server.host,
-        port=args.port if args.port is not None else server.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=level,
-        access_log=server.access_log,
-        timeout_graceful_shutdown=math.ceil(server.graceful_shutdown_seconds) or None,
-        server_header=False,
-        proxy_headers=False,  # the gateway does not use client addresses: one layer less per request
-    )
-    return 0
+    overrides = {
+        "host": args.host or server.host,
+        "port": args.port if args.port is not None else server.port,
+        "log_level": level,
+    }
+    return serve(uvicorn_config(app, server, **overrides))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,43 @@ class ServerConfig(_Strict):
     allow_dev_key_on_network: bool = Field(
         default=False, description="Serve the published development key on a non-loopback host anyway."
     )
+    # The bounds of the HTTP edge (gateway/serving): what a connection may cost before it has sent a
+    # whole request. None of them touches a response: streams and slow upstream calls run as long as
+    # they need.
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Request line plus headers, in bytes; more is answered 431 and the connection closed. "
+        "64 KiB: what Envoy and AWS load balancers allow, far above what SDKs send.",
+    )
+    max_headers: int = Field(
+        default=100, ge=8, description="Header fields per request; more is answered 431 (Envoy's default)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time from a connection's first byte (or its request's first byte) to the end of the "
+        "headers; a request still incomplete then is answered 408 and the connection closed (slowloris).",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest silence between two reads of a request body (nginx's client_body_timeout); "
+        "then 408 and close. Time the gateway itself is not reading does not count.",
+    )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="An idle keep-alive connection is closed after this many seconds. Longer than the "
+        "SDKs' own idle expiry (5-15 s) and load balancers' (60 s), so the client side closes first and "
+        "never reuses a connection the gateway is closing.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        gt=0,
+        description="Open client connections, idle ones included; a connection beyond them gets 503 "
+        "(retry-after: 1) to its first request and is closed. Matches max_upstream_connections.",
+    )
 
 
 class TeamConfig(TeamPolicies):

@@ -9,7 +9,9 @@
      ├── NotFound                     404   not_found            (a session, a request id)
      ├── UnknownEndpoint              404   unknown_endpoint
      ├── MethodNotAllowed             405   method_not_allowed
+     ├── RequestTimeout               408   request_timeout      (written by the HTTP protocol, then closed)
      ├── RequestTooLarge              413   request_too_large
+     ├── HeadersTooLarge              431   headers_too_large    (written by the HTTP protocol, then closed)
      ├── RateLimited                  429   rate_limit_exceeded   (retry-after)
      ├── BudgetExceeded               429   budget_exceeded       (x-should-retry: false)
      ├── ServiceUnavailable           503   service_unavailable
@@ -99,9 +101,24 @@ class UnknownEndpoint(GatewayError):
 class MethodNotAllowed(GatewayError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
 
+    def __init__(self, message: str, *, allow: str = "") -> None:
+        super().__init__(message)
+        self.allow = allow  # the methods the endpoint does take, for the `allow` header HTTP asks for
+
+    def headers(self) -> dict[str, str]:
+        return {"allow": self.allow} if self.allow else {}
+
+
+class RequestTimeout(GatewayError):
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
 
 class RequestTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class HeadersTooLarge(GatewayError):
+    status, type, code = 431, "invalid_request_error", "headers_too_large"
 
 
 class RateLimited(GatewayError):

@@ -71,7 +71,8 @@ def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
         if exc.status_code == 404:
             return UnknownEndpoint(f"No such endpoint: {where}")
         if exc.status_code == 405:
-            return MethodNotAllowed(f"Method not allowed: {where}")
+            allow = (exc.headers or {}).get("Allow", "")
+            return MethodNotAllowed(f"Method not allowed: {where}", allow=allow)
         return InvalidRequest(f"{exc.detail}: {where}")
     return None
 

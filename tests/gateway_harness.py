@@ -95,7 +95,7 @@ class Gateway:
         self.write_config(config)
         self.config = load_config(self.config_path)
         self.app = create_app(self.config, config_path=self.config_path, span_sink=span_sink)
-        self.server = ServerThread(self.app, "127.0.0.1", 0, graceful_timeout=5.0)
+        self.server = ServerThread(self.app, "127.0.0.1", 0, graceful_timeout=5.0, edge=self.config.server)
         self._clients: list[openai.OpenAI | httpx.Client] = []
 
     def write_config(self, config: dict[str, Any]) -> None:

@@ -6,10 +6,13 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from gateway.config import ServerConfig
+from gateway.serving import uvicorn_config
 
 
 class ServerThread:
@@ -19,6 +22,9 @@ class ServerThread:
     and `.url` are known at once; `start()` returns once uvicorn accepts connections and raises if
     the app fails to start (e.g. its lifespan startup raises). `stop()` asks uvicorn to exit and
     joins the thread; requests still running after `graceful_timeout` seconds are cancelled.
+
+    With `edge`, the app is served the way `agentgw serve` serves it (`gateway.serving`: its
+    protocol and the bounds of that `server:` section), on the asyncio loop.
     """
 
     def __init__(
@@ -30,22 +36,23 @@ class ServerThread:
         lifespan: Literal["auto", "on", "off"] = "on",
         startup_timeout: float = 10.0,
         graceful_timeout: float = 1.0,
+        edge: ServerConfig | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.startup_timeout = startup_timeout
-        self._config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan=lifespan,
-            loop="asyncio",
-            ws="none",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=graceful_timeout,
-        )
+        options: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "lifespan": lifespan,
+            "loop": "asyncio",
+            "ws": "none",
+            "log_config": None,
+            "log_level": "warning",
+            "access_log": False,
+            "timeout_graceful_shutdown": graceful_timeout,
+        }
+        self._config = uvicorn.Config(app, **options) if edge is None else uvicorn_config(app, edge, **options)
         self._requested_port = port
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
@@ -63,6 +70,11 @@ class ServerThread:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Client connections the server holds open right now."""
+        return len(self._server.server_state.connections) if self._server is not None else 0
 
     @property
     def running(self) -> bool:
