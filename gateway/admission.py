@@ -89,6 +89,12 @@ class Policies:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
+    async def settled(self, seconds: float) -> None:
+        """Wait (at most `seconds`) for the settlements running now: a caller reading its
+        budgets right after its call sees that call's spend."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=seconds)
+
     def spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._pending.add(task)
@@ -266,8 +272,7 @@ class Gate:
         # Neither raises for the store: what it cannot take now is retried until it lands.
         crossings = await held.reservation.settle(cost_nanos, on_late=self._alert_later)
         await held.admission.settle(tokens)
-        for crossing in crossings:
-            await self.policies.deliver_alert(self.config, crossing)
+        self._alert_later(crossings)  # delivered on their own: a slow webhook holds no settlement
 
     def _alert_later(self, crossings: tuple[ThresholdCrossing, ...]) -> None:
         """Thresholds reached by a settlement that landed on a retry: delivered like any other."""

@@ -33,6 +33,7 @@ from gateway.gc_tuning import tune_for_serving
 from gateway.log_scrub import scrubber
 from gateway.middleware import EdgeMiddleware, error_response
 from gateway.runtime import Services, build_runtime, open_services
+from gateway.shutdown import Shutdown
 from gateway.telemetry.tracing import SpanSink
 
 log = logging.getLogger("agentgw")
@@ -48,7 +49,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         scrubber.add(config.secrets())
         scrubber.install()
-        async with open_services(config, span_sink) as services:
+        async with open_services(config, span_sink, shutdown) as services:
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -82,6 +83,7 @@ def create_app(
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
+    shutdown = Shutdown()  # the server begins it on SIGTERM (gateway.serving.server.GatewayServer)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(EdgeMiddleware)],
@@ -91,6 +93,7 @@ def create_app(
     # `/v1/models/` is an unknown endpoint (404 in OpenAI's shape), not a 307 whose Location would
     # be built from whatever Host header the caller sent.
     app.router.redirect_slashes = False
+    app.state.shutdown = shutdown
     return app
 
 

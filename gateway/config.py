@@ -34,7 +34,12 @@ class ServerConfig(_Strict):
     max_upstream_connections: int = Field(default=1000, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
-    graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    graceful_shutdown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a SIGTERM waits for calls in flight (agent streams run for minutes); calls still "
+        "running near the end are cut with an error in their API's shape. 0: no wait.",
+    )
     allow_dev_key_on_network: bool = Field(
         default=False, description="Serve the published development key on a non-loopback host anyway."
     )

@@ -27,6 +27,7 @@ from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
 from gateway.pipeline.forward import Forwarder
 from gateway.providers import Provider, build_providers
+from gateway.shutdown import Shutdown
 from gateway.telemetry import Metrics, Telemetry, Tracing
 from gateway.telemetry.tracing import SpanSink
 from gateway.upstream import UpstreamClient, create_client
@@ -44,6 +45,7 @@ class Services:
     telemetry: Telemetry
     health: HealthTracker  # per target: latency, breaker; survives config reloads
     policies: Policies  # the state store, rate limiter and budget engine
+    shutdown: Shutdown  # the calls in flight, cut when a graceful shutdown runs out of time
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,9 @@ def build_runtime(config: Config, services: Services) -> Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_services(config: Config, span_sink: SpanSink | None) -> AsyncIterator[Services]:
+async def open_services(
+    config: Config, span_sink: SpanSink | None, shutdown: Shutdown | None = None
+) -> AsyncIterator[Services]:
     """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
     thing, after the server has drained the in-flight calls). `span_sink` replaces the configured
     trace exporter (tests read spans from memory)."""
@@ -147,7 +151,7 @@ async def open_services(config: Config, span_sink: SpanSink | None) -> AsyncIter
                     lambda: ledger.queue_depth if ledger is not None else 0,
                     lambda: ledger.dropped if ledger is not None else 0,
                 )
-        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies)
+        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
     finally:
         try:
             await policies.drain()  # settlements of the calls that just finished, alert deliveries

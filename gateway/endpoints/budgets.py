@@ -22,6 +22,9 @@ from policies.state import StoreUnavailable
 PARAMETERS = {"team", "agent", "task"}
 
 
+SETTLED_WAIT_S = 1.0
+
+
 async def budgets(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     ctx = identify(request, runtime)
@@ -37,6 +40,7 @@ async def budgets(request: Request) -> JSONResponse:
     if principal.role is Role.AGENT and agent is not None and agent != ctx.agent:
         raise PermissionDenied("This key may not see another agent's budgets.", param="agent")
     teams = list(runtime.config.teams) if principal.role is Role.ADMIN and "team" not in params else [team]
+    await runtime.gate.policies.settled(SETTLED_WAIT_S)  # the caller's own last call is counted
     task = params.get("task") or ctx.task
     found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, task)
     try:

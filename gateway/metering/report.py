@@ -44,7 +44,7 @@ METRICS = (
     "cost_usd",
 )
 _METRIC_SQL = (
-    "COUNT(*), SUM(outcome = 'error'), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), "
+    "COUNT(*), SUM(outcome IN ('error', 'shutdown')), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), "
     "SUM(reasoning_tokens), SUM(cost_nanos)"
 )
 PARAMETERS = {"group_by", "from", "to", "format", *DIMENSIONS}

@@ -21,6 +21,7 @@ from gateway.apis.base import Event, StreamState
 from gateway.errors import (
     Attempt,
     GatewayError,
+    ServiceUnavailable,
     UpstreamFailed,
     UpstreamProblem,
     UpstreamTimedOut,
@@ -30,6 +31,7 @@ from gateway.guards import blocked as guardrail_blocked
 from gateway.metering.usage import Usage
 from gateway.pipeline.forward import Answer
 from gateway.providers import EventStream
+from gateway.shutdown import MESSAGE as SHUTDOWN_MESSAGE
 from gateway.translate import StreamTranslation
 from policies.guardrails import StreamGuard
 
@@ -64,12 +66,21 @@ class StreamRelay:
         """Relay every event; cancelled when the client goes away. Never raises a GatewayError: a
         failure becomes the stream's error events."""
         outcome = "ok"
+        shutdown = self._call.runtime.services.shutdown
+        untrack = shutdown.track(asyncio.current_task())
         try:
             await self._relay(send)
-        except (asyncio.CancelledError, OSError):
-            outcome = "client_disconnected"  # not an error of the call's: it was cut by its client
+        except asyncio.CancelledError:
+            if not shutdown.was_cut():
+                outcome = "client_disconnected"  # not an error of the call's: it was cut by its client
+                raise
+            outcome = "shutdown"
+            await self._fail(ServiceUnavailable(SHUTDOWN_MESSAGE, retry_after=1), send)
+        except OSError:
+            outcome = "client_disconnected"
             raise
         finally:
+            untrack()
             with contextlib.suppress(BaseException):
                 await self._stream.aclose()
             self._end("error" if self._error is not None and outcome == "ok" else outcome)

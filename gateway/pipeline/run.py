@@ -19,7 +19,7 @@ import orjson
 
 from gateway.admission import Demand, Held
 from gateway.apis.sizes import estimated_prompt_tokens, reserve_prompt_tokens
-from gateway.errors import Attempt, ClientGone, GatewayError, UpstreamProblem, internal_error
+from gateway.errors import Attempt, ClientGone, GatewayError, ServiceUnavailable, UpstreamProblem, internal_error
 from gateway.guards import blocked
 from gateway.metering.meter import format_usd
 from gateway.metering.usage import Usage
@@ -28,6 +28,7 @@ from gateway.pipeline.call import CallRecord, CallRequest
 from gateway.pipeline.forward import Answer, Outbound
 from gateway.pipeline.relay import StreamRelay
 from gateway.providers import Completion, Provider
+from gateway.shutdown import MESSAGE as SHUTDOWN_MESSAGE
 from gateway.telemetry import semconv
 from gateway.telemetry.otlp import SpanData
 from policies.guardrails import GuardrailSet, Verdict
@@ -91,6 +92,7 @@ class Call:
     async def run(self) -> Reply | StreamReply:
         """Guard, route and admit the call, then forward it. Whatever happens, the call is finished
         (once) before this returns or raises; refusals and failures raise after that."""
+        untrack = self.runtime.services.shutdown.track(asyncio.current_task())
         try:
             await self._guard_input()
             shape = self.request.api.shape(self.record.body)
@@ -102,9 +104,28 @@ class Call:
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
             self.record.admitted = True
             return await (self._stream() if self.request.stream else self._complete())
+        except asyncio.CancelledError:
+            if not self.runtime.services.shutdown.was_cut():
+                self.finish(error=as_error(asyncio.CancelledError()))
+                raise
+            raise self._cut() from None
         except BaseException as exc:
             self.finish(error=as_error(exc))
             raise
+        finally:
+            untrack()
+
+    def _cut(self) -> GatewayError:
+        """The gateway's shutdown cut the call: a 503 in the client's shape; an admitted call is
+        recorded with its prompt counted (the provider may have billed it), outcome `shutdown`."""
+        error = ServiceUnavailable(SHUTDOWN_MESSAGE, retry_after=1)
+        usage, cost = None, 0
+        if self.record.admitted and self.plan is not None:
+            target = self.plan.targets[0]
+            usage = self._estimate(target, "")
+            cost = self.runtime.meter.cost_nanos(target.model, usage)
+        self.finish(error=error, outcome="shutdown", usage=usage, cost=cost)
+        return error
 
     # -- guard, route ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 from typing import Any
 
 import uvicorn
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp
 from gateway.config import ServerConfig
 from gateway.serving.limits import EdgeConfig, EdgeLimits
 from gateway.serving.protocol import EdgeProtocol
+from gateway.shutdown import Shutdown
 
 log = logging.getLogger("agentgw")
 
@@ -43,10 +45,22 @@ def serve(config: EdgeConfig) -> int:
     """Serve in this process until SIGINT or SIGTERM (which drain in-flight requests first).
     Returns 0, or STARTUP_FAILURE when the server never started."""
     _make_room_for(config.limits.max_connections)
-    server = uvicorn.Server(config)
+    server = GatewayServer(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else STARTUP_FAILURE
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, telling the app when its graceful shutdown begins: calls still running when
+    the grace is nearly over are cut by the app itself, each in its API's shape (`gateway.shutdown`)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        state = getattr(self.config.loaded_app, "state", None)
+        shutdown = getattr(state, "shutdown", None)
+        if isinstance(shutdown, Shutdown):
+            shutdown.begin(self.config.timeout_graceful_shutdown)
+        await super().shutdown(sockets)
 
 
 def _make_room_for(connections: int) -> None:
