@@ -1,5 +1,7 @@
-"""Cost per API: chat, responses and messages through agentgw, passed through and translated, against
-a bare pass-through of the same API, and chat through the checkout before the redesign, in one run.
+"""Cost per API: Chat Completions, Responses and Messages through agentgw, against a bare pass-through.
+
+In one run: each API passed through and translated, against a bare pass-through of the same API, and
+chat through the checkout before the redesign (the call pipeline), side by side.
 
 Every target is in front of the same static upstream (bench/static_upstream.py), which answers each
 API at once from pre-encoded bytes. The targets, one process at a time on the core under test:
@@ -144,13 +146,17 @@ class Row:
 
     @property
     def label(self) -> str:
-        return f"{self.target} {self.route.api} {self.route.route}".rstrip()
+        return label(self.target, self.route)
 
     @property
     def errors(self) -> list[str]:
         """What went wrong in its wrk runs (a stream that fails stops the run instead)."""
         runs = (self.c1, self.c32)
         return [f"c={r.concurrency}: {r.non_2xx} non-2xx, {r.socket_errors} socket" for r in runs if not r.ok]
+
+
+def label(target: str, route: Route) -> str:
+    return f"{target} {route.api} {route.route}".rstrip()
 
 
 # --------------------------------------------------------------------------- config and scripts
@@ -274,9 +280,10 @@ def measure_row(target: str, base: str, route: Route, args: argparse.Namespace, 
 
 
 def wrk_runs(target: str, base: str, route: Route, args: argparse.Namespace, script: Path) -> list[pb.WrkResult]:
-    name = f"{target} {route.api} {route.route}".rstrip()
     path, pin, seconds = APIS[route.api].path, not args.no_pin, args.duration
-    return pb.measure(name, base, pb.GATEWAY_KEY, seconds, pin, path=path, script=script, warmup=args.warmup)
+    return pb.measure(
+        label(target, route), base, pb.GATEWAY_KEY, seconds, pin, path=path, script=script, warmup=args.warmup
+    )
 
 
 def stream_runs(row: Row, base: str, args: argparse.Namespace) -> ob.StreamResult:
@@ -362,21 +369,25 @@ def print_measurements(rows: list[Row]) -> None:
 
 def print_comparisons(rows: list[Row], numbers: dict[str, dict[str, dict[str, float | None]]]) -> None:
     print("\nagainst the bare pass-through of the same API (ms added; c=32 throughput as a fraction of bare)")
-    header = f"{'':<12} {'api':<10} {'route':<13} {'+p50 c=1':>9} {'+p99 c=1':>9} {'c=32/bare':>9}"
-    print(f"{header} {'+1st event p50':>14} {'+stream p50':>11}  via")
+    print(f"{'target':<12} {'api':<10} {'route':<13} {header('c=32/bare')}  via")
     for row in rows:
         d = numbers["vs_bare"].get(row.label)
         if d is not None:
             print(f"{row.target:<12} {row.route.api:<10} {row.route.route:<13} {columns(d)}  {row.route.via}")
-    print("\nchat, agentgw against the checkout before (after minus before; c=32 as after/before)")
+    print("\nchat, agentgw against the checkout before (ms added after minus before; c=32 as after/before)")
+    print(f"{'target':<12} {'api':<10} {'route':<13} {header('c=32/before')}")
     for route, d in numbers["after_vs_before"].items():
-        print(f"{'':<12} {'chat':<10} {route:<13} {columns(d)}")
+        print(f"{'agentgw':<12} {'chat':<10} {route:<13} {columns(d)}")
+
+
+def header(ratio: str) -> str:
+    return f"{'+p50 c=1':>9} {'+p99 c=1':>9} {ratio:>11} {'+1st event p50':>14} {'+stream p50':>11}"
 
 
 def columns(d: dict[str, float | None]) -> str:
     return (
         f"{pb.fmt(d.get('added_p50_ms_c1'), '+9.3f')} {pb.fmt(d.get('added_p99_ms_c1'), '+9.3f')} "
-        f"{pb.fmt(d.get('rps_c32_ratio'), '9.2f')} {pb.fmt(d.get('added_first_event_p50_ms'), '+14.3f')} "
+        f"{pb.fmt(d.get('rps_c32_ratio'), '11.2f')} {pb.fmt(d.get('added_first_event_p50_ms'), '+14.3f')} "
         f"{pb.fmt(d.get('added_whole_stream_p50_ms'), '+11.3f')}"
     )
 
