@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
+
 from gateway.errors import GatewayError
 from gateway.metering.usage import Usage
 from policies.guardrails import Api as GuardShape
@@ -115,13 +117,19 @@ class Api(ABC):
         """What closes a successful stream after its last event (chat's `[DONE]`)."""
         return b""
 
-    @abstractmethod
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        """Put the model name the client should see into a whole answer; whether it changed."""
+    def set_model(self, data: dict[str, Any], model: str) -> str | None:
+        """Put the model name the client should see into a whole answer; the name it replaced (None:
+        nothing changed)."""
+        return _rename(data, model)
 
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def set_stream_model(self, data: dict[str, Any], model: str) -> str | None:
         """The same for one stream event (most events carry no model)."""
-        return False
+        holder = self.stream_model_holder(data)
+        return None if holder is None else _rename(holder, model)
+
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The object of a stream event that names the model, if any."""
+        return None
 
     @abstractmethod
     def output_text(self, data: Mapping[str, Any]) -> str:
@@ -168,3 +176,28 @@ class StreamState:
     created: int | None = None
     sequence: int = -1
     started: bool = False
+
+
+def _rename(holder: dict[str, Any], model: str) -> str | None:
+    old = holder.get("model")
+    if old == model:
+        return None
+    holder["model"] = model
+    return old if isinstance(old, str) else ""
+
+
+def renamed(raw: bytes, old: str, new: str) -> bytes | None:
+    """`raw` (a provider's JSON bytes) with its first `"model": <old>` pair naming `new`, without
+    parsing and re-encoding the whole body; None when the bytes hold no such pair as written. An
+    unescaped `"model":"..."` can only be a key and its value (quotes inside strings are escaped),
+    and the answers of every API here name their model before any nested object could."""
+    if not old:
+        return None
+    value, replacement = orjson.dumps(old), orjson.dumps(new)
+    for separator in (b'":', b'": '):
+        pair = b'"model' + separator + value
+        at = raw.find(pair)
+        if at >= 0:
+            end = at + len(pair)
+            return raw[:at] + b'"model' + separator + replacement + raw[end:]
+    return None

@@ -51,14 +51,8 @@ class ChatApi(Api):
     def stream_end(self) -> bytes:
         return sse.DONE
 
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
-        return self.set_model(data, model)
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        return data
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []

@@ -39,12 +39,6 @@ class EmbeddingsApi(Api):
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
         raise NotImplementedError("embeddings do not stream")
 
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
     def output_text(self, data: Mapping[str, Any]) -> str:
         return ""
 

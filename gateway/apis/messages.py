@@ -121,15 +121,9 @@ class MessagesApi(Api):
         kind = (data or {}).get("type") if data is not None else None
         return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
 
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         message = data.get("message") if data.get("type") == "message_start" else None
-        return isinstance(message, dict) and self.set_model(message, model)
+        return message if isinstance(message, dict) else None
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []

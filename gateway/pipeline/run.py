@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.admission import Demand, Held
+from gateway.apis.base import renamed
 from gateway.apis.sizes import estimated_prompt_tokens, reserve_prompt_tokens
 from gateway.errors import Attempt, ClientGone, GatewayError, ServiceUnavailable, UpstreamProblem, internal_error
 from gateway.guards import blocked
@@ -225,8 +226,10 @@ class Call:
         except BaseException as exc:  # the provider answered and billed: settle with what it cost
             self.finish(error=as_error(exc), usage=usage, cost=cost)
             raise
-        if self.shows_requested(answer.target) and api.set_model(data, self.request.model):
-            raw = None
+        if self.shows_requested(answer.target):
+            replaced = api.set_model(data, self.request.model)
+            if replaced is not None and raw is not None:
+                raw = renamed(raw, replaced, self.request.model)
         self.finish(usage=usage, cost=cost, output=data)
         body = raw if raw is not None else orjson.dumps(data)
         return Reply(body, {**self.answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)})
