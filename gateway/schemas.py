@@ -1,11 +1,15 @@
 """The OpenAI request bodies the gateway accepts: known fields typed strictly, unknown ones kept.
 
 Validation only checks; the gateway forwards the client's own dict, so fields this module does
-not know reach OpenAI-compatible providers untouched.
+not know reach OpenAI-compatible providers untouched. Two limits hold for the whole body, known
+fields or not, so that nothing after parsing meets an absurd value: arrays and objects nest at most
+`MAX_NESTING` levels, and integer fields are bounded (`MAX_INT` for token counts, 64 bits for
+`seed`).
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
@@ -21,6 +25,10 @@ from pydantic import (
 
 from gateway.error_paths import data_path
 from gateway.errors import InvalidRequest
+
+MAX_NESTING = 64  # levels of arrays and objects in a body, the body itself being the first
+MAX_INT = 2**31 - 1  # the largest token count or size a request may ask for
+_INT64 = 2**63
 
 
 class Open(BaseModel):
@@ -135,8 +143,8 @@ class ChatRequest(Open):
     messages: list[Message] = Field(min_length=1)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
     n: int | None = Field(default=None, ge=1, le=128)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -147,7 +155,7 @@ class ChatRequest(Open):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-_INT64, lt=_INT64)
     user: str | None = None
 
 
@@ -155,7 +163,7 @@ class EmbeddingsRequest(Open):
     model: _ModelName
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_INT)
     user: str | None = None
 
     @field_validator("input")
@@ -176,10 +184,33 @@ def parse_body(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("depth limit"):  # orjson stops at 1,024 levels, before any field is known
+            raise InvalidRequest(_too_deep("The request body")) from None
         raise InvalidRequest(f"The request body is not valid JSON ({exc.msg}).") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(data)}.")
+    if _nesting(data, MAX_NESTING) > MAX_NESTING:
+        field = next(k for k, v in data.items() if _nesting(v, MAX_NESTING) >= MAX_NESTING)
+        shown = field if len(field) <= 64 else field[:64] + "..."
+        raise InvalidRequest(_too_deep(f"'{shown}'"), param=shown)
     return data
+
+
+def _too_deep(what: str) -> str:
+    limit = MAX_NESTING
+    return f"{what} nests arrays and objects more than {limit} levels deep; this gateway accepts at most {limit}."
+
+
+def _nesting(value: Any, limit: int) -> int:
+    """How many levels of arrays and objects `value` nests (0 for a scalar), counting no further than
+    one past `limit`. Level by level, each container visited once: linear in the body, no recursion."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level and depth <= limit:
+        depth += 1
+        children = chain.from_iterable(node.values() if type(node) is dict else node for node in level)
+        level = [child for child in children if type(child) is dict or type(child) is list]
+    return depth
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

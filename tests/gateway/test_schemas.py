@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequest
-from gateway.schemas import ChatRequest, EmbeddingsRequest, parse_body, validate
+from gateway.schemas import MAX_INT, MAX_NESTING, ChatRequest, EmbeddingsRequest, parse_body, validate
 
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -119,3 +119,52 @@ def test_embedding_input_errors(value: Any) -> None:
     with pytest.raises(InvalidRequest) as info:
         validate(EmbeddingsRequest, {"model": "e", "input": value})
     assert (info.value.param or "").startswith("input")
+
+
+def deep(levels: int) -> bytes:
+    """A body whose field `x` makes it nest `levels` levels of arrays and objects in all."""
+    inner = levels - 1
+    return b'{"model": "m", "x": ' + b"[" * inner + b"1" + b"]" * inner + b"}"
+
+
+def test_nesting_is_limited_when_the_body_is_parsed() -> None:
+    assert parse_body(deep(MAX_NESTING))["model"] == "m"
+    for levels in (MAX_NESTING + 1, 255, 991, 1024, 100_000):
+        with pytest.raises(InvalidRequest) as info:
+            parse_body(deep(levels))
+        assert f"more than {MAX_NESTING} levels" in info.value.message
+        if levels <= 1024:  # deeper than that the JSON parser stops before any field is known
+            assert info.value.param == "x"
+
+
+def test_nesting_check_names_the_deep_field_among_shallow_ones() -> None:
+    deep_value = deep(80).removeprefix(b'{"model": "m", "x": ')
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "y": ' + deep_value
+    with pytest.raises(InvalidRequest) as info:
+        parse_body(body)
+    assert info.value.param == "y"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", MAX_INT + 1),
+        ("max_tokens", 2**62),
+        ("max_completion_tokens", 2**63 - 1),
+        ("n", 129),
+        ("seed", 2**63),
+        ("seed", -(2**63) - 1),
+    ],
+)
+def test_integers_are_bounded(field: str, value: int) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        validate(ChatRequest, {"model": "m", "messages": OK_MESSAGES, field: value})
+    assert info.value.param == field
+
+
+def test_integers_at_their_bounds_are_accepted() -> None:
+    validate(ChatRequest, {"model": "m", "messages": OK_MESSAGES, "max_tokens": MAX_INT, "seed": -(2**63)})
+    validate(ChatRequest, {"model": "m", "messages": OK_MESSAGES, "max_completion_tokens": MAX_INT, "seed": 2**63 - 1})
+    with pytest.raises(InvalidRequest) as info:
+        validate(EmbeddingsRequest, {"model": "e", "input": "x", "dimensions": MAX_INT + 1})
+    assert info.value.param == "dimensions"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from typing import Any
@@ -101,6 +102,66 @@ def test_bodies_that_are_not_json_objects(gateway: Any, content: bytes, fragment
 def test_schema_errors(gateway: Any, standin: StandIn, body: dict[str, Any], param: str) -> None:
     assert_error(post(gateway, body), 400, "invalid_request", param)
     assert standin.requests == []
+
+
+def nested(depth: int) -> str:
+    """JSON for an unknown field's value: arrays `depth` levels deep around one string."""
+    return "[" * depth + '"deep"' + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", str(2**62)),
+        ("max_tokens", str(2**63 - 1)),
+        ("max_tokens", str(2**64)),  # beyond 64 bits JSON parsers read a float
+        ("max_completion_tokens", str(2**31)),
+        ("n", str(2**40)),
+        ("seed", str(2**63)),
+        ("vendor_extension", nested(64)),  # 65 levels with the body
+        ("vendor_extension", nested(254)),
+        ("vendor_extension", nested(990)),
+    ],
+)
+def test_odd_but_well_formed_bodies_are_400s_naming_the_field(
+    gateway: Any, standin: StandIn, field: str, value: str
+) -> None:
+    """Huge integers and deep nesting used to reach the router, the provider's re-serialisation or
+    a recursive walk and come back as 500s; the body's own check refuses them first."""
+    for model in ("oa-gpt-x", "an-gpt-x", "mock-chat"):
+        content = f'{{"model": "{model}", "messages": {json.dumps(USER)}, "{field}": {value}}}'.encode()
+        error = assert_error(post(gateway, content=content), 400, "invalid_request", field)
+        assert field in error["message"]
+    assert standin.requests == []
+
+
+def test_deepest_bodies_are_400s_too(gateway: Any) -> None:
+    content = b'{"model": "oa-gpt-x", "messages": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    error = assert_error(post(gateway, content=content), 400, "invalid_request")
+    assert "more than 64 levels" in error["message"]
+
+
+def test_nesting_up_to_the_limit_is_served(gateway: Any, standin: StandIn) -> None:
+    content = f'{{"model": "oa-gpt-x", "messages": {json.dumps(USER)}, "x": {nested(63)}, "max_tokens": {2**31 - 1}}}'
+    assert post(gateway, content=content.encode()).status_code == 200
+    assert json.dumps(standin.requests[-1].body["x"], separators=(",", ":")) == nested(63)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"from": "nan"}, "from"),
+        ({"to": "inf"}, "to"),
+        ({"from": "-1e20"}, "from"),
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "99999999999w"}, "from"),
+        ({"from": "1e400"}, "from"),
+    ],
+)
+def test_usage_times_out_of_range_are_400s(gateway: Any, query: dict[str, str], param: str) -> None:
+    for path in ("/v1/usage", "/v1/feedback/export"):
+        with gateway.http() as http:
+            assert_error(http.get(path, params=query), 400, "invalid_request", param)
 
 
 def test_huge_body_is_413_before_it_is_read(gateway: Any) -> None:
