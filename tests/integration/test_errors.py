@@ -241,6 +241,16 @@ def test_upstream_failures(gateway: Any, model: str, status: int, code: str, kin
     assert OPENAI_SECRET not in error["message"] and ANTHROPIC_SECRET not in error["message"]
 
 
+@pytest.mark.parametrize("model", ["oa-leak-key", "an-leak-key"])
+def test_a_provider_key_disguised_in_an_error_is_still_masked(gateway: Any, model: str) -> None:
+    """The stand-in echoes the key it was sent with a zero-width space inside: exact matching would
+    let it through to the client."""
+    error = assert_error(post(gateway, {"model": model, "messages": USER}), 400, "invalid_request")
+    assert "Incorrect API key provided: [REDACTED]" in error["message"]
+    visible = error["message"].replace("\u200b", "")
+    assert OPENAI_SECRET not in visible and ANTHROPIC_SECRET not in visible
+
+
 def test_upstream_429_passes_its_retry_after(gateway: Any) -> None:
     response = post(gateway, {"model": "oa-fail-429", "messages": USER})
     assert response.headers["retry-after"] == "1"
