@@ -422,6 +422,34 @@ def test_teams_never_see_each_others_calls_or_feedback(standin: StandIn, gateway
     assert "ops only" not in export and export == ""
 
 
+def test_agent_keys_read_only_their_own_feedback(standin: StandIn, gateway_factory: Any) -> None:
+    """Feedback on a session reaches every call in it: a teammate's comment on a session two agent
+    keys share must not show in the other key's export. Team admins read all of their team's."""
+    config = traced_config(standin)
+    config["keys"] += [
+        {"name": "research-lead", "key": "agentgw-research-lead-key", "team": "research", "role": "team_admin"},
+        {"name": "writer-key", "key": "agentgw-writer-key-0000", "team": "research", "agent": "writer"},
+    ]
+    gateway = gateway_factory(config)
+    shared = {"x-session-id": "pair-session"}
+    for key in (AGENT_KEY, "agentgw-writer-key-0000"):
+        gateway.client(key).chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers=shared)
+    for key, comment in ((AGENT_KEY, "crawler notes"), ("agentgw-writer-key-0000", "writer notes")):
+        with gateway.http(key) as http:
+            posted = http.post("/v1/feedback", json={"session_id": "pair-session", "comment": comment})
+        assert posted.status_code == 201
+
+    def comments(key: str) -> dict[str, list[str]]:
+        with gateway.http(key) as http:
+            cases = [json.loads(line) for line in http.get("/v1/feedback/export").text.splitlines()]
+        return {case["agent"]: sorted(f["comment"] for f in case["feedback"]) for case in cases}
+
+    assert comments(AGENT_KEY) == {"crawler": ["crawler notes"]}
+    assert comments("agentgw-writer-key-0000") == {"writer": ["writer notes"]}
+    both = ["crawler notes", "writer notes"]
+    assert comments("agentgw-research-lead-key") == {"crawler": both, "writer": both}
+
+
 def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> None:
     config = traced_config(standin)
     config["teams"]["research"] = {"budget": {"usd": 1, "period": "day"}}
