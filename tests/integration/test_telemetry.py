@@ -450,6 +450,27 @@ def test_agent_keys_read_only_their_own_feedback(standin: StandIn, gateway_facto
     assert comments("agentgw-research-lead-key") == {"crawler": both, "writer": both}
 
 
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
+
+
+def test_metrics_token_guards_the_scrape(standin: StandIn, gateway_factory: Any) -> None:
+    """/metrics shows every team's spend and caps: with telemetry.metrics.token set, only a scraper
+    with that bearer token reads it (a gateway key, even an admin's, is not it)."""
+    config = traced_config(standin)
+    config["telemetry"]["metrics"] = {"token": METRICS_TOKEN}
+    gateway = gateway_factory(config)
+    gateway.client(AGENT_KEY).chat.completions.create(model="oa-gpt-x", messages=USER)
+    for headers in ({}, {"authorization": f"Bearer {ADMIN_KEY}"}, {"authorization": "Bearer " + METRICS_TOKEN[:-1]}):
+        refused = httpx.get(gateway.url + "/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert "research" not in refused.text
+    scraped = httpx.get(gateway.url + "/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert 'agentgw_cost_usd_total{team="research",agent="crawler",model="oa-gpt-x"}' in scraped.text
+    assert httpx.get(gateway.url + "/healthz").status_code == 200  # liveness stays open
+
+
 def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> None:
     config = traced_config(standin)
     config["teams"]["research"] = {"budget": {"usd": 1, "period": "day"}}
