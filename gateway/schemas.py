@@ -1,15 +1,14 @@
 """The OpenAI request bodies the gateway accepts: known fields typed strictly, unknown ones kept.
 
 Validation only checks; the gateway forwards the client's own dict, so fields this module does
-not know reach OpenAI-compatible providers untouched. Two limits hold for the whole body, known
-fields or not, so that nothing after parsing meets an absurd value: arrays and objects nest at most
-`MAX_NESTING` levels, and integer fields are bounded (`MAX_INT` for token counts, 64 bits for
-`seed`).
+not know reach OpenAI-compatible providers untouched. So that nothing after parsing meets an absurd
+value, the body's shape is limited whatever its fields (`gateway.body_limits`: nesting depth, number
+of arrays and objects), integer fields are bounded (`MAX_INT` for token counts and sizes, 64 bits for
+`seed`), and embeddings take at most `MAX_EMBEDDING_INPUTS` inputs.
 """
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
@@ -23,11 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.body_limits import check_shape, too_deep
 from gateway.error_paths import data_path
 from gateway.errors import InvalidRequest
 
-MAX_NESTING = 64  # levels of arrays and objects in a body, the body itself being the first
-MAX_INT = 2**31 - 1  # the largest token count or size a request may ask for
+MAX_INT = 2**31 - 1  # the largest token count, token id or size a request may give
+MAX_EMBEDDING_INPUTS = 2048  # as OpenAI's API
 _INT64 = 2**63
 
 
@@ -161,17 +161,37 @@ class ChatRequest(Open):
 
 class EmbeddingsRequest(Open):
     model: _ModelName
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[Any]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=1, le=MAX_INT)
     user: str | None = None
 
     @field_validator("input")
     @classmethod
-    def _input_not_empty(cls, value: Any) -> Any:
-        if value == "" or value == [] or (isinstance(value, list) and [] in value):
+    def _input_shape(cls, value: str | list[Any]) -> str | list[Any]:
+        """A string, or up to MAX_EMBEDDING_INPUTS strings, token ids or token id arrays; checked a
+        whole list at a time (C speed), not item by item: a token array can hold a million ids."""
+        if value == "" or value == []:
             raise ValueError("input must not be empty")
-        return value
+        if isinstance(value, str):
+            return value
+        kinds = set(map(type, value))
+        if kinds == {int} and _token_ids(value):  # one token array
+            return value
+        if kinds <= {str, list} and len(value) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs in one request, not {len(value)}")
+        if kinds == {str}:
+            return value
+        if kinds == {list} and all(array and set(map(type, array)) == {int} and _token_ids(array) for array in value):
+            return value
+        raise ValueError(
+            "expected a string, an array of strings, an array of token ids or an array of non-empty token id "
+            f"arrays (token ids between 0 and {MAX_INT})"
+        )
+
+
+def _token_ids(ids: list[int]) -> bool:
+    return min(ids) >= 0 and max(ids) <= MAX_INT
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -185,32 +205,12 @@ def parse_body(body: bytes) -> dict[str, Any]:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if exc.msg.startswith("depth limit"):  # orjson stops at 1,024 levels, before any field is known
-            raise InvalidRequest(_too_deep("The request body")) from None
+            raise InvalidRequest(too_deep("The request body")) from None
         raise InvalidRequest(f"The request body is not valid JSON ({exc.msg}).") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(data)}.")
-    if _nesting(data, MAX_NESTING) > MAX_NESTING:
-        field = next(k for k, v in data.items() if _nesting(v, MAX_NESTING) >= MAX_NESTING)
-        shown = field if len(field) <= 64 else field[:64] + "..."
-        raise InvalidRequest(_too_deep(f"'{shown}'"), param=shown)
+    check_shape(data)
     return data
-
-
-def _too_deep(what: str) -> str:
-    limit = MAX_NESTING
-    return f"{what} nests arrays and objects more than {limit} levels deep; this gateway accepts at most {limit}."
-
-
-def _nesting(value: Any, limit: int) -> int:
-    """How many levels of arrays and objects `value` nests (0 for a scalar), counting no further than
-    one past `limit`. Level by level, each container visited once: linear in the body, no recursion."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level and depth <= limit:
-        depth += 1
-        children = chain.from_iterable(node.values() if type(node) is dict else node for node in level)
-        level = [child for child in children if type(child) is dict or type(child) is list]
-    return depth
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
+from gateway.body_limits import MAX_CONTAINERS, MAX_NESTING
 from gateway.errors import InvalidRequest
-from gateway.schemas import MAX_INT, MAX_NESTING, ChatRequest, EmbeddingsRequest, parse_body, validate
+from gateway.schemas import (
+    MAX_EMBEDDING_INPUTS,
+    MAX_INT,
+    ChatRequest,
+    EmbeddingsRequest,
+    parse_body,
+    validate,
+)
 
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -114,7 +123,23 @@ def test_full_featured_request_is_accepted() -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["", [], [[1], []], 5, ["a", 1]])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        [],
+        [[1], []],
+        5,
+        ["a", 1],
+        [1, True],
+        [1.5],
+        [-1],
+        [MAX_INT + 1],
+        [[1], [2**63]],
+        ["x"] * (MAX_EMBEDDING_INPUTS + 1),
+        [[1]] * (MAX_EMBEDDING_INPUTS + 1),
+    ],
+)
 def test_embedding_input_errors(value: Any) -> None:
     with pytest.raises(InvalidRequest) as info:
         validate(EmbeddingsRequest, {"model": "e", "input": value})
@@ -168,3 +193,28 @@ def test_integers_at_their_bounds_are_accepted() -> None:
     with pytest.raises(InvalidRequest) as info:
         validate(EmbeddingsRequest, {"model": "e", "input": "x", "dimensions": MAX_INT + 1})
     assert info.value.param == "dimensions"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["text", ["a", "b"], [0, MAX_INT], [[1, 2], [3]], list(range(1_000_000)), ["x"] * MAX_EMBEDDING_INPUTS],
+)
+def test_embedding_inputs_accepted(value: Any) -> None:
+    validate(EmbeddingsRequest, {"model": "e", "input": value})
+
+
+def test_a_body_holds_a_bounded_number_of_arrays_and_objects() -> None:
+    """Each array or object costs every walk after parsing a few microseconds: 200,000 one-word
+    messages held the event loop for over a second. Plain values in lists do not count."""
+    fits = {"model": "m", "messages": [{"role": "user", "content": "hi"}] * (MAX_CONTAINERS - 2)}
+    assert parse_body(orjson.dumps(fits))["model"] == "m"
+    assert parse_body(orjson.dumps({"model": "m", "x": list(range(1_000_000)), "y": ["s"] * 100_000}))
+    for body in (
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}] * MAX_CONTAINERS},
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}] * MAX_CONTAINERS}]},
+        {"model": "m", "messages": [], "vendor": [[]] * 200_000},
+    ):
+        with pytest.raises(InvalidRequest) as info:
+            parse_body(orjson.dumps(body))
+        assert info.value.param == ("vendor" if "vendor" in body else "messages")
+        assert f"at most {MAX_CONTAINERS:,}" in info.value.message
