@@ -234,8 +234,9 @@ def _explain(exc: ValidationError, data: dict[str, Any]) -> tuple[str, str]:
         for e in exc.errors(include_url=False, include_input=False)
     ]
     deepest = max(len(path) for path, _ in located)
-    here = [(path, e) for path, e in located if len(path) == deepest]
-    path, first = here[0]
+    path = next(path for path, _ in located if len(path) == deepest)
+    here = [(p, e) for p, e in located if p == path]  # two fields wrong at one depth: the first one's errors
+    first = here[0][1]
     if len(here) > 1 and all(e["type"] in _BRANCH_MISMATCH for _, e in here):
         expected = [_expected(e) for _, e in here]
         return _format(path), "expected " + " or ".join(dict.fromkeys(expected))

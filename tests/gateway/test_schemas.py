@@ -218,3 +218,13 @@ def test_a_body_holds_a_bounded_number_of_arrays_and_objects() -> None:
             parse_body(orjson.dumps(body))
         assert info.value.param == ("vendor" if "vendor" in body else "messages")
         assert f"at most {MAX_CONTAINERS:,}" in info.value.message
+
+
+def test_two_wrong_fields_at_one_depth_are_not_mixed_up() -> None:
+    """The message used to list every branch error at the deepest level, whatever the field: a bad
+    max_tokens was explained with tool_choice's alternatives."""
+    body = {"model": "m", "messages": OK_MESSAGES, "max_tokens": 1.5, "tool_choice": "sometimes"}
+    with pytest.raises(InvalidRequest) as info:
+        validate(ChatRequest, body)
+    assert info.value.param == "max_tokens"
+    assert "auto" not in info.value.message and "required" not in info.value.message
