@@ -446,6 +446,47 @@ odd_messages_body = st.one_of(
 )
 messages_body = mostly(sane_messages_body, odd_messages_body)
 
+sane_responses_body = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["oa-gpt-x", "an-gpt-x", "mock-chat"]),
+        "input": st.one_of(
+            nonempty_text,
+            st.lists(
+                st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]), "content": nonempty_text}),
+                min_size=1,
+                max_size=3,
+            ),
+        ),
+    },
+    optional={
+        "instructions": nonempty_text,
+        "max_output_tokens": sane_int,
+        "stream": st.booleans(),
+        "temperature": st.floats(0, 2),
+        "vendor_extension": json_value,
+    },
+)
+odd_responses_body = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "model": mostly(st.sampled_from(["oa-gpt-x", "an-gpt-x", "mock-chat"]), odd_text),
+            "input": st.one_of(odd_text, st.lists(json_value, max_size=4), json_value),
+        },
+        optional={
+            "max_output_tokens": ints,
+            "instructions": st.one_of(odd_text, json_value),
+            "tools": json_value,
+            "tool_choice": st.one_of(odd_text, json_value),
+            "previous_response_id": odd_text,
+            "metadata": json_value,
+            "stream": st.one_of(st.booleans(), odd_text),
+            "vendor_extension": unknown_field,
+        },
+    ),
+    json_value,
+)
+responses_body = mostly(sane_responses_body, odd_responses_body)
+
 LATIN1 = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
 header_value = st.one_of(
     st.sampled_from([s for s in ODD_STRINGS if s.isascii() and s.isprintable()]), st.text(LATIN1, max_size=40)
@@ -531,6 +572,18 @@ def test_fuzz_embeddings(http: httpx.Client, probe: HealthProbe) -> None:
     loop_never_stalled(probe)
 
 
+def test_fuzz_responses(http: httpx.Client, probe: HealthProbe) -> None:
+    @fuzz_settings(EXAMPLES // 2)
+    @given(body=responses_body, auth=authorization, extra=headers)
+    @example(body={"model": "oa-gpt-x", "input": "hello", "max_output_tokens": 2**63}, auth=ADMIN, extra={})
+    @example(body={"model": "mock-chat", "input": "hello", "x": Deep(990)}, auth=ADMIN, extra={})
+    def run(body: Any, auth: dict[str, str], extra: dict[str, str]) -> None:
+        check(send(http, "POST", "/v1/responses", auth=auth, extra=extra, content=encode(body)))
+
+    run()
+    loop_never_stalled(probe)
+
+
 def test_fuzz_messages(http: httpx.Client, probe: HealthProbe) -> None:
     @fuzz_settings(EXAMPLES // 2)
     @given(
@@ -547,7 +600,14 @@ def test_fuzz_messages(http: httpx.Client, probe: HealthProbe) -> None:
 
 
 def test_fuzz_bodies_that_are_not_json(http: httpx.Client, probe: HealthProbe) -> None:
-    posts = ["/v1/chat/completions", "/v1/embeddings", "/v1/messages", "/v1/messages/count_tokens", "/v1/feedback"]
+    posts = [
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/feedback",
+    ]
 
     @fuzz_settings(EXAMPLES // 2)
     @given(content=raw_body, path=st.sampled_from(posts), auth=authorization)
@@ -595,6 +655,7 @@ def test_fuzz_read_endpoints(http: httpx.Client, probe: HealthProbe) -> None:
     @example(path="/v1/usage", params={"to": "0001-01-01"}, auth=ADMIN, extra={})
     @example(path="/v1/usage", params={"from": "99999999999w"}, auth=ADMIN, extra={})
     @example(path="/v1/feedback/export", params={"from": "nan"}, auth=ADMIN, extra={})
+    @example(path="/metrics", params={}, auth={"authorization": f"Bearer {METRICS_TOKEN}"}, extra={})
     def run(path: str, params: dict[str, str], auth: dict[str, str], extra: dict[str, str]) -> None:
         response = send(http, "GET", path, auth=auth, extra=extra, params=params)
         check(response)
