@@ -176,7 +176,9 @@ def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:
 
 
 def _error_message(data: Mapping[str, Any]) -> str:
+    """The provider's message whole: the provider scrubs it of secrets, then shortens it (cut first,
+    a secret across the cut would not be recognised)."""
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:500]
+        return str(error["message"])
     return "the provider sent an error event"
