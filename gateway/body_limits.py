@@ -12,8 +12,10 @@ levels, a recursive walk stops near 1,000). So, whatever the fields, known or no
   one-word messages cost about 70 ms on the loop with content capture on (150 ms with the pii,
   secrets and injection guardrails), 200,000 of them cost 1.5 s before this limit.
 
-The check itself is linear: level by level, each container visited once, lists of plain values
-skipped at C speed, no recursion.
+JSON that arrives inside a string (tool-call arguments the gateway translates) or from a provider is
+held to a nesting limit too where it is parsed (`too_deeply_nested`). The check itself is linear:
+level by level, each container visited once, lists of plain values skipped at C speed, no
+recursion.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from gateway.errors import InvalidRequest
 
 MAX_NESTING = 64
 MAX_CONTAINERS = 20_000
+# A provider's answer may nest deeper than a request, but not so deep that it cannot be serialised
+# again for the client (orjson stops at 255 levels).
+MAX_ANSWER_NESTING = 128
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
@@ -47,6 +52,12 @@ def check_shape(body: dict[str, Any]) -> None:
 def too_deep(what: str) -> str:
     limit = MAX_NESTING
     return f"{what} nests arrays and objects more than {limit} levels deep; this gateway accepts at most {limit}."
+
+
+def too_deeply_nested(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether `value` (JSON parsed from elsewhere than a request body: tool-call arguments, a
+    provider's answer) nests arrays and objects more than `limit` levels deep."""
+    return measure(value, limit, _UNLIMITED)[0] > limit
 
 
 def measure(value: Any, depth_limit: int, count_limit: int) -> tuple[int, int]:

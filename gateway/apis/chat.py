@@ -11,6 +11,7 @@ import orjson
 from gateway import sse
 from gateway.apis.base import Api, Event, Shape, StreamReader
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
+from gateway.body_limits import MAX_ANSWER_NESTING, too_deeply_nested
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
 from gateway.schemas import ChatRequest, validate
@@ -136,6 +137,8 @@ def parse_event(data: bytes) -> dict[str, Any]:
         raise UpstreamBadResponse("the stream carried an event that is not JSON") from None
     if not isinstance(parsed, dict):
         raise UpstreamBadResponse("the stream carried an event that is not a JSON object")
+    if too_deeply_nested(parsed, MAX_ANSWER_NESTING):  # could not be re-serialised for the client
+        raise UpstreamBadResponse(f"the stream carried an event nested over {MAX_ANSWER_NESTING} levels")
     return parsed
 
 

@@ -13,6 +13,7 @@ import orjson
 
 from gateway import sse
 from gateway.apis.base import Event, StreamReader
+from gateway.body_limits import MAX_ANSWER_NESTING, too_deeply_nested
 from gateway.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamStreamError
 from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import AnthropicProviderConfig, OpenAIProviderConfig
@@ -117,6 +118,8 @@ class HttpProvider(Provider):
             ) from None
         if not isinstance(data, dict):
             raise UpstreamBadResponse("the provider answered with JSON that is not an object")
+        if too_deeply_nested(data, MAX_ANSWER_NESTING):  # could not be re-serialised for the client
+            raise UpstreamBadResponse(f"the provider answered with JSON nested over {MAX_ANSWER_NESTING} levels")
         return data, body
 
     def scrub(self, text: str) -> str:

@@ -135,6 +135,23 @@ def test_odd_but_well_formed_bodies_are_400s_naming_the_field(
     assert standin.requests == []
 
 
+def test_tool_call_arguments_nested_too_deep_are_a_400_when_translated(gateway: Any, standin: StandIn) -> None:
+    """Arguments are JSON inside a string, out of the body check's sight; translated for Anthropic
+    they become an object, which could not be serialised for the provider (a 500)."""
+    arguments = '{"a": ' + nested(300) + "}"
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    messages.append({"role": "tool", "tool_call_id": "c1", "content": "done"})
+    error = assert_error(
+        post(gateway, {"model": "an-gpt-x", "messages": messages}),
+        400,
+        "invalid_request",
+        "messages[1].tool_calls[0].function.arguments",
+    )
+    assert "more than 64 levels" in error["message"]
+    assert standin.requests == []
+
+
 def test_deepest_bodies_are_400s_too(gateway: Any) -> None:
     content = b'{"model": "oa-gpt-x", "messages": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     error = assert_error(post(gateway, content=content), 400, "invalid_request")

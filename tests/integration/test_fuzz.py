@@ -225,6 +225,11 @@ class Deep:
         return "[" * self.depth + '"deep"' + "]" * self.depth
 
 
+def deep_object(depth: int) -> str:
+    """JSON text of an object whose one value nests `depth` levels of arrays (tool-call arguments)."""
+    return '{"a": ' + Deep(depth).raw() + "}"
+
+
 def encode(body: Any) -> bytes:
     """JSON the way a careless client writes it: big integers as they are, NaN as `NaN`, `Deep`
     values as raw nested arrays."""
@@ -268,11 +273,14 @@ part = mostly(
         json_value,
     ),
 )
+arguments = st.one_of(
+    odd_text, json_value.map(json.dumps), st.sampled_from(DEPTHS).map(lambda depth: Deep(depth).raw())
+)
 tool_call = st.fixed_dictionaries(
     {
         "id": odd_text,
         "type": st.just("function"),
-        "function": st.fixed_dictionaries({"name": odd_text, "arguments": odd_text}),
+        "function": st.fixed_dictionaries({"name": odd_text, "arguments": arguments}),
     }
 )
 message = mostly(
@@ -540,6 +548,11 @@ def send(http: httpx.Client, method: str, path: str, *, auth: dict[str, str], ex
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 HELLO = [{"role": "user", "content": "hello"}]
 ZWSP = "\u200b"
+DEEP_CALL = {
+    "role": "assistant",
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": deep_object(300)}}],
+}
+TOOL_RESULT = {"role": "tool", "tool_call_id": "c1", "content": "done"}
 
 
 def test_fuzz_chat_completions(http: httpx.Client, probe: HealthProbe) -> None:
@@ -551,6 +564,7 @@ def test_fuzz_chat_completions(http: httpx.Client, probe: HealthProbe) -> None:
     @example(body={"model": "oa-gpt-x", "messages": HELLO, "x": Deep(254)}, auth=ADMIN, extra={})
     @example(body={"model": "an-gpt-x", "messages": HELLO, "x": Deep(990)}, auth=ADMIN, extra={})
     @example(body={"model": "mock-chat", "messages": HELLO * 8_000}, auth=ADMIN, extra={})
+    @example(body={"model": "an-gpt-x", "messages": [*HELLO, DEEP_CALL, TOOL_RESULT]}, auth=ADMIN, extra={})
     @example(body={"model": "mock-chat", "messages": HELLO * (MAX_CONTAINERS + 1)}, auth=ADMIN, extra={})
     @example(
         body={"model": "mock-chat", "messages": [{"role": "user", "content": ZWSP * 50_000}]}, auth=ADMIN, extra={}

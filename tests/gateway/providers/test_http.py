@@ -1,5 +1,6 @@
 """What every HTTP provider shares: a provider's error text reaches the client scrubbed of its keys,
-whole or disguised, and shortened only after it was scrubbed."""
+whole or disguised, and shortened only after it was scrubbed; an answer the gateway could not
+serialise again is a bad response, not a crash."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.apis.chat import ChatApi
-from gateway.errors import UpstreamStreamError
+from gateway.apis.chat import ChatApi, parse_event
+from gateway.errors import UpstreamBadResponse, UpstreamStreamError
 from gateway.providers.config import OpenAIProviderConfig
 from gateway.providers.http import error_message
 from gateway.providers.openai import OpenAIProvider
@@ -73,3 +74,18 @@ def test_an_error_body_is_scrubbed_before_it_is_shortened() -> None:
     body: dict[str, Any] = {"error": {"message": "y" * 495 + KEY}}
     shown = error_message(orjson.dumps(body), provider().scrub)
     assert KEY[:6] not in shown and len(shown) <= 500
+
+
+DEEP = "[" * 200 + "1" + "]" * 200  # parses (orjson reads 1,024 levels) but cannot be written back (255)
+
+
+def test_an_answer_too_deep_to_serialise_again_is_a_bad_response_not_a_crash() -> None:
+    """It parsed, then failed when the gateway wrote the answer back for the client (a 500); as a bad
+    response it counts against the target and may fall back (a 502 when none is left)."""
+    answer = b'{"id": "x", "choices": [], "extra": ' + DEEP.encode() + b"}"
+    with pytest.raises(UpstreamBadResponse) as info:
+        asyncio.run(provider()._read_json(Replay([answer])))
+    assert "nested over 128 levels" in info.value.detail
+    with pytest.raises(UpstreamBadResponse):
+        parse_event(b'{"choices": [], "extra": ' + DEEP.encode() + b"}")
+    assert parse_event(b'{"choices": [], "extra": [[1]]}')["extra"] == [[1]]
