@@ -11,6 +11,7 @@ import orjson
 from gateway import sse
 from gateway.apis.base import Api, Event, Shape, StreamReader
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
+from gateway.body_limits import MAX_ANSWER_NESTING, too_deeply_nested
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
 from gateway.schemas import ChatRequest, validate
@@ -130,6 +131,8 @@ def parse_event(data: bytes) -> dict[str, Any]:
         raise UpstreamBadResponse("the stream carried an event that is not JSON") from None
     if not isinstance(parsed, dict):
         raise UpstreamBadResponse("the stream carried an event that is not a JSON object")
+    if too_deeply_nested(parsed, MAX_ANSWER_NESTING):  # could not be re-serialised for the client
+        raise UpstreamBadResponse(f"the stream carried an event nested over {MAX_ANSWER_NESTING} levels")
     return parsed
 
 
@@ -170,7 +173,9 @@ def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:
 
 
 def _error_message(data: Mapping[str, Any]) -> str:
+    """The provider's message whole: the provider scrubs it of secrets, then shortens it (cut first,
+    a secret across the cut would not be recognised)."""
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:500]
+        return str(error["message"])
     return "the provider sent an error event"

@@ -65,7 +65,7 @@ class MessagesRequest(Open):
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     tools: list[_Tool] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None

@@ -13,9 +13,11 @@ import orjson
 
 from gateway import sse
 from gateway.apis.base import Event, StreamReader
+from gateway.body_limits import MAX_ANSWER_NESTING, too_deeply_nested
 from gateway.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamStreamError
 from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import AnthropicProviderConfig, OpenAIProviderConfig
+from gateway.secret_mask import SecretMask
 from gateway.upstream import Timeouts, UpstreamClient, UpstreamResponse
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -33,7 +35,7 @@ class HttpProvider(Provider):
         super().__init__(name)
         self._client = client
         self._base = str(config.base_url).rstrip("/")
-        self._secrets = sorted(config.secrets(), key=len, reverse=True)
+        self._mask = SecretMask(config.secrets())
         t = config.timeout
         self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
         self._stream_timeouts = Timeouts(connect=t.connect, read=t.read, total=None)
@@ -116,13 +118,14 @@ class HttpProvider(Provider):
             ) from None
         if not isinstance(data, dict):
             raise UpstreamBadResponse("the provider answered with JSON that is not an object")
+        if too_deeply_nested(data, MAX_ANSWER_NESTING):  # could not be re-serialised for the client
+            raise UpstreamBadResponse(f"the provider answered with JSON nested over {MAX_ANSWER_NESTING} levels")
         return data, body
 
     def scrub(self, text: str) -> str:
-        """The text with this provider's secrets masked: provider errors sometimes echo them."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
+        """The text with this provider's secrets masked: provider errors sometimes echo them, at times
+        disguised by invisible characters (see `gateway.secret_mask`)."""
+        return self._mask.mask(text)
 
 
 def error_message(body: bytes, scrub: Callable[[str], str]) -> str:
