@@ -149,8 +149,11 @@ def check(response: httpx.Response, *, anthropic: bool = False) -> None:
         check_error(response.json(), anthropic=anthropic, where=where)
     elif response.headers.get("content-type", "").startswith("text/event-stream"):
         for line in response.text.splitlines():
-            if line.startswith("data: {") and '"error"' in line:
-                check_error(json.loads(line[len("data: ") :]), anthropic=anthropic, where=where)
+            event = json.loads(line[len("data: ") :]) if line.startswith("data: {") else None
+            # An error event: chat's {"error": {...}}, Responses' `error` (its nested error object),
+            # Messages' {"type": "error", ...}. Other events may hold `"error": null` (a response object).
+            if isinstance(event, dict) and isinstance(event.get("error"), dict):
+                check_error(event, anthropic=anthropic, where=where)
 
 
 def check_error(body: Any, *, anthropic: bool, where: str) -> None:
