@@ -12,8 +12,10 @@ levels, a recursive walk stops near 1,000). So, whatever the fields, known or no
   one-word messages cost about 70 ms on the loop with content capture on (150 ms with the pii,
   secrets and injection guardrails), 200,000 of them cost 1.5 s before this limit.
 
-JSON that arrives inside a string (tool-call arguments the gateway translates) or from a provider is
-held to a nesting limit too where it is parsed (`too_deeply_nested`). The check itself is linear:
+JSON that arrives inside a string (tool-call arguments the gateway translates) is held to the
+nesting limit too where it is parsed (`too_deeply_nested`). A provider's answer is passed on as its
+own bytes; one nested too deep to encode again, when the gateway must, is a 502
+(`gateway.apis.base.encode`). The check itself is linear:
 level by level, each container visited once, lists of plain values skipped at C speed, no
 recursion.
 """
@@ -28,9 +30,6 @@ from gateway.errors import InvalidRequest
 
 MAX_NESTING = 64
 MAX_CONTAINERS = 20_000
-# A provider's answer may nest deeper than a request, but not so deep that it cannot be serialised
-# again for the client (orjson stops at 255 levels).
-MAX_ANSWER_NESTING = 128
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamFailed
 from gateway.metering.usage import Usage
 from policies.guardrails import Api as GuardShape
 
@@ -109,9 +109,12 @@ class Api(ABC):
         """The events that end a stream broken after it started (by default one error body)."""
         return [self.error_body(error)]
 
-    @abstractmethod
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        """One stream event as server-sent-event bytes (from `raw` when given, else from `data`)."""
+        """One stream event as server-sent-event bytes (from `raw` when given, else from `data`):
+        named by its `type`, as Responses and Messages events are."""
+        payload = raw if raw is not None else encode(data)
+        kind = data.get("type") if data is not None else None
+        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
 
     def stream_end(self) -> bytes:
         """What closes a successful stream after its last event (chat's `[DONE]`)."""
@@ -176,6 +179,15 @@ class StreamState:
     created: int | None = None
     sequence: int = -1
     started: bool = False
+
+
+def encode(data: Any) -> bytes:
+    """JSON bytes of an answer the gateway changed or built; 502 for a provider's answer nested too
+    deep to encode again (orjson stops at 255 levels), which is checked here rather than on every event."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        raise UpstreamFailed(f"The provider's answer could not be passed on ({exc}).") from None
 
 
 def _rename(holder: dict[str, Any], model: str) -> str | None:

@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 
 from gateway import sse
-from gateway.apis.base import Api, Event, Shape, StreamReader
+from gateway.apis.base import Api, Event, Shape, StreamReader, encode
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
-from gateway.body_limits import MAX_ANSWER_NESTING, too_deeply_nested
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
 from gateway.schemas import ChatRequest, validate
@@ -47,7 +46,7 @@ class ChatApi(Api):
         return error.body()
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        return sse.encode_data(raw) if raw is not None else sse.encode_json(data)
+        return sse.encode_data(raw if raw is not None else encode(data))
 
     def stream_end(self) -> bytes:
         return sse.DONE
@@ -72,10 +71,12 @@ class ChatApi(Api):
         return "".join(parts)
 
     def finish_reasons(self, data: Mapping[str, Any]) -> list[str]:
-        choices = data.get("choices")
-        if not isinstance(choices, list):
-            return []
-        return [c["finish_reason"] for c in choices if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)]
+        reasons: list[str] = []
+        for choice in data.get("choices") or ():
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            if isinstance(reason, str):
+                reasons.append(reason)
+        return reasons
 
     def usage(self, data: Mapping[str, Any]) -> Usage | None:
         return Usage.from_openai(data.get("usage"))
@@ -131,8 +132,6 @@ def parse_event(data: bytes) -> dict[str, Any]:
         raise UpstreamBadResponse("the stream carried an event that is not JSON") from None
     if not isinstance(parsed, dict):
         raise UpstreamBadResponse("the stream carried an event that is not a JSON object")
-    if too_deeply_nested(parsed, MAX_ANSWER_NESTING):  # could not be re-serialised for the client
-        raise UpstreamBadResponse(f"the stream carried an event nested over {MAX_ANSWER_NESTING} levels")
     return parsed
 
 

@@ -116,11 +116,6 @@ class MessagesApi(Api):
     def stream_error(self, error: GatewayError, state: Any) -> list[dict[str, Any]]:
         return [self.error_body(error)]
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type") if data is not None else None
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
     def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         message = data.get("message") if data.get("type") == "message_start" else None
         return message if isinstance(message, dict) else None

@@ -115,11 +115,6 @@ class ResponsesApi(Api):
             error_type=error.type,
         )
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type")
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
     def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         response = data.get("response") if data.get("type") in _RESPONSE_EVENTS else None
         return response if isinstance(response, dict) else None

@@ -11,8 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.apis import API
+from gateway.apis.base import encode, renamed
 from gateway.apis.chat import ChatApi, parse_event
-from gateway.errors import UpstreamBadResponse, UpstreamStreamError
+from gateway.errors import UpstreamFailed, UpstreamStreamError
 from gateway.providers.config import OpenAIProviderConfig
 from gateway.providers.http import error_message
 from gateway.providers.openai import OpenAIProvider
@@ -76,16 +78,17 @@ def test_an_error_body_is_scrubbed_before_it_is_shortened() -> None:
     assert KEY[:6] not in shown and len(shown) <= 500
 
 
-DEEP = "[" * 200 + "1" + "]" * 200  # parses (orjson reads 1,024 levels) but cannot be written back (255)
+DEEP = "[" * 300 + "1" + "]" * 300  # parses (orjson reads 1,024 levels) but cannot be written again (255)
 
 
-def test_an_answer_too_deep_to_serialise_again_is_a_bad_response_not_a_crash() -> None:
-    """It parsed, then failed when the gateway wrote the answer back for the client (a 500); as a bad
-    response it counts against the target and may fall back (a 502 when none is left)."""
+def test_an_answer_too_deep_to_encode_again_is_an_upstream_error_not_a_crash() -> None:
+    """A provider's answer is parsed (1,024 levels) and passed on as its own bytes; only when the
+    gateway must encode it again (a translation, a redaction) can it be too deep: a 502, never a 500."""
     answer = b'{"id": "x", "choices": [], "extra": ' + DEEP.encode() + b"}"
-    with pytest.raises(UpstreamBadResponse) as info:
-        asyncio.run(provider()._read_json(Replay([answer])))
-    assert "nested over 128 levels" in info.value.detail
-    with pytest.raises(UpstreamBadResponse):
-        parse_event(b'{"choices": [], "extra": ' + DEEP.encode() + b"}")
-    assert parse_event(b'{"choices": [], "extra": [[1]]}')["extra"] == [[1]]
+    data, raw = asyncio.run(provider()._read_json(Replay([answer])))
+    assert raw == answer and renamed(raw, "x", "y") is None  # untouched: no "model" to rename
+    with pytest.raises(UpstreamFailed):
+        encode(data)
+    with pytest.raises(UpstreamFailed):
+        API["chat"].frame(parse_event(b'{"choices": [], "extra": ' + DEEP.encode() + b"}"))
+    assert API["chat"].frame(None, raw) == b"data: " + answer + b"\n\n"
