@@ -6,8 +6,8 @@ so extraction is a handful of numpy operations over the bytes, with no loop per 
 `C[i] = sum(b[k] * P^-(k+1) for k < i)` (mod 2^64), the polynomial hash of the bytes `[s, e)` is
 `P^e * (C[e] - C[s])`, for n-grams, words and word pairs alike.
 
-A text is read through windows of `window` bytes (half-overlapping); a window's logit is
-`bias + sum(w[feature]) / sqrt(number of features)` and the text's score is the highest window's
+A text is read through windows of each model's `window` bytes (half-overlapping); a window's logit is
+`bias + sum(w[feature]) / sqrt(max(number of features, MIN_FEATURES))` and the text's score is the highest window's
 probability, so one instruction planted in a long tool result is not diluted by the data around it.
 
 Two models share the features: `direct` (what a user sends) and `indirect` (instructions addressed to
@@ -35,6 +35,7 @@ _P = np.uint64(0x100000001B3)  # odd, so it has an inverse mod 2^64
 _P_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _WORD_SEED, _PAIR_SEED = 0xA5A5A5A5A5A5A5A5, 0x5A5A5A5A5A5A5A5A
+MIN_FEATURES = 16  # a window's sum is divided by sqrt(max(features, this)): one word alone ("ok") decides little
 _SEGMENT = 1 << 16  # bytes hashed at once; longer texts are read in overlapping segments
 _FOLD = bytes(48 if 48 <= b <= 57 else b for b in range(256))  # digits to 0
 _WORD_BYTE = np.array([chr(b).isalnum() or b in (39, 95) or b >= 128 for b in range(256)], dtype=bool)
@@ -59,9 +60,8 @@ class Featurizer:
     and (with `words`) words and word pairs."""
 
     bits: int = 18
-    char_ns: tuple[int, ...] = (3, 4, 5)
+    char_ns: tuple[int, ...] = ()
     words: bool = True
-    window: int = 512
 
     def normalise(self, text: str) -> bytes:
         data = text.lower().encode("utf-8", "replace").translate(_FOLD)
@@ -106,26 +106,31 @@ class Featurizer:
         starts = np.concatenate([np.arange(len(g), dtype=np.int64) if isinstance(s, int) else s for g, s in groups])
         return ids, starts
 
-    def segments(self, data: bytes) -> list[tuple[int, bytes]]:
+    @staticmethod
+    def segments(data: bytes, window: int) -> list[tuple[int, bytes]]:
         """(offset, bytes) pieces of at most `_SEGMENT` bytes, overlapping by a window."""
         if len(data) <= _SEGMENT:
             return [(0, data)]
-        step = _SEGMENT - self.window
-        return [(at, data[at : at + _SEGMENT]) for at in range(0, len(data) - self.window, step)]
+        step = _SEGMENT - window
+        return [(at, data[at : at + _SEGMENT]) for at in range(0, len(data) - window, step)]
 
-    def windows(self, n: int) -> tuple[Ints, Ints]:
+    @staticmethod
+    def windows(n: int, window: int) -> tuple[Ints, Ints]:
         """(starts, ends) of the windows over `n` bytes: the whole text when it fits in one window, else
         pairs of consecutive half-window blocks (the last one may be short)."""
-        if n <= self.window:
+        if n <= window:
             return np.zeros(1, dtype=np.int64), np.full(1, n, dtype=np.int64)
-        bounds = np.arange(0, n, self.window // 2, dtype=np.int64)
-        return bounds[:-1], np.minimum(bounds[:-1] + self.window, n)
+        bounds = np.arange(0, n, window // 2, dtype=np.int64)
+        return bounds[:-1], np.minimum(bounds[:-1] + window, n)
 
 
 @dataclass(frozen=True, slots=True)
 class LinearModel:
+    """Weights by feature id, a bias, and the window (in bytes) the model reads a text through."""
+
     weights: npt.NDArray[np.float32]
     bias: float
+    window: int = 512
 
 
 class LearnedScorer:
@@ -138,7 +143,7 @@ class LearnedScorer:
     def score(self, text: str) -> float:
         data = self.featurizer.normalise(text)
         best = -np.inf
-        for _offset, piece in self.featurizer.segments(data):
+        for _offset, piece in self.featurizer.segments(data, self.model.window):
             best = max(best, float(self.window_logits(piece).max(initial=-np.inf)))
         if best == -np.inf:
             return 0.0
@@ -149,7 +154,8 @@ class LearnedScorer:
         half-window blocks, two blocks to a window."""
         n = len(data)
         weights = self.model.weights
-        stride = self.featurizer.window // 2 if n > self.featurizer.window else max(n, 1)
+        window = self.model.window
+        stride = window // 2 if n > window else max(n, 1)
         bounds = np.arange(0, max(n, 1), stride, dtype=np.int64)
         blocks = len(bounds)
         sums = np.zeros(blocks)
@@ -170,7 +176,7 @@ class LearnedScorer:
         if blocks > 1:
             sums = sums[:-1] + sums[1:]
             counts = counts[:-1] + counts[1:]
-        return self.model.bias + sums / np.sqrt(np.maximum(counts, 1.0))
+        return self.model.bias + sums / np.sqrt(np.maximum(counts, MIN_FEATURES))
 
 
 MODEL_FILE = "injection_model.npz"
@@ -179,7 +185,8 @@ MODEL_FILE = "injection_model.npz"
 def save(path: Path, featurizer: Featurizer, models: dict[str, LinearModel], meta: dict[str, object]) -> None:
     """Write the models (float16 weights) and the featurizer settings to one `.npz` file."""
     config = {"bits": featurizer.bits, "char_ns": list(featurizer.char_ns), "words": featurizer.words,
-              "window": featurizer.window, "biases": {k: m.bias for k, m in models.items()}, **meta}  # fmt: skip
+              "biases": {k: m.bias for k, m in models.items()}, "windows": {k: m.window for k, m in models.items()},
+              **meta}  # fmt: skip
     arrays = {f"weights_{k}": m.weights.astype(np.float16) for k, m in models.items()}
     np.savez_compressed(path, config=np.array(json.dumps(config, sort_keys=True)), **arrays)  # type: ignore[arg-type]
 
@@ -187,9 +194,9 @@ def save(path: Path, featurizer: Featurizer, models: dict[str, LinearModel], met
 def load_file(path: Path | str) -> tuple[Featurizer, dict[str, LinearModel], dict[str, object]]:
     with np.load(path, allow_pickle=False) as data:
         config = json.loads(str(data["config"]))
-        featurizer = Featurizer(config["bits"], tuple(config["char_ns"]), config["words"], config["window"])
+        featurizer = Featurizer(config["bits"], tuple(config["char_ns"]), config["words"])
         models = {
-            name: LinearModel(data[f"weights_{name}"].astype(np.float32), float(bias))
+            name: LinearModel(data[f"weights_{name}"].astype(np.float32), float(bias), int(config["windows"][name]))
             for name, bias in config["biases"].items()
         }
     return featurizer, models, config
