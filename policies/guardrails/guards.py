@@ -59,9 +59,9 @@ class InjectionGuard:
 
     def score(self, text: str, role: str = "user") -> InjectionScore:
         """Patterns first; when they stay under the threshold, the optional classifier or the learned
-        models: `direct` for user content, and for tool and function results the `indirect` model
-        (instructions addressed to the agent inside data) as well as the `direct` one (an attack
-        pasted into a page is no less one). The highest score wins; `signals` names its stage.
+        models: `direct` for user content, `indirect` for tool and function results (instructions
+        addressed to the agent inside data; it was trained on classic attacks planted in data too).
+        The higher score wins; `signals` names its stage.
 
         The learned models read texts of at least `MIN_WORDS` words, without the attack phrases a
         text quotes when it talks about attacks (the patterns score those quotes at a discount)."""
@@ -74,10 +74,11 @@ class InjectionGuard:
         said = without_mentions(text)
         if len(said.split(None, MIN_WORDS)) < MIN_WORDS:
             return result  # a word or two says too little for the learned models: the patterns decide
-        if self.direct is not None:
+        if role in TOOL_ROLES:
+            if self.indirect is not None:
+                learned.append((self.indirect.score(said), "learned_indirect"))
+        elif self.direct is not None:
             learned.append((self.direct.score(said), "learned"))
-        if self.indirect is not None and role in TOOL_ROLES:
-            learned.append((self.indirect.score(said), "learned_indirect"))
         return _higher(result, *max(learned)) if learned else result
 
 
