@@ -24,6 +24,7 @@ from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
 from gateway.endpoints.feedback import export_feedback, post_feedback
+from gateway.endpoints.guardrail_scores import guardrail_scores
 from gateway.endpoints.health import healthz, metrics, readyz
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.sessions import session
@@ -74,6 +75,7 @@ def create_app(
         Route("/v1/messages/count_tokens", Endpoint(count_tokens), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
+        Route("/v1/guardrails/scores", Endpoint(guardrail_scores), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),

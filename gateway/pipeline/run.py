@@ -151,7 +151,8 @@ class Call:
         metrics = self.runtime.services.telemetry.metrics
         if metrics is not None:
             for v in verdicts:
-                metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
+                if v.count:  # a flag guardrail's score-only verdict found nothing
+                    metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
 
     async def _route(self, shape: Any) -> Plan:
         runtime, request = self.runtime, self.request

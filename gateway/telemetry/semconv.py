@@ -97,8 +97,12 @@ def call_attributes(record: CallRecord) -> dict[str, AttributeValue]:
 
 
 def guardrail_labels(verdicts: Sequence[Any]) -> list[str]:
-    """`name:phase:action:entity,entity:count` per verdict."""
-    return [f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}" for v in verdicts]
+    """`name:phase:action:entity,entity:count` per verdict, and `:score` for a scored one (prompt injection)."""
+    labels = []
+    for v in verdicts:
+        label = f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}"
+        labels.append(label if v.score is None else f"{label}:{v.score:.3f}")
+    return labels
 
 
 def request_attributes(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
