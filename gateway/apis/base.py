@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gateway.errors import GatewayError
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from policies.guardrails import Api as GuardShape
 
@@ -98,6 +99,12 @@ class Api(ABC):
 
     @abstractmethod
     def shape(self, body: Mapping[str, Any]) -> Shape: ...
+
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """The prompt's tokens as a provider speaking this API counts them, for admission near a cap:
+        exact where `tok` is, else `tok`'s documented bound; None when the body holds something that
+        cannot be counted exactly (images, audio, files): the cheap bound stands then."""
+        return None
 
     @abstractmethod
     def error_body(self, error: GatewayError) -> dict[str, Any]:

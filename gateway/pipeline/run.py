@@ -25,6 +25,7 @@ from gateway.metering.meter import format_usd
 from gateway.metering.usage import Usage
 from gateway.pipeline import sinks
 from gateway.pipeline.call import CallRecord, CallRequest
+from gateway.pipeline.count import PromptCount
 from gateway.pipeline.forward import Answer, Outbound
 from gateway.pipeline.relay import StreamRelay
 from gateway.providers import Completion, Provider
@@ -83,6 +84,8 @@ class Call:
         self.record = CallRecord(request, request.body, span=span)
         self.plan: Plan | None = None
         self.held = Held()  # what admission holds on rate limits and budgets until the call settles
+        self.demand = Demand(0, None)
+        self._renewal: asyncio.TimerHandle | None = None
         self.guard: GuardrailSet | None = runtime.guards.for_principal(request.ctx.principal)
         self._attempt_span: SpanData | None = None
         self._finished = False
@@ -97,8 +100,13 @@ class Call:
             await self._guard_input()
             shape = self.request.api.shape(self.record.body)
             self.plan = await self._route(shape)
-            demand = Demand(reserve_prompt_tokens(self.record.body, shape.messages), shape.max_output, shape.choices)
-            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, demand)
+            bound = reserve_prompt_tokens(self.record.body, shape.messages)
+            count = PromptCount(
+                self.request.api, self.record.body, 2 * bound, self.runtime.providers, self.runtime.services.counter
+            )
+            self.demand = Demand(bound, shape.max_output, shape.choices, count)
+            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, self.demand)
+            self._keep_held()
             if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
@@ -252,7 +260,30 @@ class Call:
         choice = target.spec.response_model or self.runtime.config.routing.response_model
         return choice == "requested"
 
+    def _keep_held(self) -> None:
+        """Renew the call's leases and budget hold every third of their lifetime while it runs (a long
+        stream would otherwise lose them); a timer, not a task: most calls end before it fires."""
+        if not self.held.holds:
+            return
+        gate = self.runtime.gate
+        interval = gate.policies.hold_seconds / 3
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            gate.policies.spawn(gate.renew(self.held))
+            self._renewal = loop.call_later(interval, due)
+
+        self._renewal = loop.call_later(interval, due)
+
     # -- the forwarder's attempt hooks -----------------------------------------------------------
+
+    async def entering(self, target: Target) -> bool:
+        """Before an attempt: a fallback to another model counts against that model's own limits;
+        False when they have no room (the attempt is skipped)."""
+        if await self.runtime.gate.admit_attempt(self.request.ctx, self.held, target, self.demand):
+            return True
+        self.record.skipped = [*self.record.skipped, f"{target.model}:rate_limited"]
+        return False
 
     def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
         """A child span per upstream attempt; its context is what the provider receives."""
@@ -369,9 +400,11 @@ class Call:
         if record.admitted:
             if services.telemetry.capture.enabled:
                 sinks.capture(record, output, services.telemetry.capture.max_chars)
-            self.runtime.gate.settle(self.held, cost, usage)
+            if self._renewal is not None:
+                self._renewal.cancel()
+            self.runtime.gate.settle(self.held, cost, usage, record.model)
             if self.held.budgets:
-                remaining = self.held.reservation.remaining_after(cost)
+                remaining = self.held.hold.remaining_after(cost)
                 record.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             sinks.ledger(self.runtime.meter, record)
         try:

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from policies.state.errors import StoreUnavailable
+
 LAPSED_KEEP_MS = 86_400_000  # how long a hold that lapsed unsettled is remembered: a late settle still counts
 
 
@@ -194,9 +196,7 @@ class StateStore(ABC):
 
         Returns the alert levels the spend reached for the first time."""
 
-    async def finish_many(
-        self, exits: Sequence[Exit], now_ms: int, window_ms: int
-    ) -> list[Crossed | StoreUnavailable]:
+    async def finish_many(self, exits: Sequence[Exit], now_ms: int, window_ms: int) -> list[Crossed | StoreUnavailable]:
         """`finish` for many calls at once (one round trip on Redis); each result or failure in order."""
         results: list[Crossed | StoreUnavailable] = []
         for exit in exits:
@@ -207,11 +207,9 @@ class StateStore(ABC):
         return results
 
     @abstractmethod
-    async def renew(
-        self, lease_keys: Sequence[str], lease_member: str, accounts: Sequence[Account], hold_member: str, deadline_ms: int
-    ) -> bool:
-        """Move a running call's leases and hold to lapse at `deadline_ms` instead (a long stream keeps
-        them). False when none of them was found (they lapsed already)."""
+    async def renew(self, exit: Exit, deadline_ms: int) -> bool:
+        """Move the leases and hold a running call will give back with `exit` to lapse at `deadline_ms`
+        instead (a long stream keeps them). False when none of them was found (they lapsed already)."""
 
     @abstractmethod
     async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:

@@ -151,8 +151,7 @@ class MemoryStore(StateStore):
         if first is not None and first.marks and first.marks.get(member, ("",))[0] == _CANCELLED:
             raise StoreUnavailable(f"reservation {member} was cancelled", store="memory")
         if first is not None and first.holds and member in first.holds:  # a second copy: changes nothing
-            used = tuple(max(0, s.spent + s.reserved - amount) for s in map(self._state, accounts))
-            return Verdict(used=used)
+            return Verdict(used=tuple(max(0, s.spent + s.reserved - amount) for s in map(self._state, accounts)))
         index, elapsed = divmod(now_ms, window_ms)
         counters = [*entry.requests, *entry.tokens]
         windows: list[_Window] = []
@@ -262,17 +261,16 @@ class MemoryStore(StateStore):
                 room = counter.limit - weighted(window.previous, window.current, at, window_ms)
                 window.current += max(0, min(room, counter.amount))
 
-    async def renew(
-        self, lease_keys: Sequence[str], lease_member: str, accounts: Sequence[Account], hold_member: str, deadline_ms: int
-    ) -> bool:
+    async def renew(self, exit: Exit, deadline_ms: int) -> bool:
         found = False
-        for key in lease_keys:
+        lease_member, hold_member = exit.lease_member, exit.hold_member
+        for key in exit.lease_keys:
             leases = self._leases.get(key)
             if leases is not None and lease_member in leases:
                 leases[lease_member] = deadline_ms
                 leases.move_to_end(lease_member)  # the latest deadline: the sets stay in deadline order
                 found = True
-        for spec in accounts:
+        for spec in exit.accounts:
             state = self._accounts.get(spec.key)
             if state is not None and state.holds and hold_member in state.holds:
                 state.holds[hold_member] = (state.holds[hold_member][0], deadline_ms)

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from policies.state import scripts
@@ -164,9 +163,7 @@ class RedisStore(StateStore):
             result = await self._finish(self._client, keys, args)
         return _crossed(result)
 
-    async def finish_many(
-        self, exits: Sequence[Exit], now_ms: int, window_ms: int
-    ) -> list[Crossed | StoreUnavailable]:
+    async def finish_many(self, exits: Sequence[Exit], now_ms: int, window_ms: int) -> list[Crossed | StoreUnavailable]:
         """One pipeline (not a transaction) of FINISH calls: one round trip for all of them."""
         if len(exits) < 2 or self.location.kind == "cluster":  # a cluster pipeline may span nodes: keep it simple
             return await super().finish_many(exits, now_ms, window_ms)
@@ -184,13 +181,11 @@ class RedisStore(StateStore):
                 out.append(_crossed(result))
         return out
 
-    async def renew(
-        self, lease_keys: Sequence[str], lease_member: str, accounts: Sequence[Account], hold_member: str, deadline_ms: int
-    ) -> bool:
+    async def renew(self, exit: Exit, deadline_ms: int) -> bool:
         prefix = self._prefix
-        keys = [prefix + key for key in lease_keys] + self._keys(accounts)
+        keys = [prefix + key for key in exit.lease_keys] + self._keys(exit.accounts)
         lease_expire_at = deadline_ms + (deadline_ms - int(time.time() * 1000))
-        args = [len(lease_keys), lease_member, hold_member, deadline_ms, lease_expire_at]
+        args = [len(exit.lease_keys), exit.lease_member, exit.hold_member, deadline_ms, lease_expire_at]
         with self._guard:
             return bool(await self._renew(self._client, keys, args))
 
