@@ -74,13 +74,22 @@ class CallPolicies:
         refine = exact is not None and bool(plan.tokens or accounts)
         tokens, cost = max(0, tokens), max(0, cost)
         verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
-        if verdict.refine:
-            assert exact is not None
-            self.refined += 1
-            counted = await exact()
-            if counted is not None:
-                tokens, cost = max(0, counted[0]), max(0, counted[1])
-            verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, False)
+        for _ in range(4):  # at most: rebuild, refine, rebuild (another replica's expiry), and the last try
+            if verdict.missing:  # lost, expired or new: rebuilt from the ledger before they admit anything
+                for index in verdict.missing:
+                    await self.budgets.rebuild(kept[index], windows[index], accounts[index])
+            elif verdict.refine:
+                assert exact is not None
+                self.refined += 1
+                refine = False
+                counted = await exact()
+                if counted is not None:
+                    tokens, cost = max(0, counted[0]), max(0, counted[1])
+            else:
+                break
+            verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
+        if verdict.missing or verdict.refine:
+            raise StoreUnavailable("the state store kept answering that budget accounts are missing")
         now_ms = self._now_ms
         if verdict.refused is not None:
             index = verdict.refused
@@ -101,6 +110,7 @@ class CallPolicies:
                 hold_member=entry.hold_member,
                 held=cost,
                 hit_window=now_ms // self.limiter.window_ms,
+                admitted_ms=now_ms,
             ),
             [Counter(limit.key, limit.value, tokens) for limit in plan.tokens],
             headers,
@@ -121,6 +131,7 @@ class CallPolicies:
             lease_member=call_id,
             hold_member=f"{call_id}|{cost}",
             refine=refine,
+            rebuild=self.budgets.spend is not None,
         )
         now_ms = self._now_ms = int(self._clock() * 1000)
         deadline_ms = now_ms + self.budgets.hold_ms
@@ -205,7 +216,7 @@ class CallHold:
         base = self._exit
         exit = Exit(
             corrections, base.lease_keys, base.accounts, base.lease_member, base.hold_member, base.held,
-            max(0, cost), base.hit_window,
+            max(0, cost), base.hit_window, base.admitted_ms, int(owner._clock() * 1000),
         )  # fmt: skip
 
         def late(crossed: list[tuple[int, str, int]]) -> None:

@@ -31,6 +31,7 @@ from functools import lru_cache
 from policies.budgets.errors import BudgetExceeded
 from policies.budgets.model import Budget, BudgetStatus, ThresholdCrossing, utc_moment
 from policies.budgets.periods import Window, window_of
+from policies.budgets.spend import SpendLedger
 from policies.config import Period
 from policies.state.base import Account, Crossed, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
@@ -135,6 +136,23 @@ class BudgetEngine:
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
         self.retries = retries if retries is not None else RetryQueue()
+        self.spend: SpendLedger | None = None
+        """Where missing accounts are rebuilt from (the usage ledger); None: they start from zero."""
+        self.rebuilt = 0
+        """Accounts rebuilt from the ledger (missing from the store: new, expired, or lost with it)."""
+
+    async def rebuild(self, budget: Budget, window: Window, account: Account) -> None:
+        """Create a missing account with what the ledger says the budget's scope spent in its window.
+        Raises StoreUnavailable (the store, or the ledger, cannot answer: the budget cannot be known)."""
+        if self.spend is None:
+            return
+        scope = budget.scope
+        try:
+            spent = await self.spend.spent_nanos(scope.team, scope.kind, scope.name, window.start)
+        except Exception as exc:
+            raise StoreUnavailable(f"the ledger cannot say what {scope} spent: {type(exc).__name__}: {exc}") from exc
+        await self._store.seed(account, spent, int(self._clock() * 1000))
+        self.rebuilt += 1
 
     def _window(self, period: Period, now: float) -> Window:
         window = self._windows.get(period)
@@ -245,7 +263,11 @@ class BudgetEngine:
         """Cap, spent, reserved and remaining in the current window. Raises StoreUnavailable."""
         now = self._clock()
         window = self._window(budget.period, now)
-        spent, reserved = await self._store.balance(self._account(budget, window, now), int(now * 1000))
+        account = self._account(budget, window, now)
+        spent, reserved = await self._store.balance(account, int(now * 1000))
+        if self.spend is not None and not spent and not reserved and not await self._store.exists(account):
+            await self.rebuild(budget, window, account)
+            spent, reserved = await self._store.balance(account, int(now * 1000))
         return BudgetStatus.of(budget, window, spent, reserved)
 
 

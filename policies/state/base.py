@@ -112,6 +112,9 @@ class Entry:
     lease_member: str = ""
     hold_member: str = ""
     refine: bool = False
+    rebuild: bool = False
+    """Answer accounts that do not exist as `Verdict.missing` (to be rebuilt from the ledger with `seed`)
+    instead of starting them at zero."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +131,13 @@ class Verdict:
     full: int | None = None
     short: Shortfall | None = None
     refine: bool = False
+    missing: tuple[int, ...] = ()  # accounts that do not exist (with `Entry.rebuild`)
 
     @property
     def admitted(self) -> bool:
-        return self.refused is None and self.full is None and self.short is None and not self.refine
+        return (
+            self.refused is None and self.full is None and self.short is None and not self.refine and not self.missing
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +158,11 @@ class Exit:
     held: int = 0
     actual: int = 0
     hit_window: int = 0
+    admitted_ms: int = 0
+    ended_ms: int = 0
+    """When the call was admitted and ended: a hold lost with its account (the store restarted, the account
+    rebuilt from the ledger while the call ran) still counts its spend once, if the call ended after the
+    rebuild read the ledger."""
 
     @property
     def retriable(self) -> bool:
@@ -220,6 +231,16 @@ class StateStore(ABC):
     @abstractmethod
     async def balance(self, account: Account, now_ms: int) -> tuple[int, int]:
         """(spent, reserved) of an account, after dropping lapsed holds."""
+
+    @abstractmethod
+    async def seed(self, account: Account, spent: int, now_ms: int) -> bool:
+        """Create a missing account with `spent` (what the ledger knows it spent in its window), marked
+        as rebuilt at `now_ms`; where it exists already (another replica was first), change nothing.
+        True if it created it."""
+
+    @abstractmethod
+    async def exists(self, account: Account) -> bool:
+        """Whether the account's state exists (False: never used, expired, or lost with the store)."""
 
     @abstractmethod
     async def ping(self) -> None:

@@ -26,13 +26,14 @@ from policies.state.base import (
 from policies.state.errors import StoreUnavailable
 
 _SWEEP_EVERY = 64  # operations between sweep steps; each step looks at as many entries
-_LAPSED, _CANCELLED = "~", "x"  # marks of holds that are gone but must be known for a while, as on Redis
+_LAPSED, _CANCELLED, _SETTLED = "~", "x", "s"  # marks of holds that are gone but must be known for a while, as on Redis
 
 
 class _Account:
-    __slots__ = ("alerted", "expire_at", "holds", "marks", "reserved", "spent")
+    __slots__ = ("alerted", "expire_at", "holds", "marks", "reserved", "seeded", "spent")
 
     def __init__(self) -> None:
+        self.seeded = 0  # when it was rebuilt from the ledger (ms), 0: never
         self.spent = 0
         self.reserved = 0
         self.expire_at = 0  # unix seconds, 0 = never
@@ -181,6 +182,10 @@ class MemoryStore(StateStore):
             sets.append(held)
         if refused is not None:
             return Verdict(tuple(counts), refine=True) if entry.refine else Verdict(tuple(counts), refused=refused)
+        if entry.rebuild:
+            missing = tuple(i for i, spec in enumerate(accounts) if not self._live(spec.key, now_ms))
+            if missing:
+                return Verdict(tuple(counts), missing=missing)
         states = []
         near = False
         for i, spec in enumerate(accounts):
@@ -220,10 +225,15 @@ class MemoryStore(StateStore):
                 state.reserved = max(0, state.reserved - held)
                 if not state.holds:
                     state.holds = None
-            elif not (state.marks and state.marks.get(member, ("",))[0] == _LAPSED):
-                continue  # settled already: a retried settle changes nothing
-            elif state.marks is not None:
+            elif state.marks and state.marks.get(member, ("",))[0] == _LAPSED:
                 del state.marks[member]
+            elif (
+                exit.admitted_ms < state.seeded <= exit.ended_ms
+                and (state.marks or {}).get(member, ("",))[0] != _SETTLED
+            ):  # in flight while the account was rebuilt: its spend is not in what the ledger said
+                state.mark(member, _SETTLED, now_ms + LAPSED_KEEP_MS)
+            else:
+                continue  # settled already: a retried settle changes nothing
             found = True
             state.spent += actual
             if spec.expire_at:
@@ -305,6 +315,21 @@ class MemoryStore(StateStore):
             return 0, 0
         state.sweep(now_ms)
         return state.spent, state.reserved
+
+    def _live(self, key: str, now_ms: int) -> bool:
+        account = self._accounts.get(key)
+        return account is not None and not account.expired(now_ms) and (account.seeded > 0 or account.spent > 0
+            or account.reserved > 0 or bool(account.holds))
+
+    async def seed(self, account: Account, spent: int, now_ms: int) -> bool:
+        if self._live(account.key, now_ms):
+            return False
+        state = self._account(account.key, now_ms)
+        state.spent, state.seeded, state.expire_at = spent, now_ms, account.expire_at
+        return True
+
+    async def exists(self, account: Account) -> bool:
+        return self._live(account.key, 0)
 
     async def ping(self) -> None:
         return None

@@ -95,6 +95,7 @@ class RedisStore(StateStore):
         self._renew = _Script(scripts.RENEW)
         self._cancel = _Script(scripts.CANCEL)
         self._balance = _Script(scripts.BALANCE)
+        self._seed = _Script(scripts.SEED)
 
     @property
     def client(self) -> Any:
@@ -117,7 +118,7 @@ class RedisStore(StateStore):
         args: list[Any] = [
             now_ms, window_ms, len(entry.requests), len(entry.tokens), len(entry.leases), len(entry.accounts),
             entry.lease_member, deadline_ms, lease_expire_at, entry.hold_member, entry.amount,
-            NEAR_CAP if entry.refine else 0,
+            NEAR_CAP if entry.refine else 0, 1 if entry.rebuild else 0,
         ]  # fmt: skip
         for counter in counters:
             args += (counter.limit, counter.amount)
@@ -139,6 +140,8 @@ class RedisStore(StateStore):
             return Verdict(counts, full=which)
         if status == 3:
             return Verdict(counts, short=Shortfall(which, int(result[2]), int(result[3])))
+        if status == 5:
+            return Verdict(counts, missing=tuple(int(value) - 1 for value in result[end:]))
         return Verdict(counts, refine=True)
 
     def _finish_call(self, exit: Exit, now_ms: int, window_ms: int) -> tuple[list[str], list[Any]]:
@@ -147,7 +150,7 @@ class RedisStore(StateStore):
         keys += self._keys(exit.accounts)
         args: list[Any] = [
             now_ms, window_ms, len(exit.corrections), len(exit.lease_keys), len(exit.accounts), exit.hit_window,
-            exit.lease_member, exit.hold_member, exit.held, exit.actual,
+            exit.lease_member, exit.hold_member, exit.held, exit.actual, exit.admitted_ms, exit.ended_ms,
         ]  # fmt: skip
         for counter in exit.corrections:
             args += (counter.limit, counter.amount)
@@ -195,8 +198,17 @@ class RedisStore(StateStore):
 
     async def balance(self, account: Account, now_ms: int) -> tuple[int, int]:
         with self._guard:
-            spent, reserved = await self._balance(self._client, self._keys((account,)), [now_ms])
+            spent, reserved, _ = await self._balance(self._client, self._keys((account,)), [now_ms])
         return int(spent), int(reserved)
+
+    async def seed(self, account: Account, spent: int, now_ms: int) -> bool:
+        with self._guard:
+            created = await self._seed(self._client, [self._prefix + account.key], [spent, now_ms, account.expire_at])
+        return bool(created)
+
+    async def exists(self, account: Account) -> bool:
+        with self._guard:
+            return bool(await self._client.exists(self._prefix + account.key))
 
     async def ping(self) -> None:
         with self._guard:

@@ -37,7 +37,7 @@ local function sweep(account, holds)
     redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
     for _, member in ipairs(stale) do
       local mark = string.sub(member, 1, 1)
-      if mark ~= '~' and mark ~= 'x' then
+      if mark ~= '~' and mark ~= 'x' and mark ~= 's' then
         freed = freed + tonumber(string.match(member, '|(%d+)$'))
         redis.call('ZADD', holds, now + {LAPSED_KEEP_MS}, '~' .. member)
       end
@@ -72,14 +72,14 @@ end
 return 0
 """
 
-# KEYS: account, holds. ARGV: now_ms. Returns {spent, reserved} after dropping leaked holds.
+# KEYS: account, holds. ARGV: now_ms. Returns {spent, reserved, exists} after dropping leaked holds.
 BALANCE = (
     "local now = tonumber(ARGV[1])\n"
     + _SWEEP
     + """
 sweep(KEYS[1], KEYS[2])
 local v = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
-return {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
+return {tonumber(v[1]) or 0, tonumber(v[2]) or 0, redis.call('EXISTS', KEYS[1])}
 """
 )
 
@@ -104,14 +104,16 @@ end
 
 # KEYS: nr request counters and nt token counters, nl lease sets, na pairs of (account, holds).
 # ARGV: now_ms, window_ms, nr, nt, nl, na, lease_member, deadline_ms, lease_key_expire_at_ms, hold_member,
-# amount, near (0, or NEAR_CAP when the amounts are a cheap bound an exact count may replace), then per
+# amount, near (0, or NEAR_CAP when the amounts are a cheap bound an exact count may replace), rebuild (1:
+# an account that does not exist is answered as missing, to be rebuilt from the ledger first), then per
 # counter: limit, amount; per lease set: limit; per account: cap, expire_at (unix s, 0 = never).
 # Checks request counters, then lease sets, then token counters, then accounts; counts, leases and holds
 # only if all have room. Returns {status, which, spent, reserved, previous_1, current_1, ...} (each
 # counter's counts before the call), and when admitted each account's spent + reserved before, appended.
 # status 0: admitted; 1: counter `which` had no room; 2: lease set `which` was full; 3: account `which`
 # had no room (its spent, reserved); 4: refine (a token counter or account had no room for the bound, or
-# an account is near its cap); -1: this admission's hold was cancelled before it got here. Only status 0
+# an account is near its cap); 5: accounts are missing (their indexes follow the counts: rebuild them,
+# then try again); -1: this admission's hold was cancelled before it got here. Only status 0
 # changed anything. A second copy of an admission that holds money (its first reply was lost) changes
 # nothing and answers 0.
 ADMIT = (
@@ -123,7 +125,7 @@ local window = tonumber(ARGV[2])
 local nr, nt, nl, na = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local nc = nr + nt
 local member, amount, near = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local a0, c0 = nc + nl, 12
+local a0, c0 = nc + nl, 13
 local l0 = c0 + 2 * nc
 local b0 = l0 + nl
 local out = {0, 0, 0, 0}
@@ -174,6 +176,19 @@ if over > 0 then
   if near > 0 then out[1] = 4 else out[1], out[2] = 1, over end
   return out
 end
+if ARGV[13] == '1' then
+  local missing = false
+  for i = 1, na do
+    if redis.call('EXISTS', KEYS[a0 + 2 * i - 1]) == 0 then
+      missing = true
+      out[#out + 1] = i
+    end
+  end
+  if missing then
+    out[1] = 5
+    return out
+  end
+end
 local used = {}
 local close = false
 for i = 1, na do
@@ -220,8 +235,11 @@ return out
 )
 
 # KEYS: n counters, nl lease sets, na pairs of (account, holds).
-# ARGV: now_ms, window_ms, n, nl, na, hit_window, lease_member, hold_member, held, actual, then per counter:
-# limit, amount; then per account: expire_at, alert count k, k x (label, level).
+# ARGV: now_ms, window_ms, n, nl, na, hit_window, lease_member, hold_member, held, actual, admitted_ms,
+# ended_ms, then per counter: limit, amount; then per account: expire_at, alert count k, k x (label, level).
+# A hold lost with the account (Redis restarted, the account rebuilt from the ledger while the call ran:
+# `seeded` is after `admitted_ms`) still counts its spend if the call ended after the rebuild read the
+# ledger (`ended_ms >= seeded`), once (`s<member>` remembers it).
 # Consumes the hold (live, or remembered as lapsed) and adds the actual spend, returning
 # {index, label, spent, ...} for each alert level the spend reached for the first time in an account
 # (HSETNX: once, cluster-wide); removes the lease from every set; then corrects the counters: a negative
@@ -234,10 +252,11 @@ FINISH = (
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n, nl, na, hit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local member, held, actual = ARGV[8], tonumber(ARGV[9]), ARGV[10]
+local admitted, ended = tonumber(ARGV[11]), tonumber(ARGV[12])
 local a0 = n + nl
 local found = nl == 0 and na == 0
 local crossed = {}
-local a = 11 + 2 * n
+local a = 13 + 2 * n
 for i = 1, na do
   local account, holds = KEYS[a0 + 2 * i - 1], KEYS[a0 + 2 * i]
   local expire_at = tonumber(ARGV[a])
@@ -250,6 +269,13 @@ for i = 1, na do
     end
   else
     consumed = redis.call('ZREM', holds, '~' .. member) == 1
+    if not consumed then
+      local seeded = tonumber(redis.call('HGET', account, 'seeded'))
+      if seeded and seeded > admitted and ended >= seeded and not redis.call('ZSCORE', holds, 's' .. member) then
+        redis.call('ZADD', holds, now + {LAPSED}, 's' .. member)
+        consumed = true
+      end
+    end
   end
   if consumed then
     found = true
@@ -281,7 +307,7 @@ if found and n > 0 then
   local elapsed = now - index * window
   for i = 1, n do
     local previous, current, at, now_at = counts(KEYS[i], index)
-    local limit, amount = tonumber(ARGV[9 + 2 * i]), tonumber(ARGV[10 + 2 * i])
+    local limit, amount = tonumber(ARGV[11 + 2 * i]), tonumber(ARGV[12 + 2 * i])
     if amount < 0 then
       if hit == now_at then
         current = math.max(0, current + amount)
@@ -300,7 +326,7 @@ if found and n > 0 then
 end
 return crossed
 """
-)
+).replace("{LAPSED}", str(LAPSED_KEEP_MS))
 
 # KEYS: nl lease sets, then pairs of (account, holds). ARGV: nl, lease_member, hold_member, deadline_ms,
 # lease_key_expire_at_ms. Moves the deadline of the call's live leases and hold (a long stream keeps
@@ -322,4 +348,18 @@ for i = nl + 1, #KEYS, 2 do
   end
 end
 return found
+"""
+
+# KEYS: account. ARGV: spent (from the ledger), now_ms, expire_at (unix s, 0 = never).
+# Creates a missing account with the spend the ledger knows, marked `seeded` now; changes nothing where
+# it exists (another replica rebuilt it first). Returns 1 if it created it.
+SEED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'reserved', 0, 'seeded', ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('EXPIREAT', KEYS[1], ARGV[3])
+end
+return 1
 """
