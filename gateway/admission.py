@@ -278,7 +278,7 @@ class Gate:
         """Before a fallback attempt to a model other than the one admitted: count it against that
         model's own per-model limits (the call's other limits and budgets already hold it). False when
         one has no room: the attempt is skipped."""
-        if not held.holds or target.model == held.model or target.model in held.attempts:
+        if target.model == held.model or target.model in held.attempts:
             return True
         rules = tuple(rule for rule in self.rules_for(ctx, target.model) if rule.scope.model == target.model)
         if not rules:
@@ -297,7 +297,7 @@ class Gate:
     def settle(self, held: Held, cost_nanos: int, usage: Usage | None, model: str | None = None) -> None:
         """Correct limits and settle budgets to what the call really used, off the request path. `model`
         answered; a fallback attempt to another model used no tokens there."""
-        if not held.holds:
+        if not held.holds and not held.attempts:
             return
         tokens = usage.total_tokens if usage is not None else 0
         self.policies.spawn(self._settle(held, cost_nanos, tokens, model))
