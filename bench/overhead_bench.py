@@ -55,6 +55,7 @@ _POLICIES = {
             "limits": {"rpm": _HUGE, "tpm": _HUGE},
             "agent_limits": {"rpm": _HUGE},
             "budget": {"usd": _HUGE, "period": "month"},
+            "task_budget": {"usd": _HUGE, "period": "total"},
         }
     },
     "keys": [

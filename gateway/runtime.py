@@ -146,6 +146,7 @@ async def open_services(
                 retention_days=config.ledger.retention_days,
             )
             await ledger.start()
+            policies.budgets.spend = ledger  # budgets missing from the state store are rebuilt from it
             if metrics is not None:
                 metrics.watch_ledger(
                     lambda: ledger.queue_depth if ledger is not None else 0,

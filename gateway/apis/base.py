@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import GatewayError, UpstreamFailed
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from policies.guardrails import Api as GuardShape
 
@@ -100,6 +101,12 @@ class Api(ABC):
 
     @abstractmethod
     def shape(self, body: Mapping[str, Any]) -> Shape: ...
+
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """The prompt's tokens as a provider speaking this API counts them, for admission near a cap:
+        exact where `tok` is, else `tok`'s documented bound; None when the body holds something that
+        cannot be counted exactly (images, audio, files): the cheap bound stands then."""
+        return None
 
     @abstractmethod
     def error_body(self, error: GatewayError) -> dict[str, Any]:

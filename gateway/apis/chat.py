@@ -10,8 +10,10 @@ import orjson
 
 from gateway import sse
 from gateway.apis.base import Api, Event, Shape, StreamReader, encode
+from gateway.apis.counting import Uncountable, json_tokens, text_of, tools_tokens
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import ChatRequest, validate
 
@@ -41,6 +43,29 @@ class ChatApi(Api):
             json_schema=isinstance(response_format, dict) and response_format.get("type") == "json_schema",
             stream=body.get("stream") is True,
         )
+
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """OpenAI's count of chat messages (its cookbook's: 3 a message, the role and content, 1 and the
+        name for a name, 3 to prime the reply), plus bounds for tool calls, tools and a response schema."""
+        try:
+            total = tok.priming
+            for message in body.get("messages") or ():
+                if not isinstance(message, dict):
+                    raise Uncountable("message")
+                total += tok.per_message + text_of(message.get("role"), tok)
+                total += _content_tokens(message.get("content"), tok)
+                if message.get("name") is not None:
+                    total += tok.per_name + text_of(message.get("name"), tok)
+                for call in message.get("tool_calls") or ():
+                    total += tok.per_tool + json_tokens(call, tok)
+                total += text_of(message.get("tool_call_id"), tok)
+            total += tools_tokens(body.get("tools"), tok) + tools_tokens(body.get("functions"), tok)
+            response_format = body.get("response_format")
+            if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+                total += tok.tools_base + json_tokens(response_format.get("json_schema"), tok)
+            return total
+        except Uncountable:
+            return None
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return error.body()
@@ -158,6 +183,19 @@ def message_size(messages: Any) -> tuple[int, int]:
             if isinstance(function, dict):
                 chars += len(str(function.get("arguments") or ""))
     return chars, images
+
+
+def _content_tokens(content: Any, tok: Tokenizer) -> int:
+    if content is None or isinstance(content, str):
+        return text_of(content, tok)
+    if not isinstance(content, list):
+        raise Uncountable("content")
+    total = 0
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+            raise Uncountable("a content part other than text")
+        total += text_of(part.get("text", part.get("refusal")), tok)
+    return total
 
 
 def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:

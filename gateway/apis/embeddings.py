@@ -8,6 +8,7 @@ from typing import Any
 from gateway.apis.base import Api, Shape
 from gateway.apis.sizes import CHARS_PER_TOKEN, token_array_length
 from gateway.errors import GatewayError, UpstreamBadResponse
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import EmbeddingsRequest, validate
 
@@ -29,6 +30,24 @@ class EmbeddingsApi(Api):
             tokens = token_array_length(value)
             chars = CHARS_PER_TOKEN * tokens if tokens else sum(len(item) for item in value if isinstance(item, str))
         return Shape(prompt_chars=chars)
+
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """Every input text's tokens (token arrays count as their length)."""
+        value = body.get("input")
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+        if items is None:
+            return None
+        if items and isinstance(items[0], int):
+            return len(items)
+        total = 0
+        for item in items:
+            if isinstance(item, str):
+                total += tok.text(item)
+            elif isinstance(item, list):
+                total += len(item)
+            else:
+                return None
+        return total
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return error.body()

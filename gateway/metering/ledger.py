@@ -28,6 +28,7 @@ from gateway.metering.events import UsageEvent
 from gateway.metering.ledger_schema import (
     INSERT_CONTENT,
     ROWS_PER_INSERT,
+    SCOPE_COLUMNS,
     Row,
     content_row,
     event_row,
@@ -189,6 +190,23 @@ class Ledger:
             return self._reader.execute(sql, params).fetchall()
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_thread, run)
+
+    async def spent_nanos(self, team: str, kind: str, name: str, since: float | None) -> int:
+        """The cost (nano-dollars) of one budget scope's calls since `since` (unix seconds; None: ever),
+        what a budget lost from the state store is rebuilt from. Events still queued are written first,
+        so the answer includes every call this process has finished."""
+        column = SCOPE_COLUMNS[kind]
+        sql = "SELECT COALESCE(SUM(cost_nanos), 0) FROM usage_events WHERE team = ?"
+        params: list[Any] = [team]
+        if column is not None:
+            sql += f" AND {column} = ?"  # a column name from SCOPE_COLUMNS, never the caller's
+            params.append(name)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        await self.flush()
+        rows = await self.query(sql, params)
+        return int(rows[0][0])
 
     async def insert(self, sql: str, params: Sequence[Any]) -> int:
         """One INSERT on the writer connection (for rare writes such as feedback); the new row id."""

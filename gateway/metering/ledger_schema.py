@@ -77,7 +77,17 @@ MIGRATIONS: tuple[str, ...] = (
     DELETE FROM call_content WHERE request_id IN (
         SELECT request_id FROM usage_events GROUP BY request_id HAVING COUNT(*) > 1);
     """,
+    # Budgets rebuilt from the ledger sum one scope's cost since a moment (`Ledger.spent_nanos`).
+    """
+    CREATE INDEX usage_events_team ON usage_events (team, ts);
+    CREATE INDEX usage_events_key ON usage_events (team, key_name, ts);
+    CREATE INDEX usage_events_agent ON usage_events (team, agent, ts);
+    CREATE INDEX usage_events_task ON usage_events (team, task, ts);
+    """,
 )
+
+# The column each budget scope kind is summed by (besides the team), for `Ledger.spent_nanos`.
+SCOPE_COLUMNS = {"team": None, "key": "key_name", "key_agents": "key_name", "agent": "agent", "task": "task"}
 
 COLUMNS = (
     "ts", "request_id", "trace_id", "key_name", "team", "agent", "task", "session", "tags", "route",

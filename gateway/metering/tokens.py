@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("agentgw.tokens")
@@ -95,6 +95,28 @@ class TokenCounter:
             return str(encoding_name_for_model(model))
         except (KeyError, ImportError):
             return DEFAULT_ENCODING
+
+    @staticmethod
+    def known_encoding(model: str) -> str | None:
+        """tiktoken's encoding for an OpenAI model name, None for a name it does not know."""
+        try:
+            from tiktoken.model import encoding_name_for_model
+
+            return str(encoding_name_for_model(model))
+        except (KeyError, ImportError):
+            return None
+
+    def exact(self, encoding: str) -> Callable[[str], int] | None:
+        """An exact count of a text's tokens in `encoding` (no sampling, however long: call it off the
+        event loop for long texts; tiktoken releases the GIL), None while the encoding is not loaded."""
+        enc = self._encodings.get(encoding)
+        if enc is None:
+            return None
+
+        def count(text: str) -> int:
+            return len(enc.encode(text, disallowed_special=())) if text else 0
+
+        return count
 
     def count_text(self, text: str, encoding: str, sample: Sample | None = None) -> int:
         """Tokens of `text`: counted exactly while `sample` (one per call) lasts; a text longer than

@@ -9,6 +9,7 @@ cut short or abandoned by the client. Finishing hands the call's record to the s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from gateway.metering.meter import format_usd
 from gateway.metering.usage import Usage
 from gateway.pipeline import sinks
 from gateway.pipeline.call import CallRecord, CallRequest
+from gateway.pipeline.count import PromptCount
 from gateway.pipeline.forward import Answer, Outbound
 from gateway.pipeline.relay import StreamRelay
 from gateway.providers import Completion, Provider
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 log = logging.getLogger("agentgw.calls")
+
+NO_DEMAND = Demand(lambda: 0, None)
 
 
 @dataclass(slots=True)
@@ -82,6 +86,8 @@ class Call:
         self.record = CallRecord(request, request.body, span=span)
         self.plan: Plan | None = None
         self.held = Held()  # what admission holds on rate limits and budgets until the call settles
+        self.demand = NO_DEMAND  # until admission sizes the call
+        self._renewal: asyncio.TimerHandle | None = None
         self.guard: GuardrailSet | None = runtime.guards.for_principal(request.ctx.principal)
         self._attempt_span: SpanData | None = None
         self._finished = False
@@ -97,8 +103,11 @@ class Call:
             shape = self.request.api.shape(self.record.body)
             self.plan = await self._route(shape)
             body = self.record.body
-            demand = Demand(lambda: reserve_prompt_tokens(body, shape.messages), shape.max_output, shape.choices)
-            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, demand)
+            count = PromptCount(self.request.api, body, self.runtime.providers, self.runtime.services.counter)
+            bound = functools.partial(reserve_prompt_tokens, body, shape.messages)
+            self.demand = Demand(bound, shape.max_output, shape.choices, count)
+            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, self.demand)
+            self._keep_held()
             if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
@@ -255,7 +264,30 @@ class Call:
         choice = target.spec.response_model or self.runtime.config.routing.response_model
         return choice == "requested"
 
+    def _keep_held(self) -> None:
+        """Renew the call's leases and budget hold every third of their lifetime while it runs (a long
+        stream would otherwise lose them); a timer, not a task: most calls end before it fires."""
+        if not self.held.holds:
+            return
+        gate = self.runtime.gate
+        interval = gate.policies.hold_seconds / 3
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            gate.policies.spawn(gate.renew(self.held))
+            self._renewal = loop.call_later(interval, due)
+
+        self._renewal = loop.call_later(interval, due)
+
     # -- the forwarder's attempt hooks -----------------------------------------------------------
+
+    async def entering(self, target: Target) -> bool:
+        """Before an attempt: a fallback to another model counts against that model's own limits;
+        False when they have no room (the attempt is skipped)."""
+        if await self.runtime.gate.admit_attempt(self.request.ctx, self.held, target, self.demand):
+            return True
+        self.record.skipped = [*self.record.skipped, f"{target.model}:rate_limited"]
+        return False
 
     def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
         """A child span per upstream attempt; its context is what the provider receives."""
@@ -372,9 +404,11 @@ class Call:
         if record.admitted:
             if services.telemetry.capture.enabled:
                 sinks.capture(record, output, services.telemetry.capture.max_chars)
-            self.runtime.gate.settle(self.held, cost, usage)
+            if self._renewal is not None:
+                self._renewal.cancel()
+            self.runtime.gate.settle(self.held, cost, usage, record.model)
             if self.held.budgets:
-                remaining = self.held.reservation.remaining_after(cost)
+                remaining = self.held.hold.remaining_after(cost)
                 record.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             sinks.ledger(self.runtime.meter, record)
         try:
