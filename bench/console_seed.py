@@ -41,6 +41,7 @@ DAY = 86400
 
 def events(count: int, now: float, rng: random.Random) -> list[UsageEvent]:
     agents = [(team, f"{prefix}-{i}") for i, (team, prefix) in enumerate(list(TEAMS.items()) * 14)][:40]
+    starts = [now - rng.random() ** 1.3 * 30 * DAY for _ in range(5000)]  # when each session began
     out = []
     for i in range(count):
         team, agent = agents[int(rng.paretovariate(1.2)) % len(agents)]
@@ -63,7 +64,7 @@ def events(count: int, now: float, rng: random.Random) -> list[UsageEvent]:
         attempts = 2 if rng.random() < 0.02 else 1
         captured = session_n % 50 == 0
         out.append(UsageEvent(
-            ts=now - rng.random() ** 1.3 * 30 * DAY, request_id=f"req_{i:032x}", key_name=f"{agent}-key", team=team,
+            ts=min(now - 1, starts[session_n] + rng.random() * 1200), request_id=f"req_{i:032x}", key_name=f"{agent}-key", team=team,
             agent=agent, task=task, session=f"s-{session_n:05d}", operation=operation, requested_model=model,
             model=model, provider=provider, stream=operation != "embeddings" and rng.random() < 0.6,
             status=400 if blocked else 502 if failed else 200,

@@ -9,6 +9,7 @@ Only names from `report.DIMENSIONS` reach the SQL text; every value is a bound p
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -75,18 +76,21 @@ async def agents(ledger: Ledger, query: UsageQuery) -> list[dict[str, Any]]:
     """Each agent (by team) with its calls, errors, cost, tasks and cost per task, sessions, tokens,
     latency percentiles, the APIs (operations) and models it used, most expensive first."""
     condition, params = await where(ledger, query)
-    mix = await ledger.query(
-        f"SELECT team, agent, operation, model, COUNT(*), SUM({ERROR}), SUM(cost_nanos), SUM(input_tokens), "  # noqa: S608 - constants
-        f"SUM(output_tokens), MIN(ts), MAX(ts) FROM usage_events WHERE {condition} "
-        "GROUP BY team, agent, operation, model",
-        params,
+    mix, work, lat = await asyncio.gather(  # the ledger answers reads side by side
+        ledger.query(
+            f"SELECT team, agent, operation, model, COUNT(*), SUM({ERROR}), SUM(cost_nanos), SUM(input_tokens), "  # noqa: S608 - constants
+            f"SUM(output_tokens), MIN(ts), MAX(ts) FROM usage_events WHERE {condition} "
+            "GROUP BY team, agent, operation, model",
+            params,
+        ),
+        ledger.query(
+            "SELECT team, agent, COUNT(DISTINCT task), SUM(CASE WHEN task IS NULL THEN 0 ELSE cost_nanos END), "  # noqa: S608 - constants
+            f"COUNT(DISTINCT session) FROM usage_events WHERE {condition} GROUP BY team, agent",
+            params,
+        ),
+        latency(ledger, query, ("team", "agent")),
     )
-    work = await ledger.query(
-        "SELECT team, agent, COUNT(DISTINCT task), SUM(CASE WHEN task IS NULL THEN 0 ELSE cost_nanos END), "  # noqa: S608 - constants
-        f"COUNT(DISTINCT session) FROM usage_events WHERE {condition} GROUP BY team, agent",
-        params,
-    )
-    latencies = {(r["team"], r["agent"]): r for r in await latency(ledger, query, ("team", "agent"))}
+    latencies = {(r["team"], r["agent"]): r for r in lat}
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for team, agent, operation, model, calls, errors, nanos, t_in, t_out, first, last in (tuple(r) for r in mix):
         item = found.setdefault((team, agent), {
