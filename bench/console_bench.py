@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.console_seed import seed  # noqa: E402
+from bench.console_seed import seed
 
 ADMIN_KEY = "console-bench-admin-key"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -114,7 +114,8 @@ def measure(url: str, chromium: str, runs: int, shots: Path | None) -> list[tupl
                     const nav = performance.getEntriesByType('navigation')[0];
                     const resources = performance.getEntriesByType('resource');
                     const bytes = nav.transferSize + resources.reduce((sum, r) => sum + r.transferSize, 0);
-                    return [bytes, nav.domContentLoadedEventEnd, performance.getEntriesByName('ready:' + ready)[0].startTime];
+                    const drawn = performance.getEntriesByName('ready:' + ready)[0].startTime;
+                    return [bytes, nav.domContentLoadedEventEnd, drawn];
                     }""",
                     ready,
                 )

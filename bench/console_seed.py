@@ -64,7 +64,8 @@ def events(count: int, now: float, rng: random.Random) -> list[UsageEvent]:
         attempts = 2 if rng.random() < 0.02 else 1
         captured = session_n % 50 == 0
         out.append(UsageEvent(
-            ts=min(now - 1, starts[session_n] + rng.random() * 1200), request_id=f"req_{i:032x}", key_name=f"{agent}-key", team=team,
+            ts=min(now - 1, starts[session_n] + rng.random() * 1200), request_id=f"req_{i:032x}",
+            key_name=f"{agent}-key", team=team,
             agent=agent, task=task, session=f"s-{session_n:05d}", operation=operation, requested_model=model,
             model=model, provider=provider, stream=operation != "embeddings" and rng.random() < 0.6,
             status=400 if blocked else 502 if failed else 200,

@@ -16,8 +16,8 @@ from gateway.metering.pricing import usd
 from gateway.metering.report import iso
 
 _SELECT = (
-    "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, "
-    "e.operation, e.requested_model, e.route, e.model, e.provider, e.stream, e.status, e.outcome, e.error_type, e.input_tokens, "
+    "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, e.operation, "
+    "e.requested_model, e.route, e.model, e.provider, e.stream, e.status, e.outcome, e.error_type, e.input_tokens, "
     "e.output_tokens, e.cached_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.attempts, e.attempt_log, "
     "e.guardrails, c.input_messages, c.output_messages "
     "FROM usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "

@@ -18,3 +18,17 @@ def console_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     gateway = Gateway(fleet.config(), workdir).start()
     yield gateway
     gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session; each test opens its own context (cookies apart)."""
+    from tests.console.browser import ARGS, require_chromium
+
+    binary = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=binary, args=ARGS)
+        yield chromium
+        chromium.close()

@@ -4,6 +4,7 @@ console's tests: every figure the pages show can be checked against these events
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ CALLS = [
     ("ops-bot", "ops-key", "ops", "T-9", "sess-ops", "embeddings", 5_000_000, "ok", 60.0),
 ]
 TOTALS = {"admin": (9, 0.020), "lead": (7, 0.010), "crawler": (4, 0.004)}  # calls, USD
+MESSAGES = orjson.dumps([{"role": "user", "parts": [{"type": "text", "content": "find <b>it</b>"}]}]).decode()
 PII = {"guardrail": "pii", "phase": "input", "action": "redact", "entities": ["email"], "count": 2}
 
 
@@ -62,8 +64,7 @@ def events(now: float) -> list[UsageEvent]:
             status=200 if outcome == "ok" else 502, outcome=outcome,
             error_type=None if outcome == "ok" else "upstream_error", usage=Usage(100, 20), cost_nanos=cost,
             latency_ms=latency, ttft_ms=latency / 2, guardrails=[PII] if i == 1 else [],
-            input_messages=orjson.dumps([{"role": "user", "parts": [{"type": "text", "content": "find <b>it</b>"}]}]).decode()
-            if captured else None,
+            input_messages=MESSAGES if captured else None,
         ))  # fmt: skip
     return out
 
@@ -77,4 +78,6 @@ def write(path: Path, now: float | None = None) -> None:
         await ledger.close()
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run())
+    writer = threading.Thread(target=asyncio.run, args=(run(),))  # Playwright's sync API holds this thread's loop
+    writer.start()
+    writer.join()
