@@ -128,6 +128,8 @@ def test_session_replay_shows_each_call_and_flags_one(tab: Tab, console_gateway:
     page = tab.show("sessions?id=sess-crawl")
     cards = page.locator("article.call")
     assert cards.count() == 4
+    page.locator(".timeline a").nth(3).click()  # jumps to the call, staying on the replay
+    assert page.evaluate("document.activeElement.id") == "call-3" and "sess-crawl" in page.url
     assert "responses" in cards.nth(1).inner_text() and "pii redact" in cards.nth(1).inner_text()
     assert "$0.001" in cards.nth(0).inner_text()
     cards.nth(0).locator("summary").click()

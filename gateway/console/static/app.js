@@ -17,6 +17,9 @@ document.getElementById('signout').addEventListener('click', async () => {
   try { await post('/ui/logout', {}); } finally { location.replace('/ui'); }
 });
 
+// In-page links must not touch location.hash: it holds the page being shown.
+document.querySelector('.skip').addEventListener('click', (e) => { e.preventDefault(); main.focus(); });
+
 export function go(page, params = {}) {
   const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== '' && v != null)).toString();
   location.hash = `#/${page}${qs ? '?' + qs : ''}`;

@@ -40,7 +40,8 @@ async function replay(view, id, go) {
     const bar = h('span', {class: `tl-bar o-${c.outcome}`});
     bar.style.marginLeft = `${(start / span) * 100}%`;
     bar.style.width = `${Math.max(0.5, (c.latency_ms / span) * 100)}%`;
-    return h('li', {}, h('a', {href: `#call-${i}`, class: 'tl-label'}, `${i + 1}. ${c.operation} ${c.model ?? c.requested_model}`),
+    const jump = (e) => { e.preventDefault(); const card = document.getElementById(`call-${i}`); card.scrollIntoView(); card.focus(); };
+    return h('li', {}, h('a', {href: `#/sessions?id=${encodeURIComponent(id)}`, class: 'tl-label', onclick: jump}, `${i + 1}. ${c.operation} ${c.model ?? c.requested_model}`),
       h('span', {class: 'tl-track'}, bar), h('span', {class: 'num'}, ms(c.latency_ms)));
   })));
   view.append(h('div', {class: 'calls'}, calls.map((c, i) => callCard(c, i, go))));
@@ -57,7 +58,7 @@ function callCard(c, i, go) {
     ['Attempts', `${c.attempts}${c.failed_attempts.length ? ' · failed: ' + c.failed_attempts.map((a) => `${a.model ?? a.provider} ${a.status ?? ''} ${a.error ?? ''}`.trim()).join('; ') : ''}`],
     ['Guardrails', verdicts.length ? verdicts.join('; ') : 'none fired'], ['Request id', c.request_id],
   ];
-  const card = h('article', {class: `card call o-${c.outcome}`, id: `call-${i}`, 'aria-label': `Call ${i + 1}`},
+  const card = h('article', {class: `card call o-${c.outcome}`, id: `call-${i}`, tabindex: -1, 'aria-label': `Call ${i + 1}`},
     h('h2', {}, `${i + 1}. ${c.operation} · ${c.model ?? c.requested_model}`, h('span', {class: `badge o-${c.outcome}`}, c.outcome)),
     h('dl', {class: 'facts'}, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
   if (c.input_messages || c.output_messages) {
