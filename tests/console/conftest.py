@@ -20,9 +20,11 @@ def console_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     gateway.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session; each test opens its own context (cookies apart)."""
+    """One headless Chromium for the browser tests (they are one module); each test opens its own
+    context (cookies apart). Module scope: while Playwright's sync API runs, this thread has an
+    event loop running, and tests after these ones call asyncio.run()."""
     from tests.console.browser import ARGS, require_chromium
 
     binary = require_chromium()
