@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +38,11 @@ SHUTDOWN_RETRY_SECONDS = 10.0  # how long shutdown keeps retrying settlements th
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """The most a call may use, as admission sizes it: a bound on its prompt tokens, its output cap
-    over all answers (None: none given) and how many answers it asks for."""
+    """The most a call may use, as admission sizes it: a bound on its prompt tokens (worked out only
+    when a limit or budget applies), its output cap over all answers (None: none given) and how many
+    answers it asks for."""
 
-    prompt_tokens: int
+    prompt_bound: Callable[[], int]
     max_output: int | None
     choices: int = 1
 
@@ -217,7 +218,7 @@ class Gate:
         held = Held(budgets=budgets, holds=bool(rules or budgets))
         if not held.holds:
             return held
-        tokens, cost = self.worst_case(plan, demand.prompt_tokens, demand.max_output, demand.choices)
+        tokens, cost = self.worst_case(plan, demand.prompt_bound(), demand.max_output, demand.choices)
         try:
             if rules and budgets and self.policies.store.parallel:
                 held.admission, held.reservation = await self._both(rules, tokens, budgets, cost)

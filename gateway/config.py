@@ -163,4 +163,6 @@ class Config(_Strict):
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())
         values |= {v for g in self.guardrails.values() for v in getattr(g, "headers", {}).values() if len(v) >= 4}
+        if self.telemetry.metrics.token is not None:
+            values.add(self.telemetry.metrics.token.get_secret_value())
         return sorted(values, key=len, reverse=True)

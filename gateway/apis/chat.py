@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from gateway import sse
-from gateway.apis.base import Api, Event, Shape, StreamReader
+from gateway.apis.base import Api, Event, Shape, StreamReader, encode
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
 from gateway.metering.usage import Usage
@@ -46,19 +46,13 @@ class ChatApi(Api):
         return error.body()
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        return sse.encode_data(raw) if raw is not None else sse.encode_json(data)
+        return sse.encode_data(raw if raw is not None else encode(data))
 
     def stream_end(self) -> bytes:
         return sse.DONE
 
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
-        return self.set_model(data, model)
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        return data
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []
@@ -77,10 +71,12 @@ class ChatApi(Api):
         return "".join(parts)
 
     def finish_reasons(self, data: Mapping[str, Any]) -> list[str]:
-        choices = data.get("choices")
-        if not isinstance(choices, list):
-            return []
-        return [c["finish_reason"] for c in choices if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)]
+        reasons: list[str] = []
+        for choice in data.get("choices") or ():
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            if isinstance(reason, str):
+                reasons.append(reason)
+        return reasons
 
     def usage(self, data: Mapping[str, Any]) -> Usage | None:
         return Usage.from_openai(data.get("usage"))
@@ -176,7 +172,9 @@ def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:
 
 
 def _error_message(data: Mapping[str, Any]) -> str:
+    """The provider's message whole: the provider scrubs it of secrets, then shortens it (cut first,
+    a secret across the cut would not be recognised)."""
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:500]
+        return str(error["message"])
     return "the provider sent an error event"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.apis.base import Api, Shape
-from gateway.apis.sizes import CHARS_PER_TOKEN
+from gateway.apis.sizes import CHARS_PER_TOKEN, token_array_length
 from gateway.errors import GatewayError, UpstreamBadResponse
 from gateway.metering.usage import Usage
 from gateway.schemas import EmbeddingsRequest, validate
@@ -26,11 +26,8 @@ class EmbeddingsApi(Api):
         if isinstance(value, str):
             chars = len(value)
         elif isinstance(value, list):
-            chars = sum(
-                len(item) if isinstance(item, str) else CHARS_PER_TOKEN * len(item)
-                for item in value
-                if isinstance(item, str | list)
-            )
+            tokens = token_array_length(value)
+            chars = CHARS_PER_TOKEN * tokens if tokens else sum(len(item) for item in value if isinstance(item, str))
         return Shape(prompt_chars=chars)
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
@@ -38,12 +35,6 @@ class EmbeddingsApi(Api):
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
         raise NotImplementedError("embeddings do not stream")
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         return ""

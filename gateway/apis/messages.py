@@ -65,7 +65,7 @@ class MessagesRequest(Open):
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     tools: list[_Tool] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -116,20 +116,9 @@ class MessagesApi(Api):
     def stream_error(self, error: GatewayError, state: Any) -> list[dict[str, Any]]:
         return [self.error_body(error)]
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type") if data is not None else None
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         message = data.get("message") if data.get("type") == "message_start" else None
-        return isinstance(message, dict) and self.set_model(message, model)
+        return message if isinstance(message, dict) else None
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []

@@ -115,20 +115,9 @@ class ResponsesApi(Api):
             error_type=error.type,
         )
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type")
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         response = data.get("response") if data.get("type") in _RESPONSE_EVENTS else None
-        return isinstance(response, dict) and self.set_model(response, model)
+        return response if isinstance(response, dict) else None
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []

@@ -120,7 +120,8 @@ def parse_query(params: Mapping[str, str], now: float | None = None) -> UsageQue
     if len(set(group_by)) != len(group_by) or len([g for g in group_by if g in BUCKETS]) > 1:
         raise InvalidRequest("group_by names each dimension once and at most one of day, hour.", param="group_by")
     end = parse_time(params["to"], "to", now) if params.get("to") else now
-    start = parse_time(params["from"], "from", now) if params.get("from") else end - DEFAULT_WINDOW.total_seconds()
+    default_start = max(EARLIEST, end - DEFAULT_WINDOW.total_seconds())
+    start = parse_time(params["from"], "from", now) if params.get("from") else default_start
     if start > end:
         raise InvalidRequest("'from' is after 'to'.", param="from")
     fmt = params.get("format", "json")
@@ -130,22 +131,36 @@ def parse_query(params: Mapping[str, str], now: float | None = None) -> UsageQue
     return UsageQuery(group_by, start, end, filters, fmt)
 
 
+EARLIEST = 0.0  # 1970-01-01T00:00:00Z: the ledger holds nothing older
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: the last moment a date can name
+
+
 def parse_time(value: str, param: str, now: float) -> float:
     """Unix seconds, an ISO 8601 date or date-time (UTC unless it says otherwise), or a duration
-    before now such as 7d, 24h, 30m."""
+    before now such as 7d, 24h, 30m; between 1970 and the year 9999, or a 400 naming `param`."""
     value = value.strip()
+    moment: float | None = None
     if match := _RELATIVE.match(value):
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
-    try:
-        return float(value)
-    except ValueError:
-        pass
+        moment = now - float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        try:
+            moment = float(value)
+        except ValueError:
+            moment = _iso_time(value)
+    if moment is None:
+        raise InvalidRequest(
+            f"'{param}' must be unix seconds, an ISO 8601 date or time, or a duration like 7d.", param=param
+        )
+    if not EARLIEST <= moment <= LATEST:  # NaN fails this too
+        raise InvalidRequest(f"'{param}' must be a time between 1970-01-01 and 9999-12-31 (UTC).", param=param)
+    return moment
+
+
+def _iso_time(value: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise InvalidRequest(
-            f"'{param}' must be unix seconds, an ISO 8601 date or time, or a duration like 7d.", param=param
-        ) from None
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.admission import Demand, Held
+from gateway.apis.base import encode, renamed
 from gateway.apis.sizes import estimated_prompt_tokens, reserve_prompt_tokens
 from gateway.errors import Attempt, ClientGone, GatewayError, ServiceUnavailable, UpstreamProblem, internal_error
 from gateway.guards import blocked
@@ -97,7 +96,8 @@ class Call:
             await self._guard_input()
             shape = self.request.api.shape(self.record.body)
             self.plan = await self._route(shape)
-            demand = Demand(reserve_prompt_tokens(self.record.body, shape.messages), shape.max_output, shape.choices)
+            body = self.record.body
+            demand = Demand(lambda: reserve_prompt_tokens(body, shape.messages), shape.max_output, shape.choices)
             self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, demand)
             if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
                 self.plan = self.held.plan
@@ -222,13 +222,15 @@ class Call:
                     raise blocked(result.blocked_by, "output")
                 if result.modified:
                     data, raw = result.body, None
+            if self.shows_requested(answer.target):
+                replaced = api.set_model(data, self.request.model)
+                if replaced is not None and raw is not None:
+                    raw = renamed(raw, replaced, self.request.model)
+            body = raw if raw is not None else encode(data)
         except BaseException as exc:  # the provider answered and billed: settle with what it cost
             self.finish(error=as_error(exc), usage=usage, cost=cost)
             raise
-        if self.shows_requested(answer.target) and api.set_model(data, self.request.model):
-            raw = None
         self.finish(usage=usage, cost=cost, output=data)
-        body = raw if raw is not None else orjson.dumps(data)
         return Reply(body, {**self.answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)})
 
     def _client_answer(self, completion: Completion, answer: Answer) -> tuple[dict[str, Any], bytes | None]:

@@ -41,6 +41,7 @@ class Scenario:
     echo: bool = False
     cache: bool = False
     too_long: bool = False  # "too-long": the provider's context-length error (a 400)
+    leak_key: bool = False  # "leak-key": a 400 whose message echoes the key, a zero-width space inside
 
 
 def scenario_for(model: str) -> Scenario:
@@ -64,6 +65,7 @@ def scenario_for(model: str) -> Scenario:
         echo=model == "echo-request",
         cache=cache,
         too_long=model == "too-long",
+        leak_key=model == "leak-key",
     )
 
 
