@@ -51,9 +51,9 @@ _EXPORT = (
     "SELECT e.request_id, e.ts, e.requested_model, e.model, e.provider, e.team, e.agent, e.task, e.session, "
     "e.status, e.outcome, c.input_messages, c.output_messages, f.score, f.label, f.comment, "
     "f.request_id AS on_request, f.session AS on_session, f.task AS on_task "
-    "FROM feedback f JOIN usage_events e ON e.team = f.team AND (e.request_id = f.request_id "
-    "OR e.session = f.session OR e.task = f.task) LEFT JOIN call_content c ON c.request_id = e.request_id "
-    "WHERE e.ts >= ? AND e.ts < ? AND {scope} AND {feedback_scope}"
+    "FROM feedback f CROSS JOIN usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "
+    "WHERE e.team = f.team AND (e.request_id = f.request_id OR e.session = f.session OR e.task = f.task) "
+    "AND e.ts >= ? AND e.ts < ? AND {scope} AND {feedback_scope}"  # CROSS JOIN: SQLite starts from the feedback
 )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from gateway.metering.ledger_schema import (
 
 log = logging.getLogger("agentgw.ledger")
 
+READERS = 2  # threads answering reads (usage reports, the console); each has its own connection
 MAX_QUEUE = 500_000  # events held while the database cannot be written; beyond this the oldest are dropped
 
 
@@ -60,7 +62,10 @@ class Ledger:
         self._writer_thread = ThreadPoolExecutor(
             1, thread_name_prefix="ledger-writer", initializer=lower_thread_priority
         )
-        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
+        # Reports may run side by side (SQLite reads in WAL mode do not block each other): one connection per thread.
+        self._reader_thread = ThreadPoolExecutor(READERS, thread_name_prefix="ledger-reader")
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -73,7 +78,7 @@ class Ledger:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._db = await loop.run_in_executor(self._writer_thread, self._open)
-        self._reader = await loop.run_in_executor(self._reader_thread, self._connect)
+        self._reader = await loop.run_in_executor(self._reader_thread, self._open_reader)
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     def _connect(self) -> sqlite3.Connection:
@@ -82,6 +87,12 @@ class Ledger:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=30000")
         return db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """A read connection for the calling reader thread."""
+        reader = self._readers.connection = self._connect()
+        self._reader_connections.append(reader)
+        return reader
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +197,9 @@ class Ledger:
 
         def run() -> list[sqlite3.Row]:
             assert self._reader is not None
-            self._reader.row_factory = sqlite3.Row
-            return self._reader.execute(sql, params).fetchall()
+            reader: sqlite3.Connection = getattr(self._readers, "connection", None) or self._open_reader()
+            reader.row_factory = sqlite3.Row
+            return reader.execute(sql, params).fetchall()
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_thread, run)
 
@@ -232,9 +244,10 @@ class Ledger:
             await self.flush()
         finally:
             loop = asyncio.get_running_loop()
-            for pool, conn in ((self._writer_thread, self._db), (self._reader_thread, self._reader)):
-                if conn is not None:
-                    await loop.run_in_executor(pool, conn.close)
+            if self._db is not None:
+                await loop.run_in_executor(self._writer_thread, self._db.close)
+            for reader in self._reader_connections:
+                reader.close()  # idle now: no read is running (every reader thread is joined below)
             self._writer_thread.shutdown(wait=True)
             self._reader_thread.shutdown(wait=True)
             self._db = self._reader = None
