@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from gateway.apis import API
@@ -35,10 +34,9 @@ from gateway.endpoints.overview import overview
 from gateway.endpoints.session_search import find_sessions
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
-from gateway.errors import GatewayError
 from gateway.gc_tuning import tune_for_serving
 from gateway.log_scrub import scrubber
-from gateway.middleware import EdgeMiddleware, error_response
+from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime, open_services
 from gateway.shutdown import Shutdown
 from gateway.telemetry.tracing import SpanSink
@@ -48,12 +46,12 @@ log = logging.getLogger("agentgw")
 
 def create_app(
     config: Config, config_path: str | Path | None = None, *, span_sink: SpanSink | None = None
-) -> Starlette:
+) -> GatewayApp:
     """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
     `span_sink` replaces the configured trace exporter (tests read spans from memory)."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
         scrubber.add(config.secrets())
         scrubber.install()
         async with open_services(config, span_sink, shutdown) as services:
@@ -99,18 +97,33 @@ def create_app(
     console = Console(config.console)  # the web console at /ui; its sessions live as long as the process
     routes += console.routes()
     shutdown = Shutdown()  # the server begins it on SIGTERM (gateway.serving.server.GatewayServer)
-    app = Starlette(
-        routes=routes,
-        middleware=[Middleware(EdgeMiddleware)],
-        exception_handlers={HTTPException: error_response, GatewayError: error_response},
-        lifespan=lifespan,
-    )
-    # `/v1/models/` is an unknown endpoint (404 in OpenAI's shape), not a 307 whose Location would
-    # be built from whatever Host header the caller sent.
-    app.router.redirect_slashes = False
+    app = GatewayApp(routes, lifespan)
     app.state.shutdown = shutdown
     app.state.console = console
     return app
+
+
+class GatewayApp:
+    """The gateway as an ASGI app: Starlette's public `Router` (routes and lifespan) under the edge
+    middleware, which gives every request its id and renders every error, Starlette's own 404 and
+    405 included, in OpenAI's shape. It is not a `Starlette` application on purpose: that would put
+    two more layers (a 500 page and exception handlers) around every request and every streamed
+    event, for errors the edge middleware already answers (measured: bench/apis_bench.py)."""
+
+    def __init__(self, routes: Sequence[BaseRoute], lifespan: Callable[[GatewayApp], Any]) -> None:
+        self.state = State()
+        # `/v1/models/` is an unknown endpoint (404 in OpenAI's shape), not a 307 whose Location would
+        # be built from whatever Host header the caller sent.
+        self.router = Router(routes, redirect_slashes=False, lifespan=lifespan)
+        self._stack = EdgeMiddleware(self.router)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return self.router.routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # requests find the runtime here; the router raises 404/405 for the edge
+        await self._stack(scope, receive, send)
 
 
 class Endpoint:
@@ -125,7 +138,7 @@ class Endpoint:
         await response(scope, receive, send)
 
 
-def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Callable[[], None] | None:
+def _watch_sighup(app: GatewayApp, services: Services, path: str | Path) -> Callable[[], None] | None:
     """Reload the config on SIGHUP; a bad new config is logged and the running one kept."""
     loop = asyncio.get_running_loop()
 

@@ -1,20 +1,17 @@
-"""The gateway's edge, as pure ASGI middleware: a request id on every response, and errors in
-OpenAI's shape: Starlette's own (404, 405) and the gateway's through the exception handler
-`error_response`, and anything unexpected caught here (a 500 that names no detail). The call
-endpoints render their errors themselves, in their API's shape."""
+"""The gateway's edge, as pure ASGI middleware: a request id on every response, and the one place
+an error raised outside the call endpoints (which render theirs in their API's shape) becomes an
+HTTP response in OpenAI's shape: the router's 404 and 405, the other endpoints' GatewayErrors, and
+anything unexpected (a 500 that names no detail)."""
 
 from __future__ import annotations
 
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import client_request_id, new_request_id
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
-from gateway.responses import JSONBytes
 
 log = logging.getLogger("agentgw.http")
 
@@ -76,13 +73,6 @@ def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
             return MethodNotAllowed(f"Method not allowed: {where}", allow=allow)
         return InvalidRequest(f"{exc.detail}: {where}")
     return None
-
-
-async def error_response(request: Request, exc: Exception) -> Response:
-    """Starlette's exception handler for its own HTTP errors (404, 405) and the gateway's errors
-    raised by endpoints: OpenAI's shape, the error's status and headers."""
-    error = _as_gateway_error(exc, request.scope) or internal_error()
-    return JSONBytes(error.json(), error.headers(), status_code=error.status)
 
 
 async def send_error(error: GatewayError, send: Send) -> None:
