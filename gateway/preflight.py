@@ -20,8 +20,25 @@ def problems(config: Config, host_override: str | None = None) -> list[str]:
     if host_override is not None and not config.server.allow_dev_key_on_network:
         found += dev_key_problems(config.keys, host_override, "--host")
     if config.ledger.enabled:
-        found += ledger_problems(Path(config.ledger.path))
+        if config.ledger.kind == "sqlite":
+            found += ledger_problems(Path(config.ledger.path))
+        found += spool_problems(config.ledger.spool_path)
     return found
+
+
+def spool_problems(directory: Path) -> list[str]:
+    """The ledger's spool keeps events on disk while the database is down: its directory must be writable."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".agentgw-write-check-"):
+            pass
+    except OSError as exc:
+        uid = os.getuid()
+        return [
+            f"ledger.spool_dir: cannot write {directory.absolute()} ({exc.strerror or exc}) as uid {uid}: give "
+            "that user write access or point ledger.spool_dir elsewhere"
+        ]
+    return []
 
 
 def ledger_problems(path: Path) -> list[str]:

@@ -265,6 +265,13 @@ class Metrics:
         )
         self.settlements_pending = Gauge("agentgw_settlements_pending", "Settlements waiting to be retried.")
         self.ledger_dropped = CollectedCounter("agentgw_ledger_events_dropped", "Usage events never written.")
+        self.ledger_written = CollectedCounter("agentgw_ledger_events_written", "Usage events the database took.")
+        self.ledger_failures = CollectedCounter(
+            "agentgw_ledger_write_failures", "Ledger writes that failed or timed out (their events were spooled)."
+        )
+        self.ledger_spooled = Gauge(
+            "agentgw_ledger_spool_events", "Usage events waiting in the local spool for the database to return."
+        )
         self.spans_dropped = CollectedCounter(
             "agentgw_spans_dropped", "Spans not exported: the queue was full or the export failed.", ("reason",)
         )
@@ -273,7 +280,7 @@ class Metrics:
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
             self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
             self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
-            self.spans_dropped,
+            self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped,
         ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 
@@ -296,6 +303,14 @@ class Metrics:
         self.ledger_queue.set_function(depth)
         if dropped is not None:
             self.ledger_dropped.collect(lambda: {(): dropped()})
+
+    def watch_ledger_writes(
+        self, written: Callable[[], float], failures: Callable[[], float], spooled: Callable[[], float]
+    ) -> None:
+        """The ledger's writes: events taken, writes failed, events waiting in the spool."""
+        self.ledger_written.collect(lambda: {(): written()})
+        self.ledger_failures.collect(lambda: {(): failures()})
+        self.ledger_spooled.set_function(spooled)
 
     def watch_store(self, failure: StoreFailurePolicy, retries: RetryQueue) -> None:
         """The state store's failure decisions and the settlements waiting for it."""
