@@ -155,13 +155,30 @@ class PostgresServer:
         return (self._dir / "postgres.log").read_text(errors="replace")
 
     def pause(self) -> None:
-        """Stall every server process (SIGSTOP): connections stay open, queries wait unanswered."""
+        """Stall every server process (SIGSTOP): connections stay open, queries wait unanswered. The
+        postmaster first (it forks no new backend then), then its children, each of which PostgreSQL
+        puts in a session of its own (so a signal to the postmaster's group would miss them)."""
         assert self._process is not None
-        os.killpg(self._process.pid, signal.SIGSTOP)
+        for pid in self._tree():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         assert self._process is not None
-        os.killpg(self._process.pid, signal.SIGCONT)
+        for pid in reversed(self._tree()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def _tree(self) -> list[int]:
+        """The postmaster's pid and its children's."""
+        assert self._process is not None
+        root = self._process.pid
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                    children.append(int(stat.parent.name))
+        return [root, *children]
 
     def stop(self) -> None:
         """A fast shutdown (SIGINT): sessions are ended, the data stays."""
@@ -178,8 +195,10 @@ class PostgresServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        self._process = process
+        self.resume()  # a paused server must run to handle its end
+        self._process = None
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGCONT)  # a paused server must run to handle its end
             if sig == signal.SIGKILL:
                 os.killpg(process.pid, sig)
             else:

@@ -21,9 +21,9 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from gateway.errors import ServiceUnavailable
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
@@ -36,6 +36,7 @@ log = logging.getLogger("agentgw.ledger")
 
 MAX_QUEUE = 500_000  # events held in memory; beyond this the oldest are dropped (the spool takes them first)
 MAX_BACKOFF = 5.0
+T = TypeVar("T")
 State = Literal["starting", "ok", "spooling", "closed"]
 
 
@@ -97,7 +98,7 @@ class Ledger:
 
     async def _open(self) -> None:
         if not self._opened:
-            await asyncio.wait_for(self.backend.open(), self._write_timeout)
+            await self._bounded(self.backend.open(), "opening the database")
             self._opened = True
             self.state = "spooling" if self.spooled else "ok"
 
@@ -196,23 +197,30 @@ class Ledger:
             for _ in contents:
                 self._contents.popleft()
 
+    async def _bounded(self, work: Coroutine[Any, Any, T], what: str) -> T:
+        """`work`, or LedgerUnavailable after `write_timeout`. A hung database does not answer a
+        cancellation either (a transaction's ROLLBACK would wait too), so the backend drops its
+        connection instead and the work ends on its own; it is not waited for."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=self._write_timeout)
+        if not done:
+            self.backend.reset()
+            task.add_done_callback(_retrieve)
+            raise LedgerUnavailable(f"{self.backend.location}: {what} took longer than {self._write_timeout:g}s")
+        return task.result()
+
     async def _write(self, events: Sequence[Row], contents: Sequence[Row]) -> None:
         try:
-            await asyncio.wait_for(self.backend.write(events, contents), self._write_timeout)
-        except TimeoutError:
-            self.backend.reset()
-            raise LedgerUnavailable(
-                f"{self.backend.location}: a batch write took longer than {self._write_timeout:g}s"
-            ) from None
+            await self._bounded(self.backend.write(events, contents), "a batch write")
         except RowsRefused:  # some row the database refuses: write them one by one, drop the bad ones
             for row in events:
                 try:
-                    await asyncio.wait_for(self.backend.write([row], []), self._write_timeout)
+                    await self._bounded(self.backend.write([row], []), "a write")
                 except RowsRefused as exc:
                     self._drop(1, f"a row the database refused ({exc})")
             for row in contents:
                 try:
-                    await asyncio.wait_for(self.backend.write([], [row]), self._write_timeout)
+                    await self._bounded(self.backend.write([], [row]), "a write")
                 except RowsRefused as exc:
                     log.error("ledger: captured content of one call dropped: the database refused it (%s)", exc)
         self.written += len(events)
@@ -295,6 +303,11 @@ class Ledger:
             await self.backend.close()
             for spool in (*self._orphans, *([self._spool] if self._spool else [])):
                 spool.close()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an abandoned write's outcome: already counted as a failure
 
 
 def open_ledger(config: LedgerConfig, *, spool: bool = True) -> Ledger:

@@ -76,14 +76,14 @@ class PostgresBackend(LedgerBackend):
         return conn
 
     async def open(self) -> None:
-        writer = await self._connect()
+        writer = self._writer = await self._connect()  # reset() can drop it while migrations wait
         try:
             await migrate(writer)
             await writer.execute(STAGING)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             writer.terminate()
+            self._writer = None
             raise self._unavailable(exc) from None
-        self._writer = writer
         if self._pool is None:
             try:
                 self._pool = await asyncpg.create_pool(
@@ -131,23 +131,27 @@ class PostgresBackend(LedgerBackend):
             raise self._unavailable(exc) from None
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self._pool is None:
-            raise LedgerUnavailable(f"PostgreSQL ledger {self.location}: not connected yet")
-        try:
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                rows: list[Any] = await conn.fetch(numbered(sql), *params)
-                return rows
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self._unavailable(exc) from None
+        rows: list[Any] = await self._on_pool("fetch", numbered(sql), params)
+        return rows
 
     async def insert(self, sql: str, params: Sequence[Any]) -> int:
+        return int(await self._on_pool("fetchval", numbered(sql) + " RETURNING id", params))
+
+    async def _on_pool(self, method: str, sql: str, params: Sequence[Any]) -> Any:
+        """Run on a pooled connection; once more on a fresh one when the pooled one died with a
+        restarted server (the pool hands out connections it has not yet seen closed)."""
         if self._pool is None:
             raise LedgerUnavailable(f"PostgreSQL ledger {self.location}: not connected yet")
-        try:
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                return int(await conn.fetchval(numbered(sql) + " RETURNING id", *params))
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self._unavailable(exc) from None
+        for attempt in (1, 2):
+            try:
+                async with self._pool.acquire(timeout=self._timeout) as conn:
+                    return await getattr(conn, method)(sql, *params)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.AdminShutdownError) as exc:
+                if attempt == 2:
+                    raise self._unavailable(exc) from None
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                raise self._unavailable(exc) from None
+        raise AssertionError("unreachable")
 
     async def prune(self, before: float) -> int:
         conn = await self._writer_connection()
