@@ -24,7 +24,7 @@ from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
 from gateway.endpoints.feedback import export_feedback, post_feedback
-from gateway.endpoints.health import healthz, metrics, readyz
+from gateway.endpoints.health import healthz, metrics, readyz, refresh_breakers
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
@@ -35,15 +35,21 @@ from gateway.middleware import EdgeMiddleware, error_response
 from gateway.runtime import Services, build_runtime, open_services
 from gateway.shutdown import Shutdown
 from gateway.telemetry.tracing import SpanSink
+from gateway.telemetry.worker_metrics import Family, WorkerMetrics
 
 log = logging.getLogger("agentgw")
 
 
 def create_app(
-    config: Config, config_path: str | Path | None = None, *, span_sink: SpanSink | None = None
+    config: Config,
+    config_path: str | Path | None = None,
+    *,
+    span_sink: SpanSink | None = None,
+    worker: WorkerMetrics | None = None,
 ) -> Starlette:
     """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
-    `span_sink` replaces the configured trace exporter (tests read spans from memory)."""
+    `span_sink` replaces the configured trace exporter (tests read spans from memory). `worker`: this
+    process is one of `agentgw serve --workers N`, and /metrics shows every worker's series."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,6 +59,7 @@ def create_app(
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
+            publishing = _publish_metrics(app, services, worker) if worker is not None else None
             log.info(
                 "agentgw ready: %d providers, %d models, %d routes, %d keys",
                 len(config.providers),
@@ -65,6 +72,10 @@ def create_app(
             finally:
                 if stop_watching is not None:
                     stop_watching()
+                if publishing is not None:
+                    publishing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await publishing
 
     routes = [
         Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
@@ -107,6 +118,20 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handler(Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+def _publish_metrics(app: Starlette, services: Services, worker: WorkerMetrics) -> asyncio.Task[None] | None:
+    """Share this worker's series with the other workers (gateway.telemetry.worker_metrics)."""
+    metrics = services.telemetry.metrics
+    if metrics is None:
+        return None
+    metrics.fleet = worker
+
+    def families() -> list[Family]:
+        refresh_breakers(app.state.runtime, metrics)
+        return metrics.families()
+
+    return asyncio.create_task(worker.run(families), name="worker-metrics")
 
 
 def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Callable[[], None] | None:

@@ -53,11 +53,16 @@ async def metrics(request: Request) -> Response:
     metrics = runtime.services.telemetry.metrics
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
+    refresh_breakers(runtime, metrics)
+    await update_budgets(runtime, metrics)
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def refresh_breakers(runtime: Runtime, metrics: Metrics) -> None:
+    """The breaker gauges from the router's targets, now."""
     metrics.update_breakers(
         [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
     )
-    await update_budgets(runtime, metrics)
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def update_budgets(runtime: Runtime, metrics: Metrics) -> None:

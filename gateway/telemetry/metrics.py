@@ -353,9 +353,18 @@ class Metrics:
             state = BREAKER_STATES.get(str(target.get("breaker")), 0)
             self.breaker.labels(str(target["provider"]), str(target["model"])).set(state)
 
+    fleet: Any = None  # a gateway.telemetry.worker_metrics.WorkerMetrics under `agentgw serve --workers N`
+
+    def families(self) -> list[tuple[str, list[str], list[str]]]:
+        """Each metric's name, header lines and sample lines."""
+        return [(metric.name, metric.header(), metric.render()) for metric in self._metrics]
+
     def render(self) -> bytes:
+        if self.fleet is not None:
+            rendered: bytes = self.fleet.render(self.families())
+            return rendered
         lines: list[str] = []
-        for metric in self._metrics:
-            lines += metric.header()
-            lines += metric.render()
+        for _, header, samples in self.families():
+            lines += header
+            lines += samples
         return ("\n".join(lines) + "\n").encode()
