@@ -47,7 +47,7 @@ class LedgerBackend(ABC):
 
     @abstractmethod
     async def prune(self, before: float) -> int:
-        """Delete what is older than `before` (an hour boundary, so the rollup stays exact)."""
+        """Delete what is older than `before` (a day boundary, so the rollups stay exact)."""
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -156,7 +156,7 @@ class Ledger:
             self.state = "ok"
             if self._retention is not None and time.time() - self._last_pruned > 3600:
                 self._last_pruned = time.time()
-                before = (time.time() - self._retention) // 3600 * 3600  # whole hours: the rollup stays exact
+                before = (time.time() - self._retention) // 86400 * 86400  # whole days: the rollups stay exact
                 deleted = await self.backend.prune(before)
                 if deleted:
                     log.info("ledger retention: removed %d events older than the retention period", deleted)

@@ -4,7 +4,7 @@ asyncpg was chosen by measurement (bench/ledger_pg_drivers.py): its binary COPY 
 per second for the least CPU in the gateway's process, and it runs on the event loop, so no writer
 thread competes with the request path for the GIL. A batch is COPYed into a temporary staging table
 and moved into `usage_events` by one statement that skips request ids already stored and adds only
-the rows it inserted to the hourly rollup: a batch written twice (replayed after a crash between the
+the rows it inserted to the rollups: a batch written twice (replayed after a crash between the
 commit and its acknowledgement) lands once. The writer keeps one connection of its own; reports use a
 small pool with a statement timeout.
 """
@@ -23,7 +23,7 @@ import asyncpg
 
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
 from gateway.metering.config import LedgerConfig
-from gateway.metering.ledger_schema import COLUMNS
+from gateway.metering.ledger_schema import COLUMNS, ROLLUPS
 from gateway.metering.postgres_schema import INSERT_CONTENT, INSERT_STAGED, MIGRATION_LOCK, MIGRATIONS, STAGING
 
 # What says the rows are at fault (write them one by one), not the database.
@@ -158,7 +158,8 @@ class PostgresBackend(LedgerBackend):
         try:
             async with conn.transaction():
                 status = await conn.execute("DELETE FROM usage_events WHERE ts < $1", before)
-                await conn.execute("DELETE FROM usage_rollup WHERE hour < $1", int(before))
+                for table in ROLLUPS:
+                    await conn.execute(f"DELETE FROM {table} WHERE bucket < $1", int(before))  # noqa: S608
                 await conn.execute("DELETE FROM call_content WHERE ts < $1", before)
                 await conn.execute("DELETE FROM feedback WHERE ts < $1", before)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

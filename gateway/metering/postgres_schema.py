@@ -2,7 +2,7 @@
 
 The same tables and the same meaning as the SQLite ledger (`ledger_schema`): one row per call in
 `usage_events` (request_id unique: a write that is repeated after a crash lands once), captured content
-in `call_content`, feedback in `feedback`, and the hourly `usage_rollup` that keeps reports fast. The
+in `call_content`, feedback in `feedback`, and the hourly and daily rollups that keep reports fast. The
 dialects differ only in types: identity ids, 64-bit counters, double precision times.
 
 `agentgw_schema` says where a database stands. Migrations run at start under an advisory lock, so
@@ -11,7 +11,7 @@ replicas starting together apply each one exactly once. Append, never edit.
 
 from __future__ import annotations
 
-from gateway.metering.ledger_schema import COLUMNS, ROLLUP_DIMENSIONS, ROLLUP_METRICS
+from gateway.metering.ledger_schema import COLUMNS, ROLLUP_DIMENSIONS, ROLLUP_METRICS, ROLLUPS
 
 PG_TYPES: dict[str, str] = {
     **{name: "text" for name in COLUMNS},
@@ -52,7 +52,6 @@ CREATE TABLE usage_events (
 CREATE UNIQUE INDEX usage_events_request ON usage_events (request_id);
 CREATE INDEX usage_events_ts ON usage_events (ts);
 CREATE INDEX usage_events_session ON usage_events (session, ts);
-CREATE INDEX usage_events_task ON usage_events (task, ts);
 CREATE TABLE call_content (
     request_id text PRIMARY KEY,
     ts float8 NOT NULL,
@@ -74,9 +73,14 @@ CREATE TABLE feedback (
 );
 CREATE INDEX feedback_request ON feedback (request_id);
 CREATE TABLE usage_rollup (
-    hour int8 NOT NULL,
+    bucket int8 NOT NULL,
     {_ROLLUP_COLUMNS},
-    PRIMARY KEY (hour, {", ".join(ROLLUP_DIMENSIONS)})
+    PRIMARY KEY (bucket, {", ".join(ROLLUP_DIMENSIONS)})
+);
+CREATE TABLE usage_rollup_daily (
+    bucket int8 NOT NULL,
+    {_ROLLUP_COLUMNS},
+    PRIMARY KEY (bucket, {", ".join(ROLLUP_DIMENSIONS)})
 );
 """,
 )
@@ -91,9 +95,24 @@ def migrate_sql() -> list[str]:
 
 
 _COLS = ", ".join(COLUMNS)
-_KEY = ("hour", *ROLLUP_DIMENSIONS)
+_KEY = ("bucket", *ROLLUP_DIMENSIONS)
+_POSITIONS = ", ".join(str(i) for i in range(1, len(_KEY) + 1))
+
+
+def _rollup(table: str, seconds: int) -> str:
+    return f"""{table}_added AS (
+INSERT INTO {table} AS r ({", ".join((*_KEY, *ROLLUP_METRICS))})
+SELECT (floor(ts / {seconds}) * {seconds})::int8, {", ".join(f"coalesce({d}, '')" for d in ROLLUP_DIMENSIONS)},
+    count(*), count(*) FILTER (WHERE outcome IN ('error', 'shutdown')), sum(input_tokens), sum(output_tokens),
+    sum(cached_tokens), sum(reasoning_tokens), sum(cost_nanos)
+FROM inserted GROUP BY {_POSITIONS} ORDER BY {_POSITIONS}
+ON CONFLICT ({", ".join(_KEY)}) DO UPDATE SET {", ".join(f"{m} = r.{m} + excluded.{m}" for m in ROLLUP_METRICS)}
+RETURNING 1
+)"""  # noqa: S608 - constants only
+
+
 STAGING = f"CREATE TEMP TABLE ledger_staging ON COMMIT DELETE ROWS AS SELECT {_COLS} FROM usage_events WITH NO DATA"  # noqa: S608
-# One statement per batch: the staged rows not yet stored go in, and only those feed the rollup (in key
+# One statement per batch: the staged rows not yet stored go in, and only those feed the rollups (in key
 # order, so two replicas adding to the same rollup rows lock them in the same order).
 INSERT_STAGED = f"""
 WITH inserted AS (
@@ -101,16 +120,7 @@ WITH inserted AS (
     ON CONFLICT (request_id) DO NOTHING
     RETURNING ts, {", ".join(ROLLUP_DIMENSIONS)}, outcome, input_tokens, output_tokens, cached_tokens,
         reasoning_tokens, cost_nanos
-), rolled AS (
-INSERT INTO usage_rollup AS r ({", ".join((*_KEY, *ROLLUP_METRICS))})
-SELECT (floor(ts / 3600) * 3600)::int8, {", ".join(f"coalesce({d}, '')" for d in ROLLUP_DIMENSIONS)},
-    count(*), count(*) FILTER (WHERE outcome IN ('error', 'shutdown')), sum(input_tokens), sum(output_tokens),
-    sum(cached_tokens), sum(reasoning_tokens), sum(cost_nanos)
-FROM inserted GROUP BY {", ".join(str(i) for i in range(1, len(_KEY) + 1))}
-ORDER BY {", ".join(str(i) for i in range(1, len(_KEY) + 1))}
-ON CONFLICT ({", ".join(_KEY)}) DO UPDATE SET {", ".join(f"{m} = r.{m} + excluded.{m}" for m in ROLLUP_METRICS)}
-RETURNING 1
-)
+), {", ".join(_rollup(table, seconds) for table, seconds in ROLLUPS.items())}
 SELECT count(*) FROM inserted
 """  # noqa: S608 - constants only
 INSERT_CONTENT = (

@@ -176,9 +176,9 @@ async def run(ledger: Ledger, query: UsageQuery) -> UsageReport:
     return UsageReport(query, rows, totals)
 
 
-ROLLUP_SECONDS = 3600
+HOUR, DAY = 3600, 86400
 _ROLLUP_NAMES = {"team", "agent", "key", "model", "provider", "route", "operation"}
-_NULLABLE = {"model", "provider", "route"}  # stored as '' in the rollup
+_NULLABLE = {"model", "provider", "route"}  # stored as '' in the rollups
 _SUMS = "SUM(requests), SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), " \
     "SUM(reasoning_tokens), SUM(cost_nanos)"  # fmt: skip
 _EVENT_METRICS = (
@@ -188,14 +188,17 @@ _EVENT_METRICS = (
 
 
 def report_sql(backend: LedgerBackend, query: UsageQuery) -> tuple[str, list[Any]]:
-    """The report's SQL and parameters. Whole hours come from the hourly rollup when every dimension
-    asked for is one it keeps; the parts of hours at either end of the window, and any report by task
-    or session, from the events themselves. The answer is the same either way."""
-    first = math.ceil(query.start / ROLLUP_SECONDS) * ROLLUP_SECONDS
-    last = math.floor(query.end / ROLLUP_SECONDS) * ROLLUP_SECONDS
+    """The report's SQL and parameters. When every dimension asked for is one the rollups keep, whole
+    UTC days come from the daily rollup, whole hours around them from the hourly one, and only the
+    parts of an hour at either end of the window from the events themselves; reports by task or
+    session read the events. The answer is the same either way (tests/gateway/metering)."""
     names = {*query.group_by, *(name for name, _ in query.filters)} - set(BUCKETS)
-    if not names <= _ROLLUP_NAMES or first >= last:
+    h0, h1 = math.ceil(query.start / HOUR) * HOUR, math.floor(query.end / HOUR) * HOUR
+    if not names <= _ROLLUP_NAMES or h0 >= h1:
         return _events_sql(backend, query)
+    d0, d1 = math.ceil(h0 / DAY) * DAY, math.floor(h1 / DAY) * DAY
+    if d0 >= d1 or "hour" in query.group_by:
+        d0 = d1 = h1  # no whole day (or hours asked for): the hourly rollup covers [h0, h1)
     filters = [f"{DIMENSIONS[name]} = ?" for name, _ in query.filters]
     values = [value for _, value in query.filters]
 
@@ -210,19 +213,21 @@ def report_sql(backend: LedgerBackend, query: UsageQuery) -> tuple[str, list[Any
             out.append(f"{expr} AS g{i}")
         return out
 
-    rolled = ", ".join([*columns("hour", True), *METRIC_COLUMNS])
+    rolled = ", ".join([*columns("bucket", True), *METRIC_COLUMNS])
     raw = ", ".join([*columns("ts", False), _EVENT_METRICS])
-    where_rolled = " AND ".join(["hour >= ?", "hour < ?", *filters])
-    where_raw = " AND ".join(["((ts >= ? AND ts < ?) OR (ts >= ? AND ts < ?))", *filters])
+    parts = [
+        f"SELECT {rolled} FROM usage_rollup_daily WHERE "  # noqa: S608 - names from tables
+        + " AND ".join(["bucket >= ?", "bucket < ?", *filters]),
+        f"SELECT {rolled} FROM usage_rollup WHERE "  # noqa: S608
+        + " AND ".join(["((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket < ?))", *filters]),
+        f"SELECT {raw} FROM usage_events WHERE "  # noqa: S608
+        + " AND ".join(["((ts >= ? AND ts < ?) OR (ts >= ? AND ts < ?))", *filters]),
+    ]
+    params: list[Any] = [d0, d1, *values, h0, d0, d1, h1, *values, query.start, h0, h1, query.end, *values]
     groups = ", ".join(f"g{i}" for i in range(len(query.group_by)))
-    sql = (
-        f"SELECT {groups + ', ' if groups else ''}{_SUMS} FROM ("  # noqa: S608 - names from tables
-        f"SELECT {rolled} FROM usage_rollup WHERE {where_rolled} "
-        f"UNION ALL SELECT {raw} FROM usage_events WHERE {where_raw}) AS u"
-    )
+    sql = f"SELECT {groups + ', ' if groups else ''}{_SUMS} FROM ({' UNION ALL '.join(parts)}) AS u"  # noqa: S608
     if groups:
         sql += f" GROUP BY {groups}"
-    params: list[Any] = [first, last, *values, query.start, first, last, query.end, *values]
     return sql, params
 
 

@@ -22,11 +22,12 @@ from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, Rows
 from gateway.metering.ledger_schema import (
     COLUMNS,
     INSERT_CONTENT,
+    ROLLUPS,
     ROWS_PER_INSERT,
-    UPSERT_ROLLUP,
     insert_events,
     migrate,
     rollup_rows,
+    upsert_rollup,
 )
 
 T = TypeVar("T")
@@ -91,7 +92,8 @@ class SQLiteBackend(LedgerBackend):
                     time.sleep(0)  # let the event loop's thread have the GIL between statements
                 new = [row for row in events if row[_REQUEST_ID] in inserted]
                 if new:
-                    self._db.executemany(UPSERT_ROLLUP, rollup_rows(new))
+                    for table, seconds in ROLLUPS.items():
+                        self._db.executemany(upsert_rollup(table), rollup_rows(new, seconds))
                 if contents:
                     self._db.executemany(INSERT_CONTENT, contents)
             return len(new)
@@ -126,7 +128,8 @@ class SQLiteBackend(LedgerBackend):
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 deleted = self._db.execute("DELETE FROM usage_events WHERE ts < ?", (before,)).rowcount
-                self._db.execute("DELETE FROM usage_rollup WHERE hour < ?", (before,))
+                for table in ROLLUPS:
+                    self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (before,))  # noqa: S608
                 self._db.execute("DELETE FROM call_content WHERE ts < ?", (before,))
                 self._db.execute("DELETE FROM feedback WHERE ts < ?", (before,))
             return int(deleted)
