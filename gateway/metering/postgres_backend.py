@@ -139,18 +139,34 @@ class PostgresBackend(LedgerBackend):
 
     async def _on_pool(self, method: str, sql: str, params: Sequence[Any]) -> Any:
         """Run on a pooled connection; once more on a fresh one when the pooled one died with a
-        restarted server (the pool hands out connections it has not yet seen closed)."""
+        restarted server (the pool hands out connections it has not yet seen closed). A server that
+        does not answer within the statement timeout (hung: it would not enforce its own) has the
+        connection dropped under the query, which then fails at once."""
         if self._pool is None:
             raise LedgerUnavailable(f"PostgreSQL ledger {self.location}: not connected yet")
+        limit = self._config.statement_timeout_ms / 1000 + self._timeout
         for attempt in (1, 2):
             try:
-                async with self._pool.acquire(timeout=self._timeout) as conn:
-                    return await getattr(conn, method)(sql, *params)
+                conn = await self._pool.acquire(timeout=self._timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise self._unavailable(exc) from None
+            try:
+                task = asyncio.ensure_future(getattr(conn, method)(sql, *params))
+                done, _ = await asyncio.wait({task}, timeout=limit)
+                if not done:
+                    conn.terminate()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    raise TimeoutError(f"no answer within {limit:g}s")
+                return task.result()
             except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.AdminShutdownError) as exc:
                 if attempt == 2:
                     raise self._unavailable(exc) from None
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 raise self._unavailable(exc) from None
+            finally:
+                with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await asyncio.wait_for(self._pool.release(conn), self._timeout)
         raise AssertionError("unreachable")
 
     async def prune(self, before: float) -> int:

@@ -141,6 +141,8 @@ def test_a_stalled_then_restarted_database_loses_nothing_and_counts_nothing_twic
                 ids += [call(http, "oa-gpt-x", "stalled", f"{i}") for i in range(15)]  # answered as usual
                 wait_for(lambda: ledger_state(replica.url)["spooled"] > 0)
                 assert ledger_state(replica.url)["state"] == "spooling"
+                for path in ("/v1/usage", "/v1/sessions/stalled"):  # reports need the database: 503, not a hang
+                    assert http.get(path, headers={"authorization": f"Bearer {ADMIN_KEY}"}).status_code == 503
                 ids += [call(http, "oa-gpt-x", "stalled", f"{i}") for i in range(15, 25)]
             finally:
                 postgres_server.restart()  # it comes back from a stall by restarting
