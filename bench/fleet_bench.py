@@ -6,6 +6,8 @@ Every variant is `agentgw serve` forwarding a small non-streaming chat call to t
 
   ledger:sqlite       the defaults, SQLite ledger         the gateway pinned to CPU 0, the load on CPU 1
   ledger:postgresql   the defaults, PostgreSQL ledger     likewise (PostgreSQL runs on CPU 1 too)
+  plain:1             the defaults, PostgreSQL ledger, 1 worker        nothing pinned: every process
+  plain:2             the defaults, PostgreSQL ledger, 2 workers       on both cores (state: Redis, unused)
   memory:1            limits and budgets in memory, PostgreSQL ledger, 1 worker   nothing pinned: every
   workers:1           limits and budgets in Redis, PostgreSQL ledger, 1 worker    process on both cores
   workers:2           limits and budgets in Redis, PostgreSQL ledger, 2 workers
@@ -39,7 +41,7 @@ import proxy_bench as pb
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
-VARIANTS = ("ledger:sqlite", "ledger:postgresql", "memory:1", "workers:1", "workers:2")
+VARIANTS = ("ledger:sqlite", "ledger:postgresql", "plain:1", "plain:2", "memory:1", "workers:1", "workers:2")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -75,9 +77,9 @@ def config(upstream: str, workdir: Path, name: str, dsn: str, redis: str) -> str
         base["ledger"] = {"path": str(workdir / "ledger.db")}
     else:
         base["ledger"] = {"url": dsn, "spool_dir": str(workdir / f"spool-{name.replace(':', '-')}")}
-    if not name.startswith("ledger"):
+    if name.startswith(("memory", "workers")):
         base = ob.merge(base, ob._POLICIES)
-    if name.startswith("workers"):
+    if name.startswith(("workers", "plain")):
         base["state"] = {"url": redis, "key_prefix": f"{name}:"}
     return yaml.safe_dump(base)
 
@@ -109,7 +111,7 @@ def main() -> None:
                 path = workdir / f"{name.replace(':', '-')}.yaml"
                 path.write_text(config(upstream, workdir, name, dsn, rd.url))
                 port = pb.free_port()
-                workers = name.split(":")[1] if name.startswith("workers") else "1"
+                workers = name.split(":")[1] if name.startswith(("workers", "plain")) else "1"
                 argv = [*pb.agentgw_command(), "serve", "-c", str(path), "--port", str(port), "--log-level", "warning",
                         "--workers", workers]  # fmt: skip
                 service = services.start(f"agentgw:{name}", argv, pb.SUT_CPU)
@@ -141,6 +143,8 @@ def main() -> None:
             services.stop_all()
     if {"ledger:sqlite", "ledger:postgresql"} <= set(rates):
         print(f"postgresql / sqlite ledger: {rates['ledger:postgresql'] / rates['ledger:sqlite']:.2f}")
+    if {"plain:1", "plain:2"} <= set(rates):
+        print(f"--workers 2 / --workers 1 (the defaults): {rates['plain:2'] / rates['plain:1']:.2f}")
     if {"workers:1", "workers:2"} <= set(rates):
         print(f"--workers 2 / --workers 1 (Redis): {rates['workers:2'] / rates['workers:1']:.2f}")
     if {"memory:1", "workers:2"} <= set(rates):
