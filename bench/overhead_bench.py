@@ -55,6 +55,7 @@ _POLICIES = {
             "limits": {"rpm": _HUGE, "tpm": _HUGE},
             "agent_limits": {"rpm": _HUGE},
             "budget": {"usd": _HUGE, "period": "month"},
+            "task_budget": {"usd": _HUGE, "period": "total"},
         }
     },
     "keys": [
@@ -119,21 +120,22 @@ def start_variant(services: pb.Services, upstream: str, name: str, redis: str) -
     return service, base
 
 
-async def _stream_run(url: str, key: str, requests: int) -> StreamResult:
-    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-    body = json.dumps(STREAM_BODY).encode()
+async def _stream_run(url: str, headers: dict[str, str], body: bytes, requests: int, end: bytes | None) -> StreamResult:
     firsts, totals = [], []
     async with aiohttp.ClientSession() as session:
         for i in range(requests + 20):
             started = time.perf_counter()
-            first = None
+            first = last = None
             async with session.post(url, data=body, headers=headers) as response:
                 if response.status != 200:
                     raise pb.BenchError(f"stream request failed: {response.status} {await response.text()}")
                 async for line in response.content:
-                    if first is None and line.startswith(b"data: "):
-                        first = time.perf_counter()
+                    if line.startswith(b"data: "):
+                        first = first or time.perf_counter()
+                        last = line
             done = time.perf_counter()
+            if end is not None and (last is None or end not in last):
+                raise pb.BenchError(f"a stream from {url} did not end with {end!r}: its last event was {last!r}")
             if i >= 20 and first is not None:  # the first 20 warm up
                 firsts.append((first - started) * 1000)
                 totals.append((done - started) * 1000)
@@ -143,14 +145,28 @@ async def _stream_run(url: str, key: str, requests: int) -> StreamResult:
     )
 
 
-def stream_run(url: str, key: str, requests: int, pin: bool) -> StreamResult:
+def stream_run(
+    url: str,
+    key: str,
+    requests: int,
+    pin: bool,
+    *,
+    path: str = pb.CHAT_PATH,
+    body: dict[str, Any] = STREAM_BODY,
+    headers: dict[str, str] | None = None,
+    end: bytes | None = None,
+) -> StreamResult:
     """The streamed calls, made from this process: pinned, like wrk, to the load generator's core,
-    or the client would share the core of the process it measures (and be measured with it)."""
+    or the client would share the core of the process it measures (and be measured with it).
+
+    `headers` replace the bearer `key` (a Messages client sends x-api-key); `end`, when given, is
+    what the last `data:` line of every stream must hold (a stream cut short stops the run)."""
+    sent = {"content-type": "application/json", **(headers or {"authorization": f"Bearer {key}"})}
     previous = os.sched_getaffinity(0) if pin and hasattr(os, "sched_setaffinity") else None
     if previous is not None:
         os.sched_setaffinity(0, {int(pb.LOAD_CPU)})
     try:
-        return asyncio.run(_stream_run(url + pb.CHAT_PATH, key, requests))
+        return asyncio.run(_stream_run(url + path, sent, json.dumps(body).encode(), requests, end))
     finally:
         if previous is not None:
             os.sched_setaffinity(0, previous)

@@ -6,7 +6,12 @@ One "call" here is the policy work of a request with everything on, as the gatew
             settle (token correction, lease release)
   budgets   reserve the worst case against the team's monthly, the key's daily and the task's
             total budget, then settle to the real cost
-  both      limits admit, budget reserve, budget settle, limits settle
+  both      limits admit, budget reserve, budget settle, limits settle: two store steps each way (how
+            the gateway did it before issue 15)
+  call      the same work as one call: one step to admit (limits and budgets together), one to settle,
+            settlements of concurrent calls batched into one round trip (what the gateway does now)
+  near      `call` with every budget near its cap: each admission counts its prompt exactly (a
+            2,000-token chat prompt with tiktoken) and asks the store a second time
 
 measured per call as the time spent in those policy calls (p50/p99 in microseconds; between admission
 and settle each call yields once, as a real call does while it waits upstream, and that wait is not
@@ -39,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.budgets import Budget, BudgetEngine
+from policies.calls import CallPolicies
 from policies.config import StateConfig
 from policies.limits import LimitRule, RateLimiter
 from policies.state import Scope, StateStore, open_store
@@ -103,7 +109,50 @@ def make_calls(store: StateStore) -> dict[str, Call]:
         await admission.settle(300)
         return admitted - started + clock() - resumed
 
-    return {"limits": limits, "budgets": budgets, "both": both}
+    calls = CallPolicies(store, limiter, engine)
+    near_budgets = [Budget(TEAM, 20 * 5_000_000, "day")]  # near its cap for every call (each settles at 0)
+    prompt = {"messages": [{"role": "user", "content": "word " * 2000}]}
+    exact = _exact_counter(prompt)
+
+    async def call(n: int) -> int:
+        started = clock()
+        hold = await calls.admit(rules, budgets_for(n), 1_200, 5_000_000)
+        admitted = clock()
+        await upstream()
+        resumed = clock()
+        await hold.settle(1_250_000, 300)
+        return admitted - started + clock() - resumed
+
+    async def near(n: int) -> int:
+        started = clock()
+        hold = await calls.admit(rules, near_budgets, 1_200, 5_000_000, exact)
+        admitted = clock()
+        await upstream()
+        resumed = clock()
+        await hold.settle(0, 300)
+        return admitted - started + clock() - resumed
+
+    return {"limits": limits, "budgets": budgets, "both": both, "call": call, "near": near}
+
+
+def _exact_counter(body: dict[str, object]) -> Callable[[], Awaitable[tuple[int, int] | None]]:
+    """The exact count the gateway makes near a cap: the chat prompt with o200k_base, as OpenAI counts it."""
+    from gateway.apis.chat import ChatApi
+    from gateway.metering.tokenizers import Tokenizer
+    from gateway.metering.tokens import TokenCounter
+
+    counter = TokenCounter()
+    counter.preload(("o200k_base",)).join()
+    encode = counter.exact("o200k_base")
+    api = ChatApi()
+
+    async def exact() -> tuple[int, int] | None:
+        if encode is None:
+            return None
+        tokens = api.prompt_tokens(body, Tokenizer("o200k_base", encode)) or 0
+        return tokens + 100, (tokens + 100) * 1_000
+
+    return exact
 
 
 async def measure(call: Call, calls: int, concurrency: int) -> dict[str, float]:

@@ -4,3 +4,4 @@ wrk.method = "POST"
 wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "none")
+wrk.headers["X-Task-Id"] = "bench-task" -- task budgets apply (overhead_bench.py's policy variants have one)

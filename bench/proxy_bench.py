@@ -288,7 +288,7 @@ def parse_wrk(text: str, concurrency: int) -> WrkResult:
     )
 
 
-def run_wrk(url: str, key: str, concurrency: int, seconds: float, pin: bool) -> WrkResult:
+def run_wrk(url: str, key: str, concurrency: int, seconds: float, pin: bool, script: Path = LUA_SCRIPT) -> WrkResult:
     threads, connections = CONCURRENCIES[concurrency]
     command = [
         *(["taskset", "-c", LOAD_CPU] if pin else []),
@@ -300,7 +300,7 @@ def run_wrk(url: str, key: str, concurrency: int, seconds: float, pin: bool) -> 
         "10s",
         "--latency",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         url,
     ]
     env = {**base_env(), "BENCH_KEY": key}
@@ -310,11 +310,22 @@ def run_wrk(url: str, key: str, concurrency: int, seconds: float, pin: bool) -> 
     return parse_wrk(done.stdout, concurrency)
 
 
-def measure(name: str, base_url: str, key: str, seconds: float, pin: bool) -> list[WrkResult]:
+def measure(
+    name: str,
+    base_url: str,
+    key: str,
+    seconds: float,
+    pin: bool,
+    *,
+    path: str = CHAT_PATH,
+    script: Path = LUA_SCRIPT,
+    warmup: float = WARMUP_SECONDS,
+) -> list[WrkResult]:
+    """wrk at each concurrency, after a warm-up run that is discarded: POSTs of `script`'s body to `path`."""
     results = []
     for concurrency in CONCURRENCIES:
-        run_wrk(base_url + CHAT_PATH, key, concurrency, WARMUP_SECONDS, pin)  # warm-up, discarded
-        result = run_wrk(base_url + CHAT_PATH, key, concurrency, seconds, pin)
+        run_wrk(base_url + path, key, concurrency, warmup, pin, script)  # warm-up, discarded
+        result = run_wrk(base_url + path, key, concurrency, seconds, pin, script)
         flag = "" if result.ok else f"  !! {result.non_2xx} non-2xx, {result.socket_errors} socket errors"
         print(
             f"  {name:<22} c={concurrency:<3} p50 {result.p50_ms:8.3f} ms  p99 {result.p99_ms:8.3f} ms  "

@@ -1,7 +1,21 @@
 """A provider stand-in that costs as little as Python allows: a raw asyncio Protocol on uvloop.
 
-It answers `POST .../chat/completions` with one fixed, realistic OpenAI `chat.completion` body
-(usage included), `GET` on any path with a tiny `{"status":"ok"}`, and anything else with 404.
+Every answer is bytes encoded once at start-up, in the shape the real API sends, all saying the
+same text with the same usage (14 input tokens, 11 output):
+
+  POST .../chat/completions   an OpenAI `chat.completion`, or with `"stream": true` its chunks
+                              (a usage chunk too when `stream_options.include_usage` is true)
+                              and `data: [DONE]`
+  POST .../responses          an OpenAI Responses `response`, or its semantic events with
+                              `sequence_number`, from `response.created` to `response.completed`
+  POST .../messages           an Anthropic `message`, or its named events from `message_start`
+                              to `message_stop` (usage in `message_start` and `message_delta`)
+  GET  any path               a tiny `{"status":"ok"}`; anything else is 404
+
+A stream's first event (chat's role chunk, Responses' `response.created` and `.in_progress`,
+Messages' `message_start`, `content_block_start` and `ping`) is written at once and the rest
+STREAM_DELAY later, so the time to the first event stands apart from the whole stream's.
+
 The HTTP/1.1 parser is deliberately minimal but correct for what benchmark clients send:
 keep-alive (the default on HTTP/1.1, opt-in on HTTP/1.0), `Connection: close`, pipelined
 requests in one read, requests split across reads, and `Content-Length` bodies. A chunked request
@@ -14,46 +28,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import cast
 
 import uvloop
+from upstream_answers import (
+    CHAT_COMPLETION,
+    MESSAGE,
+    RESPONSE,
+    Stream,
+    chat_stream,
+    encode,
+    messages_stream,
+    responses_stream,
+)
 
 MAX_HEAD_BYTES = 64 * 1024
-
-COMPLETION = {
-    "id": "chatcmpl-bench0000000000000000000000001",
-    "object": "chat.completion",
-    "created": 1_730_000_000,
-    "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_bench000001",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": "Hello! I hope you are having a wonderful day.",
-                "refusal": None,
-                "annotations": [],
-            },
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {
-        "prompt_tokens": 14,
-        "completion_tokens": 11,
-        "total_tokens": 25,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    },
-    "service_tier": "default",
-}
 
 
 def _response(status: str, body: bytes, *, close: bool = False) -> bytes:
@@ -67,9 +56,6 @@ def _response(status: str, body: bytes, *, close: bool = False) -> bytes:
     return head.encode("latin-1") + body
 
 
-COMPLETION_BODY = json.dumps(COMPLETION, separators=(",", ":")).encode()
-OK = _response("200 OK", COMPLETION_BODY)
-OK_CLOSE = _response("200 OK", COMPLETION_BODY, close=True)
 HEALTH = _response("200 OK", b'{"status":"ok"}')
 HEALTH_CLOSE = _response("200 OK", b'{"status":"ok"}', close=True)
 NOT_FOUND = _response("404 Not Found", b'{"error":{"message":"not found","type":"not_found"}}')
@@ -122,55 +108,67 @@ def parse_head(head: bytes) -> HttpHead | bytes:
     return HttpHead(method, path, content_length, keep_alive)
 
 
-STREAM_WORDS = ["Hello!", " I", " hope", " you", " are", " having", " a", " wonderful", " day", "."]
-STREAM_DELAY = 0.02  # seconds between the first chunk and the rest, so time to first chunk stands apart
+STREAM_DELAY = 0.02  # seconds between the first event and the rest, so time to first event stands apart
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: keep-alive\r\n\r\n"
+)
 
 
-def _event(payload: dict[str, object]) -> bytes:
-    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+def _chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _stream_chunks(include_usage: bool) -> tuple[bytes, bytes]:
-    """The head plus first SSE event, and the rest of the stream (chunked transfer encoding)."""
-    base = {
-        "id": COMPLETION["id"],
-        "object": "chat.completion.chunk",
-        "created": COMPLETION["created"],
-        "model": COMPLETION["model"],
-        "system_fingerprint": COMPLETION["system_fingerprint"],
-    }
-    extra: dict[str, object] = {"usage": None} if include_usage else {}
-
-    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _event({**base, "choices": [choice], **extra})
-
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-        b"Connection: keep-alive\r\n\r\n"
-    )
-    first = head + chunk({"role": "assistant", "content": ""})
-    rest = b"".join(chunk({"content": word}) for word in STREAM_WORDS) + chunk({}, "stop")
-    if include_usage:
-        rest += _event({**base, "choices": [], "usage": COMPLETION["usage"]})
-    done = b"data: [DONE]\n\n"
-    rest += f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n"
-    return first, rest
+def _chunked(stream: Stream) -> tuple[bytes, bytes]:
+    """The head plus the events sent at once, and the rest with the last chunk (chunked encoding)."""
+    now, later = stream
+    return STREAM_HEAD + b"".join(map(_chunk, now)), b"".join(map(_chunk, later)) + b"0\r\n\r\n"
 
 
-STREAM = _stream_chunks(include_usage=False)
-STREAM_WITH_USAGE = _stream_chunks(include_usage=True)
+class Answers:
+    """One API's answers, each encoded once: whole (keep-alive or closing) and streamed."""
+
+    __slots__ = ("stream", "whole", "whole_close")
+
+    def __init__(self, whole: bytes, stream: Stream) -> None:
+        self.whole = _response("200 OK", whole)
+        self.whole_close = _response("200 OK", whole, close=True)
+        self.stream = _chunked(stream)
+
+
+CHAT = Answers(encode(CHAT_COMPLETION), chat_stream(include_usage=False))
+CHAT_STREAM_WITH_USAGE = _chunked(chat_stream(include_usage=True))
+RESPONSES = Answers(encode(RESPONSE), responses_stream())
+MESSAGES = Answers(encode(MESSAGE), messages_stream())
+
+
+def _api_answer(path: bytes, body: bytes, close: bool) -> bytes | tuple[bytes, bytes] | None:
+    """The answer to a POST of one of the APIs, or None for another path."""
+    if path.endswith(b"/chat/completions"):
+        answers = CHAT
+    elif path.endswith(b"/responses"):
+        answers = RESPONSES
+    elif path.endswith(b"/messages"):
+        answers = MESSAGES
+    else:
+        return None
+    compact = body.replace(b" ", b"")
+    if b'"stream":true' not in compact:
+        return answers.whole_close if close else answers.whole
+    if answers is CHAT and b'"include_usage":true' in compact:
+        return CHAT_STREAM_WITH_USAGE
+    return answers.stream
 
 
 def answer(head: HttpHead, body: bytes = b"") -> bytes | tuple[bytes, bytes]:
     close = not head.keep_alive
-    if head.method == b"POST" and head.path.split(b"?", 1)[0].endswith(b"/chat/completions"):
-        if b'"stream":true' in body.replace(b" ", b""):
-            return STREAM_WITH_USAGE if b'"include_usage":true' in body.replace(b" ", b"") else STREAM
-        return OK_CLOSE if close else OK
-    if head.method == b"POST" and head.path.endswith(b"/v1/traces"):  # a collector for the tracing benches
-        return HEALTH_CLOSE if close else HEALTH
+    if head.method == b"POST":
+        path = head.path.split(b"?", 1)[0]
+        reply = _api_answer(path, body, close)
+        if reply is not None:
+            return reply
+        if path.endswith(b"/v1/traces"):  # a collector for the tracing benches
+            return HEALTH_CLOSE if close else HEALTH
     if head.method == b"GET":
         return HEALTH_CLOSE if close else HEALTH
     return NOT_FOUND_CLOSE if close else NOT_FOUND

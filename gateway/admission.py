@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,14 @@ from gateway.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from gateway.metering.pricing import Price
 from gateway.metering.usage import Usage
 from gateway.upstream import Timeouts, UpstreamClient
-from policies.budgets import Budget, BudgetEngine, Reservation, ThresholdCrossing, call_budgets
+from policies.budgets import Budget, BudgetEngine, ThresholdCrossing, call_budgets
 from policies.budgets import BudgetExceeded as BudgetRefusal
+from policies.calls import CallHold, CallPolicies, Exact
 from policies.config import OnStoreError
-from policies.limits import Admission, LimitRule, RateLimiter, limit_rules
+from policies.limits import LimitRule, RateLimiter, limit_rules
 from policies.limits import RateLimited as LimitRefusal
 from policies.state import RetryQueue, StateStore, StoreFailurePolicy, StoreUnavailable
-from routing import Plan
+from routing import Plan, Target
 
 log = logging.getLogger("agentgw.admission")
 
@@ -36,26 +37,46 @@ MAX_CACHED_RULES = 10_000
 SHUTDOWN_RETRY_SECONDS = 10.0  # how long shutdown keeps retrying settlements the store has not taken
 
 
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """The most a call may use, as admission sizes it: a bound on its prompt tokens, its output cap
-    over all answers (None: none given) and how many answers it asks for."""
+PromptCount = Callable[[Target], Awaitable[int | None]]
+"""The exact prompt tokens of a call for one target (or that provider's documented bound), None when
+the prompt cannot be counted exactly for it."""
 
-    prompt_tokens: int
-    max_output: int | None
-    choices: int = 1
+
+class Demand:
+    """The most a call may use, as admission sizes it: a cheap bound on its prompt tokens (worked out
+    only when a limit or budget applies, once), its output cap over all answers (None: none given),
+    how many answers it asks for, and how to count its prompt exactly for a target when the bound
+    does not fit (`count`)."""
+
+    __slots__ = ("_bound", "_prompt_tokens", "choices", "count", "max_output")
+
+    def __init__(
+        self, bound: Callable[[], int], max_output: int | None, choices: int = 1, count: PromptCount | None = None
+    ) -> None:
+        self._bound = bound
+        self._prompt_tokens: int | None = None
+        self.max_output = max_output
+        self.choices = choices
+        self.count = count
+
+    @property
+    def prompt_tokens(self) -> int:
+        if self._prompt_tokens is None:
+            self._prompt_tokens = self._bound()
+        return self._prompt_tokens
 
 
 @dataclass(slots=True)
 class Held:
     """What an admitted call holds until it settles."""
 
-    admission: Admission = field(default_factory=Admission.unlimited)
-    reservation: Reservation = field(default_factory=Reservation.unlimited)
+    hold: CallHold = field(default_factory=CallHold.unlimited)
     headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-*
     budgets: tuple[Budget, ...] = ()
     holds: bool = False  # limits or budgets applied: there is something to settle
     plan: Plan | None = None  # the plan admitted, when a per-model limit took targets off it
+    model: str | None = None  # the model whose per-model limits the admission counted
+    attempts: dict[str, CallHold] = field(default_factory=dict)  # fallbacks' per-model limits, by model
 
 
 class Policies:
@@ -75,6 +96,8 @@ class Policies:
         self.failure = StoreFailurePolicy(on_store_error)
         self.limiter = RateLimiter(store, lease_seconds=hold_seconds, retries=self.retries)
         self.budgets = BudgetEngine(store, reservation_seconds=hold_seconds, retries=self.retries)
+        self.calls = CallPolicies(store, self.limiter, self.budgets)
+        self.hold_seconds = hold_seconds
         self._client = client
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -195,10 +218,34 @@ class Gate:
                 cost = max(cost, price.cost_nanos(Usage(prompt_tokens, output)))
         return tokens, cost
 
+    def _exact(self, plan: Plan, demand: Demand) -> Exact | None:
+        """The worst case again from exact prompt counts, for when the cheap bound does not fit."""
+        count = demand.count
+        if count is None:
+            return None
+
+        async def exact() -> tuple[int, int] | None:
+            tokens = cost = 0
+            counted = False
+            for target in plan.targets:
+                prompt = await count(target)
+                if prompt is None:
+                    prompt = demand.prompt_tokens  # no exact count for this target: its bound stands
+                else:
+                    counted = True
+                output = demand.max_output or (target.spec.max_output_tokens or self._default_output) * demand.choices
+                tokens = max(tokens, prompt + output)
+                price = self._prices.get(target.model)
+                if price is not None:
+                    cost = max(cost, price.cost_nanos(Usage(prompt, output)))
+            return (tokens, cost) if counted else None
+
+        return exact
+
     async def admit(self, ctx: CallContext, plan: Plan, demand: Demand) -> Held:
-        """Count the call against its limits and reserve its worst case; 429 or 503 when it may not go.
-        A route's first target whose own per-model limit is full is skipped for the next one (the
-        held plan says so); the call is refused only when no target has room."""
+        """Count the call against its limits and reserve its worst case, in one store step; 429 or 503
+        when it may not go. A route's first target whose own per-model limit is full is skipped for the
+        next one (the held plan says so); the call is refused only when no target has room."""
         narrowed: Plan | None = None
         while True:
             try:
@@ -212,72 +259,84 @@ class Gate:
             return held
 
     async def _admit(self, ctx: CallContext, plan: Plan, demand: Demand) -> Held:
-        rules = self.rules_for(ctx, plan.targets[0].model)
+        model = plan.targets[0].model
+        rules = self.rules_for(ctx, model)
         budgets = self.budgets_for(ctx)
-        held = Held(budgets=budgets, holds=bool(rules or budgets))
+        held = Held(budgets=budgets, holds=bool(rules or budgets), model=model)
         if not held.holds:
             return held
         tokens, cost = self.worst_case(plan, demand.prompt_tokens, demand.max_output, demand.choices)
         try:
-            if rules and budgets and self.policies.store.parallel:
-                held.admission, held.reservation = await self._both(rules, tokens, budgets, cost)
-            else:
-                if rules:
-                    held.admission = await self.policies.limiter.admit(rules, tokens)
-                if budgets:
-                    held.reservation = await self.policies.budgets.reserve(budgets, cost)
-            held.headers = held.admission.headers.as_dict() if held.admission.headers else {}
+            held.hold = await self.policies.calls.admit(rules, budgets, tokens, cost, self._exact(plan, demand))
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:
-            await held.admission.cancel()  # a refused call uses up nothing: its rate-limit hit is taken back
             raise _budget_exceeded(refusal) from None
         except StoreUnavailable as exc:
-            await held.admission.release()
-            if not self._failure.admit_anyway(exc):
-                raise ServiceUnavailable(
-                    "The gateway's state store is unreachable, and its config refuses calls it cannot meter "
-                    "(state.on_store_error: fail_closed)."
-                ) from None
-            log.warning("state store unreachable; admitting without limits or budgets (fail_open): %s", exc)
+            self._store_failed(exc)
             return Held()
+        held.headers = held.hold.headers.as_dict() if held.hold.headers else {}
         return held
 
-    async def _both(
-        self, rules: tuple[LimitRule, ...], tokens: int, budgets: tuple[Budget, ...], cost: int
-    ) -> tuple[Admission, Reservation]:
-        """Limits and budgets in one round trip's time (a networked store); whichever holds is let go
-        when the other refuses."""
-        admission, reservation = await asyncio.gather(
-            self.policies.limiter.admit(rules, tokens),
-            self.policies.budgets.reserve(budgets, cost),
-            return_exceptions=True,
-        )
-        if isinstance(admission, Admission) and isinstance(reservation, Reservation):
-            return admission, reservation
-        if isinstance(admission, Admission):
-            await admission.cancel()
-        if isinstance(reservation, Reservation):
-            await reservation.release()
-        raise admission if isinstance(admission, BaseException) else reservation  # type: ignore[misc]
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        if not self._failure.admit_anyway(exc):
+            raise ServiceUnavailable(
+                "The gateway's state store is unreachable, and its config refuses calls it cannot meter "
+                "(state.on_store_error: fail_closed)."
+            ) from None
+        log.warning("state store unreachable; admitting without limits or budgets (fail_open): %s", exc)
 
-    def settle(self, held: Held, cost_nanos: int, usage: Usage | None) -> None:
-        """Correct limits and settle budgets to what the call really used, off the request path."""
-        if not held.holds:
+    async def admit_attempt(self, ctx: CallContext, held: Held, target: Target, demand: Demand) -> bool:
+        """Before a fallback attempt to a model other than the one admitted: count it against that
+        model's own per-model limits (the call's other limits and budgets already hold it). False when
+        one has no room: the attempt is skipped."""
+        if target.model == held.model or target.model in held.attempts:
+            return True
+        rules = tuple(rule for rule in self.rules_for(ctx, target.model) if rule.scope.model == target.model)
+        if not rules:
+            return True
+        output = demand.max_output or (target.spec.max_output_tokens or self._default_output) * demand.choices
+        try:
+            hold = await self.policies.calls.admit(rules, (), demand.prompt_tokens + output, 0)
+        except LimitRefusal:
+            return False
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return True
+        held.attempts[target.model] = hold
+        return True
+
+    def settle(self, held: Held, cost_nanos: int, usage: Usage | None, model: str | None = None) -> None:
+        """Correct limits and settle budgets to what the call really used, off the request path. `model`
+        answered; a fallback attempt to another model used no tokens there."""
+        if not held.holds and not held.attempts:
             return
         tokens = usage.total_tokens if usage is not None else 0
-        self.policies.spawn(self._settle(held, cost_nanos, tokens))
+        self.policies.spawn(self._settle(held, cost_nanos, tokens, model))
 
-    async def _settle(self, held: Held, cost_nanos: int, tokens: int) -> None:
-        # Neither raises for the store: what it cannot take now is retried until it lands.
-        crossings = await held.reservation.settle(cost_nanos, on_late=self._alert_later)
-        await held.admission.settle(tokens)
+    async def _settle(self, held: Held, cost_nanos: int, tokens: int, model: str | None) -> None:
+        # Nothing here raises for the store: what it cannot take now is retried until it lands.
+        settles: list[Awaitable[object]] = [self._settle_main(held, cost_nanos, tokens)]
+        settles += [hold.settle(0, tokens if name == model else 0) for name, hold in held.attempts.items()]
+        await asyncio.gather(*settles)
+
+    async def _settle_main(self, held: Held, cost_nanos: int, tokens: int) -> None:
+        crossings = await held.hold.settle(cost_nanos, tokens, on_late=self._alert_later)
         self._alert_later(crossings)  # delivered on their own: a slow webhook holds no settlement
 
     def _alert_later(self, crossings: tuple[ThresholdCrossing, ...]) -> None:
         """Thresholds reached by a settlement that landed on a retry: delivered like any other."""
         for crossing in crossings:
             self.policies.spawn(self.policies.deliver_alert(self.config, crossing))
+
+    async def renew(self, held: Held) -> None:
+        """Keep a long call's leases and budget hold (they lapse after `state.reservation_ttl_seconds`
+        unless renewed); a store failure is logged: the next renewal tries again."""
+        try:
+            for hold in (held.hold, *held.attempts.values()):
+                await hold.renew()
+        except StoreUnavailable as exc:
+            log.warning("could not renew a running call's leases and budget hold: %s", exc)
 
 
 def _any_budget(team: Any, key: Any) -> bool:

@@ -20,12 +20,19 @@ from starlette.types import Receive, Scope, Send
 from gateway.apis import API
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
+from gateway.console.routes import Console
+from gateway.endpoints.agents import agents
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
 from gateway.endpoints.feedback import export_feedback, post_feedback
+from gateway.endpoints.guardrail_scores import guardrail_scores
+from gateway.endpoints.guardrail_triggers import guardrail_triggers
 from gateway.endpoints.health import healthz, metrics, readyz, refresh_breakers
+from gateway.endpoints.latency import latency
 from gateway.endpoints.models import list_models, list_routes
+from gateway.endpoints.overview import overview
+from gateway.endpoints.session_search import find_sessions
 from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
 from gateway.errors import GatewayError
@@ -46,10 +53,13 @@ def create_app(
     *,
     span_sink: SpanSink | None = None,
     worker: WorkerMetrics | None = None,
+    console_secret: str | None = None,
 ) -> Starlette:
     """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
     `span_sink` replaces the configured trace exporter (tests read spans from memory). `worker`: this
-    process is one of `agentgw serve --workers N`, and /metrics shows every worker's series."""
+    process is one of `agentgw serve --workers N`, and /metrics shows every worker's series;
+    `console_secret` signs console sessions when the config names no secret (the workers of one
+    server share it, so a session started on one is valid on the others)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,8 +95,14 @@ def create_app(
         Route("/v1/messages/count_tokens", Endpoint(count_tokens), methods=["POST"]),
         Route("/v1/models", Endpoint(list_models), methods=["GET"]),
         Route("/v1/usage", Endpoint(usage), methods=["GET"]),
+        Route("/v1/guardrails/scores", Endpoint(guardrail_scores), methods=["GET"]),
+        Route("/v1/usage/latency", Endpoint(latency), methods=["GET"]),
+        Route("/v1/overview", Endpoint(overview), methods=["GET"]),
+        Route("/v1/agents", Endpoint(agents), methods=["GET"]),
+        Route("/v1/guardrails/triggers", Endpoint(guardrail_triggers), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
+        Route("/v1/sessions", Endpoint(find_sessions), methods=["GET"]),
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
@@ -94,6 +110,11 @@ def create_app(
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
+    console_config = config.console
+    if console_secret is not None and console_config.session_secret is None:
+        console_config = console_config.model_copy(update={"session_secret": console_secret})
+    console = Console(console_config)  # the web console at /ui; its sessions live as long as the process
+    routes += console.routes()
     shutdown = Shutdown()  # the server begins it on SIGTERM (gateway.serving.server.GatewayServer)
     app = Starlette(
         routes=routes,
@@ -105,6 +126,7 @@ def create_app(
     # be built from whatever Host header the caller sent.
     app.router.redirect_slashes = False
     app.state.shutdown = shutdown
+    app.state.console = console
     return app
 
 
@@ -150,7 +172,7 @@ def _watch_sighup(app: Starlette, services: Services, path: str | Path) -> Calla
             log.error("config reload refused, keeping the running config: %s: %s", type(exc).__name__, exc)
             return
         running = app.state.runtime.config
-        restart_only = ("server", "ledger", "telemetry", "state")
+        restart_only = ("server", "ledger", "telemetry", "state", "console")
         if any(getattr(config, name) != getattr(running, name) for name in restart_only):
             log.warning("config reload: changes under %s take effect after a restart", ", ".join(restart_only))
         app.state.runtime = runtime

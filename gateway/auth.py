@@ -119,6 +119,7 @@ class KeyStore:
 
     def __init__(self, keys: Iterable[KeyConfig]) -> None:
         self._by_digest: dict[bytes, tuple[bytes, Principal]] = {}
+        self._by_name: dict[str, tuple[bytes, Principal]] = {}
         keys = list(keys)
         names = agent_names(keys)
         for key in keys:
@@ -126,7 +127,7 @@ class KeyStore:
             principal = Principal(
                 key.name, key.team, key.agent, key.role, frozenset(key.models), tuple(key.guardrails), names[key.name]
             )
-            self._by_digest[raw] = (raw, principal)
+            self._by_digest[raw] = self._by_name[key.name] = (raw, principal)
 
     def authenticate(self, authorization: str | None, *, api_key: str | None = None) -> Principal:
         """The principal for an `Authorization: Bearer <key>` header value, or for an `x-api-key`
@@ -142,6 +143,10 @@ class KeyStore:
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
         return self._lookup(token)
+
+    def named(self, name: str) -> tuple[bytes, Principal] | None:
+        """A key's digest and principal by the key's name (a console session names its key)."""
+        return self._by_name.get(name)
 
     def _lookup(self, token: str) -> Principal:
         presented = digest(token)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.agent_names import name_problems
 from gateway.auth import KeyConfig
+from gateway.console.config import ConsoleConfig
 from gateway.exposure import dev_key_problems
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
@@ -102,6 +103,7 @@ class Config(_Strict):
     guardrails: dict[str, GuardrailConfig] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
@@ -158,7 +160,10 @@ class Config(_Strict):
         values = {s for provider in self.providers.values() for s in provider.secrets()}
         values |= set(self.state.secrets())
         values |= set(self.ledger.secrets())
+        values |= set(self.console.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())
         values |= {v for g in self.guardrails.values() for v in getattr(g, "headers", {}).values() if len(v) >= 4}
+        if self.telemetry.metrics.token is not None:
+            values.add(self.telemetry.metrics.token.get_secret_value())
         return sorted(values, key=len, reverse=True)

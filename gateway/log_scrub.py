@@ -2,7 +2,8 @@
 config's secrets (provider keys, the state store's password, webhook credentials) as it is made.
 
 The scrubber wraps the log record factory, so it holds for every handler and logger without setup
-per handler. Records that hold no secret (nearly all) cost one substring test per secret.
+per handler. Records that hold no secret (nearly all) cost one substring test per secret. A secret
+disguised by invisible or look-alike characters is found too (see `gateway.secret_mask`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from gateway.secret_mask import REDACTED, SecretMask
+
+__all__ = ["REDACTED", "SecretScrubber", "scrubber"]
+
 MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
 
 
@@ -21,12 +25,13 @@ class SecretScrubber:
     of the current record factory, once."""
 
     def __init__(self) -> None:
-        self._secrets: tuple[str, ...] = ()
+        self._secrets: frozenset[str] = frozenset()
+        self._mask = SecretMask()
         self._installed = False
 
     def add(self, secrets: Iterable[str]) -> None:
-        kept = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH} | set(self._secrets)
-        self._secrets = tuple(sorted(kept, key=len, reverse=True))  # longest first: no partial leftovers
+        self._secrets |= {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
+        self._mask = SecretMask(self._secrets, min_length=MIN_SECRET_LENGTH)
 
     def install(self) -> None:
         if self._installed:
@@ -36,7 +41,7 @@ class SecretScrubber:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make(*args, **kwargs)
-            if self._secrets:
+            if self._mask:
                 self.scrub(record)
             return record
 
@@ -56,10 +61,7 @@ class SecretScrubber:
 
     def clean(self, text: str) -> str:
         """`text` with every secret replaced (the same object when it holds none)."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return self._mask.mask(text)
 
 
 scrubber = SecretScrubber()

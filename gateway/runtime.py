@@ -141,6 +141,7 @@ async def open_services(
         if config.ledger.enabled:
             ledger = opened = open_ledger(config.ledger)
             await opened.start()
+            policies.budgets.spend = opened  # budgets missing from the state store are rebuilt from it
             if metrics is not None:
                 metrics.watch_ledger(lambda: opened.queue_depth, lambda: opened.dropped)
                 metrics.watch_ledger_writes(

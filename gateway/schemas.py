@@ -1,7 +1,10 @@
 """The OpenAI request bodies the gateway accepts: known fields typed strictly, unknown ones kept.
 
 Validation only checks; the gateway forwards the client's own dict, so fields this module does
-not know reach OpenAI-compatible providers untouched.
+not know reach OpenAI-compatible providers untouched. So that nothing after parsing meets an absurd
+value, the body's shape is limited whatever its fields (`gateway.body_limits`: nesting depth, number
+of arrays and objects), integer fields are bounded (`MAX_INT` for token counts and sizes, 64 bits for
+`seed`), and embeddings take at most `MAX_EMBEDDING_INPUTS` inputs.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.body_limits import check_shape, too_deep
 from gateway.error_paths import data_path
 from gateway.errors import InvalidRequest
+
+MAX_INT = 2**31 - 1  # the largest token count, token id or size a request may give
+MAX_EMBEDDING_INPUTS = 2048  # as OpenAI's API
+_INT64 = 2**63
 
 
 class Open(BaseModel):
@@ -135,8 +143,8 @@ class ChatRequest(Open):
     messages: list[Message] = Field(min_length=1)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
     n: int | None = Field(default=None, ge=1, le=128)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -147,23 +155,43 @@ class ChatRequest(Open):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-_INT64, lt=_INT64)
     user: str | None = None
 
 
 class EmbeddingsRequest(Open):
     model: _ModelName
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[Any]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_INT)
     user: str | None = None
 
     @field_validator("input")
     @classmethod
-    def _input_not_empty(cls, value: Any) -> Any:
-        if value == "" or value == [] or (isinstance(value, list) and [] in value):
+    def _input_shape(cls, value: str | list[Any]) -> str | list[Any]:
+        """A string, or up to MAX_EMBEDDING_INPUTS strings, token ids or token id arrays; checked a
+        whole list at a time (C speed), not item by item: a token array can hold a million ids."""
+        if value == "" or value == []:
             raise ValueError("input must not be empty")
-        return value
+        if isinstance(value, str):
+            return value
+        kinds = set(map(type, value))
+        if kinds == {int} and _token_ids(value):  # one token array
+            return value
+        if kinds <= {str, list} and len(value) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs in one request, not {len(value)}")
+        if kinds == {str}:
+            return value
+        if kinds == {list} and all(array and set(map(type, array)) == {int} and _token_ids(array) for array in value):
+            return value
+        raise ValueError(
+            "expected a string, an array of strings, an array of token ids or an array of non-empty token id "
+            f"arrays (token ids between 0 and {MAX_INT})"
+        )
+
+
+def _token_ids(ids: list[int]) -> bool:
+    return min(ids) >= 0 and max(ids) <= MAX_INT
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -176,9 +204,12 @@ def parse_body(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("depth limit"):  # orjson stops at 1,024 levels, before any field is known
+            raise InvalidRequest(too_deep("The request body")) from None
         raise InvalidRequest(f"The request body is not valid JSON ({exc.msg}).") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(data)}.")
+    check_shape(data)
     return data
 
 
@@ -203,8 +234,9 @@ def _explain(exc: ValidationError, data: dict[str, Any]) -> tuple[str, str]:
         for e in exc.errors(include_url=False, include_input=False)
     ]
     deepest = max(len(path) for path, _ in located)
-    here = [(path, e) for path, e in located if len(path) == deepest]
-    path, first = here[0]
+    path = next(path for path, _ in located if len(path) == deepest)
+    here = [(p, e) for p, e in located if p == path]  # two fields wrong at one depth: the first one's errors
+    first = here[0][1]
     if len(here) > 1 and all(e["type"] in _BRANCH_MISMATCH for _, e in here):
         expected = [_expected(e) for _, e in here]
         return _format(path), "expected " + " or ".join(dict.fromkeys(expected))

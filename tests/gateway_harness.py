@@ -43,6 +43,7 @@ SCENARIOS = [
     "no-usage",
     "echo-request",
     "cache-x",
+    "leak-key",
 ]
 
 

@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gateway.errors import GatewayError
+import orjson
+
+from gateway.errors import GatewayError, UpstreamFailed
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from policies.guardrails import Api as GuardShape
 
@@ -99,6 +102,12 @@ class Api(ABC):
     @abstractmethod
     def shape(self, body: Mapping[str, Any]) -> Shape: ...
 
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """The prompt's tokens as a provider speaking this API counts them, for admission near a cap:
+        exact where `tok` is, else `tok`'s documented bound; None when the body holds something that
+        cannot be counted exactly (images, audio, files): the cheap bound stands then."""
+        return None
+
     @abstractmethod
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         """An error in this API's shape (the status and headers are the error's own)."""
@@ -107,21 +116,30 @@ class Api(ABC):
         """The events that end a stream broken after it started (by default one error body)."""
         return [self.error_body(error)]
 
-    @abstractmethod
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        """One stream event as server-sent-event bytes (from `raw` when given, else from `data`)."""
+        """One stream event as server-sent-event bytes (from `raw` when given, else from `data`):
+        named by its `type`, as Responses and Messages events are."""
+        payload = raw if raw is not None else encode(data)
+        kind = data.get("type") if data is not None else None
+        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
 
     def stream_end(self) -> bytes:
         """What closes a successful stream after its last event (chat's `[DONE]`)."""
         return b""
 
-    @abstractmethod
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        """Put the model name the client should see into a whole answer; whether it changed."""
+    def set_model(self, data: dict[str, Any], model: str) -> str | None:
+        """Put the model name the client should see into a whole answer; the name it replaced (None:
+        nothing changed)."""
+        return _rename(data, model)
 
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def set_stream_model(self, data: dict[str, Any], model: str) -> str | None:
         """The same for one stream event (most events carry no model)."""
-        return False
+        holder = self.stream_model_holder(data)
+        return None if holder is None else _rename(holder, model)
+
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The object of a stream event that names the model, if any."""
+        return None
 
     @abstractmethod
     def output_text(self, data: Mapping[str, Any]) -> str:
@@ -168,3 +186,37 @@ class StreamState:
     created: int | None = None
     sequence: int = -1
     started: bool = False
+
+
+def encode(data: Any) -> bytes:
+    """JSON bytes of an answer the gateway changed or built; 502 for a provider's answer nested too
+    deep to encode again (orjson stops at 255 levels), which is checked here rather than on every event."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        raise UpstreamFailed(f"The provider's answer could not be passed on ({exc}).") from None
+
+
+def _rename(holder: dict[str, Any], model: str) -> str | None:
+    old = holder.get("model")
+    if old == model:
+        return None
+    holder["model"] = model
+    return old if isinstance(old, str) else ""
+
+
+def renamed(raw: bytes, old: str, new: str) -> bytes | None:
+    """`raw` (a provider's JSON bytes) with its first `"model": <old>` pair naming `new`, without
+    parsing and re-encoding the whole body; None when the bytes hold no such pair as written. An
+    unescaped `"model":"..."` can only be a key and its value (quotes inside strings are escaped),
+    and the answers of every API here name their model before any nested object could."""
+    if not old:
+        return None
+    value, replacement = orjson.dumps(old), orjson.dumps(new)
+    for separator in (b'":', b'": '):
+        pair = b'"model' + separator + value
+        at = raw.find(pair)
+        if at >= 0:
+            end = at + len(pair)
+            return raw[:at] + b'"model' + separator + replacement + raw[end:]
+    return None

@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 
 from gateway import sse
-from gateway.apis.base import Api, Event, Shape, StreamReader
+from gateway.apis.base import Api, Event, Shape, StreamReader, encode
+from gateway.apis.counting import Uncountable, json_tokens, text_of, tools_tokens
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import ChatRequest, validate
 
@@ -42,23 +44,40 @@ class ChatApi(Api):
             stream=body.get("stream") is True,
         )
 
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """OpenAI's count of chat messages (its cookbook's: 3 a message, the role and content, 1 and the
+        name for a name, 3 to prime the reply), plus bounds for tool calls, tools and a response schema."""
+        try:
+            total = tok.priming
+            for message in body.get("messages") or ():
+                if not isinstance(message, dict):
+                    raise Uncountable("message")
+                total += tok.per_message + text_of(message.get("role"), tok)
+                total += _content_tokens(message.get("content"), tok)
+                if message.get("name") is not None:
+                    total += tok.per_name + text_of(message.get("name"), tok)
+                for call in message.get("tool_calls") or ():
+                    total += tok.per_tool + json_tokens(call, tok)
+                total += text_of(message.get("tool_call_id"), tok)
+            total += tools_tokens(body.get("tools"), tok) + tools_tokens(body.get("functions"), tok)
+            response_format = body.get("response_format")
+            if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+                total += tok.tools_base + json_tokens(response_format.get("json_schema"), tok)
+            return total
+        except Uncountable:
+            return None
+
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return error.body()
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        return sse.encode_data(raw) if raw is not None else sse.encode_json(data)
+        return sse.encode_data(raw if raw is not None else encode(data))
 
     def stream_end(self) -> bytes:
         return sse.DONE
 
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
-        return self.set_model(data, model)
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        return data
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []
@@ -77,10 +96,12 @@ class ChatApi(Api):
         return "".join(parts)
 
     def finish_reasons(self, data: Mapping[str, Any]) -> list[str]:
-        choices = data.get("choices")
-        if not isinstance(choices, list):
-            return []
-        return [c["finish_reason"] for c in choices if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)]
+        reasons: list[str] = []
+        for choice in data.get("choices") or ():
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            if isinstance(reason, str):
+                reasons.append(reason)
+        return reasons
 
     def usage(self, data: Mapping[str, Any]) -> Usage | None:
         return Usage.from_openai(data.get("usage"))
@@ -164,6 +185,19 @@ def message_size(messages: Any) -> tuple[int, int]:
     return chars, images
 
 
+def _content_tokens(content: Any, tok: Tokenizer) -> int:
+    if content is None or isinstance(content, str):
+        return text_of(content, tok)
+    if not isinstance(content, list):
+        raise Uncountable("content")
+    total = 0
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+            raise Uncountable("a content part other than text")
+        total += text_of(part.get("text", part.get("refusal")), tok)
+    return total
+
+
 def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:
     """Content, and tool-call names and arguments, of a message or a delta."""
     content = message.get("content")
@@ -176,7 +210,9 @@ def _message_text(message: Mapping[str, Any], parts: list[str]) -> None:
 
 
 def _error_message(data: Mapping[str, Any]) -> str:
+    """The provider's message whole: the provider scrubs it of secrets, then shortens it (cut first,
+    a secret across the cut would not be recognised)."""
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:500]
+        return str(error["message"])
     return "the provider sent an error event"

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.apis.base import Api, Shape
-from gateway.apis.sizes import CHARS_PER_TOKEN
+from gateway.apis.sizes import CHARS_PER_TOKEN, token_array_length
 from gateway.errors import GatewayError, UpstreamBadResponse
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import EmbeddingsRequest, validate
 
@@ -26,24 +27,33 @@ class EmbeddingsApi(Api):
         if isinstance(value, str):
             chars = len(value)
         elif isinstance(value, list):
-            chars = sum(
-                len(item) if isinstance(item, str) else CHARS_PER_TOKEN * len(item)
-                for item in value
-                if isinstance(item, str | list)
-            )
+            tokens = token_array_length(value)
+            chars = CHARS_PER_TOKEN * tokens if tokens else sum(len(item) for item in value if isinstance(item, str))
         return Shape(prompt_chars=chars)
+
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """Every input text's tokens (token arrays count as their length)."""
+        value = body.get("input")
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+        if items is None:
+            return None
+        if items and isinstance(items[0], int):
+            return len(items)
+        total = 0
+        for item in items:
+            if isinstance(item, str):
+                total += tok.text(item)
+            elif isinstance(item, list):
+                total += len(item)
+            else:
+                return None
+        return total
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return error.body()
 
     def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
         raise NotImplementedError("embeddings do not stream")
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         return ""

@@ -14,8 +14,10 @@ from pydantic import Field
 
 from gateway.apis.base import Api, Event, Shape, StreamReader
 from gateway.apis.chat import parse_event
+from gateway.apis.counting import Uncountable, json_tokens, text_of, tools_tokens
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import Open, validate
 
@@ -65,7 +67,7 @@ class MessagesRequest(Open):
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     tools: list[_Tool] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -109,6 +111,20 @@ class MessagesApi(Api):
             native_only=_server_tool(tools),
         )
 
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """The system prompt, every message and content block, tool definitions and results, as the
+        tokenizer bounds them (Anthropic's is not public: `gateway.metering.tokenizers`)."""
+        try:
+            total = tok.priming + _blocks_tokens(body.get("system"), tok)
+            for message in body.get("messages") or ():
+                if not isinstance(message, dict):
+                    raise Uncountable("message")
+                total += tok.per_message + text_of(message.get("role"), tok)
+                total += _blocks_tokens(message.get("content"), tok)
+            return total + tools_tokens(body.get("tools"), tok)
+        except Uncountable:
+            return None
+
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         kind = ERROR_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
         return {"type": "error", "error": {"type": kind, "message": error.message}}
@@ -116,20 +132,9 @@ class MessagesApi(Api):
     def stream_error(self, error: GatewayError, state: Any) -> list[dict[str, Any]]:
         return [self.error_body(error)]
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type") if data is not None else None
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         message = data.get("message") if data.get("type") == "message_start" else None
-        return isinstance(message, dict) and self.set_model(message, model)
+        return message if isinstance(message, dict) else None
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []
@@ -227,6 +232,28 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return "".join(str(b.get("text") or "") for b in value if isinstance(b, dict))
     return ""
+
+
+def _blocks_tokens(content: Any, tok: Tokenizer) -> int:
+    if content is None or isinstance(content, str):
+        return text_of(content, tok)
+    if not isinstance(content, list):
+        raise Uncountable("content")
+    total = 0
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            total += text_of(block.get("text"), tok)
+        elif kind == "thinking":
+            total += text_of(block.get("thinking"), tok)
+        elif kind == "tool_use":
+            total += tok.per_tool + text_of(block.get("name"), tok) + json_tokens(block.get("input"), tok)
+        elif kind == "tool_result":
+            total += tok.per_message + text_of(block.get("tool_use_id"), tok)
+            total += _blocks_tokens(block.get("content"), tok)
+        else:  # images, documents, redacted thinking, server tool blocks: not counted here
+            raise Uncountable(f"a {kind} block")
+    return total
 
 
 def _block_chars(block: Mapping[str, Any]) -> int:

@@ -15,8 +15,10 @@ from pydantic import Field
 
 from gateway.apis.base import Api, Event, Shape, StreamReader, StreamState
 from gateway.apis.chat import parse_event
+from gateway.apis.counting import Uncountable, json_tokens, text_of, tools_tokens
 from gateway.apis.sizes import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 from gateway.errors import GatewayError, UpstreamBadResponse, UpstreamStreamError
+from gateway.metering.tokenizers import Tokenizer
 from gateway.metering.usage import Usage
 from gateway.schemas import Open, validate
 from gateway.translate.responses_to_chat import new_response_id, stream_error_events
@@ -99,6 +101,29 @@ class ResponsesApi(Api):
             native_only=native_only(body),
         )
 
+    def prompt_tokens(self, body: Mapping[str, Any], tok: Tokenizer) -> int | None:
+        """The instructions and every input item as a message of OpenAI's chat format (a function call
+        or its output bounded by its JSON), plus tools and a response schema."""
+        try:
+            total = tok.priming
+            instructions = body.get("instructions")
+            if instructions is not None:
+                total += tok.per_message + 1 + text_of(instructions, tok)
+            value = body.get("input")
+            items = [{"role": "user", "content": value}] if isinstance(value, str) else value or ()
+            if not isinstance(items, list | tuple):
+                raise Uncountable("input")
+            for item in items:
+                total += _item_tokens(item, tok)
+            total += tools_tokens(body.get("tools"), tok)
+            text = body.get("text")
+            fmt = text.get("format") if isinstance(text, dict) else None
+            if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+                total += tok.tools_base + json_tokens(fmt, tok)
+            return total
+        except Uncountable:
+            return None
+
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return error.body()
 
@@ -115,20 +140,9 @@ class ResponsesApi(Api):
             error_type=error.type,
         )
 
-    def frame(self, data: Mapping[str, Any] | None, raw: bytes | None = None) -> bytes:
-        payload = raw if raw is not None else orjson.dumps(data)
-        kind = (data or {}).get("type")
-        return b"event: " + str(kind or "message").encode() + b"\ndata: " + payload + b"\n\n"
-
-    def set_model(self, data: dict[str, Any], model: str) -> bool:
-        if data.get("model") == model:
-            return False
-        data["model"] = model
-        return True
-
-    def set_stream_model(self, data: dict[str, Any], model: str) -> bool:
+    def stream_model_holder(self, data: dict[str, Any]) -> dict[str, Any] | None:
         response = data.get("response") if data.get("type") in _RESPONSE_EVENTS else None
-        return isinstance(response, dict) and self.set_model(response, model)
+        return response if isinstance(response, dict) else None
 
     def output_text(self, data: Mapping[str, Any]) -> str:
         parts: list[str] = []
@@ -271,6 +285,27 @@ def _item_size(item: Mapping[str, Any]) -> tuple[int, int]:
         else:
             chars += len(str(part.get("text") or ""))
     return chars, images
+
+
+def _item_tokens(item: Any, tok: Tokenizer) -> int:
+    if not isinstance(item, dict):
+        raise Uncountable("item")
+    kind = item.get("type", "message")
+    if kind == "function_call":
+        return tok.per_message + tok.per_tool + text_of(item.get("name"), tok) + text_of(item.get("arguments"), tok)
+    if kind == "function_call_output":
+        return tok.per_message + text_of(item.get("call_id"), tok) + text_of(item.get("output"), tok)
+    if kind != "message":
+        raise Uncountable(f"a {kind} item")
+    total = tok.per_message + text_of(item.get("role"), tok)
+    content = item.get("content")
+    if isinstance(content, str):
+        return total + text_of(content, tok)
+    for part in content if isinstance(content, list) else ():
+        if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text", "refusal", "text"):
+            raise Uncountable("a content part other than text")
+        total += text_of(part.get("text", part.get("refusal")), tok)
+    return total
 
 
 def _output_item_text(item: Mapping[str, Any]) -> str:

@@ -21,21 +21,55 @@ def estimated_prompt_tokens(shape: Shape) -> int:
 def reserve_prompt_tokens(body: Mapping[str, Any], messages: int) -> int:
     """A prompt size that real token counts do not exceed, for budget and token-limit reservations:
     one token per two bytes of UTF-8 (English runs about four characters a token, CJK text about
-    one), counting everything sent: messages, tools and a response schema."""
-    total = 0
-    for value in request_texts(body):
-        total += len(value) if value.isascii() else len(value.encode())
-    return total // 2 + TOKENS_PER_MESSAGE * (messages + 1)
+    one), counting everything sent: messages, tools and a response schema; and one per token of
+    embeddings token arrays."""
+    return text_bytes(body) // 2 + token_array_length(body.get("input")) + TOKENS_PER_MESSAGE * (messages + 1)
 
 
 def request_texts(value: Any) -> Iterator[str]:
-    """Every string in a request body except the model name, however deeply nested."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key != "model":
-                yield from request_texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from request_texts(item)
+    """Every string in a request body except the model name, however deeply nested, in order.
+
+    A walk with its own stack: no recursion (which broke near 1,000 levels) and no chain of
+    generators as long as the nesting (which made the work grow with depth times size)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed([child for key, child in item.items() if key != "model"]))
+        elif isinstance(item, list) and not set(map(type, item)) <= _NUMBERS:
+            stack.extend(reversed(item))
+
+
+def text_bytes(body: Mapping[str, Any]) -> int:
+    """UTF-8 bytes of every string `request_texts` yields, without yielding them: lists of numbers
+    (token arrays, embeddings) are skipped and lists of strings summed at C speed."""
+    total = 0
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            total += len(value) if value.isascii() else len(value.encode())
+        elif isinstance(value, dict):
+            stack.extend(child for key, child in value.items() if key != "model")
+        elif isinstance(value, list):
+            kinds = set(map(type, value))
+            if kinds == {str}:  # a list of strings (embeddings input, stop sequences)
+                joined = "".join(value)
+                total += len(joined) if joined.isascii() else len(joined.encode())
+            elif not kinds <= _NUMBERS:
+                stack.extend(value)
+    return total
+
+
+def token_array_length(value: Any) -> int:
+    """Tokens in an embeddings `input` given as a token array or a list of them."""
+    if not isinstance(value, list) or not value:
+        return 0
+    if isinstance(value[0], int):
+        return len(value)
+    return sum(len(item) for item in value if isinstance(item, list))
+
+
+_NUMBERS = frozenset({int, float, bool, type(None)})

@@ -2,9 +2,11 @@
 
 An agent key sees the budgets that apply to its own calls (its team's, its key's, its agent's, and
 for a key that may make up agent names, its agents' together: `key_agents`);
-a team admin its team's and every key of the team; an admin every team's. Agent and task budgets
-exist per agent and per task id: ask for one with `?agent=` or `?task=` (and `team=` for admins);
-the call's own `X-Agent-Id` and `X-Task-Id` headers count as asking, as they do on a chat call.
+a team admin its team's, every key's of the team and every agent's the config names (each key's pinned
+agent, the literal names it lists, or for a key that lists none its own name); an admin every team's.
+Agent and task budgets exist per agent and per task id: ask for another with `?agent=` or `?task=`
+(and `team=` for admins); the call's own `X-Agent-Id` and `X-Task-Id` headers count as asking, as they
+do on a chat call.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.agent_names import is_pattern
 from gateway.auth import KeyConfig, Role
 from gateway.endpoints.intake import identify, runtime_of
 from gateway.errors import InvalidRequest, PermissionDenied, ServiceUnavailable
@@ -42,7 +45,7 @@ async def budgets(request: Request) -> JSONResponse:
     teams = list(runtime.config.teams) if principal.role is Role.ADMIN and "team" not in params else [team]
     await runtime.gate.policies.settled(SETTLED_WAIT_S)  # the caller's own last call is counted
     task = params.get("task") or ctx.task
-    found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, task)
+    found = visible(runtime, teams, principal.role, principal.key_name, agent or ctx.agent, task, every_agent=not agent)
     try:
         statuses = [await runtime.services.policies.budgets.status(budget) for budget in found]
     except StoreUnavailable as exc:
@@ -51,9 +54,17 @@ async def budgets(request: Request) -> JSONResponse:
 
 
 def visible(
-    runtime: Runtime, teams: list[str], role: Role, key_name: str, agent: str, task: str | None
+    runtime: Runtime,
+    teams: list[str],
+    role: Role,
+    key_name: str,
+    agent: str,
+    task: str | None,
+    *,
+    every_agent: bool = False,
 ) -> list[Budget]:
-    """Every budget of `teams` the role may see, once each, in config order."""
+    """Every budget of `teams` the role may see, once each, in config order; with `every_agent`, a team
+    admin's or an admin's list has every agent the config names too."""
     config = runtime.config
     seen: dict[tuple[object, str], Budget] = {}
     thresholds = tuple(config.budget_alerts.thresholds) if config.budget_alerts else ()
@@ -62,15 +73,28 @@ def visible(
             k for k in config.keys if k.team == team and (role is not Role.AGENT or k.name == key_name)
         ] or [None]
         for key in keys:
-            for budget in call_budgets(
-                team=team,
-                team_policies=config.teams.get(team),
-                key=key.name if key else None,
-                key_policies=key,
-                agent=agent,
-                task=task,
-                default_thresholds=thresholds,
-                pool_agents=key is not None and key.open_agent_names,
-            ):
-                seen.setdefault((budget.scope, budget.period), budget)
+            agents = [agent]
+            if every_agent and role is not Role.AGENT and key is not None:
+                agents += _named_agents(key)
+            for name in agents:
+                for budget in call_budgets(
+                    team=team,
+                    team_policies=config.teams.get(team),
+                    key=key.name if key else None,
+                    key_policies=key,
+                    agent=name,
+                    task=task,
+                    default_thresholds=thresholds,
+                    pool_agents=key is not None and key.open_agent_names,
+                ):
+                    seen.setdefault((budget.scope, budget.period), budget)
     return list(seen.values())
+
+
+def _named_agents(key: KeyConfig) -> list[str]:
+    """The agents the config names for a key: its pinned agent, the literal names it lists, or, when it
+    lists none, its own name (what its calls without X-Agent-Id are attributed to)."""
+    if key.agent is not None:
+        return [key.agent]
+    literal = [name for name in key.agents or () if not is_pattern(name)]
+    return literal if key.agents is not None else [key.name]

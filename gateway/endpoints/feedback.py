@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from gateway.endpoints.intake import identify, read_json, runtime_of
-from gateway.endpoints.scope import sql_filter
+from gateway.endpoints.scope import feedback_filter, sql_filter
 from gateway.endpoints.sessions import require_ledger
 from gateway.errors import InvalidRequest, NotFound
 from gateway.metering.report import iso, parse_time
@@ -51,9 +51,9 @@ _EXPORT = (
     "SELECT e.request_id, e.ts, e.requested_model, e.model, e.provider, e.team, e.agent, e.task, e.session, "
     "e.status, e.outcome, c.input_messages, c.output_messages, f.score, f.label, f.comment, "
     "f.request_id AS on_request, f.session AS on_session, f.task AS on_task "
-    "FROM feedback f JOIN usage_events e ON e.team = f.team AND (e.request_id = f.request_id "
-    "OR e.session = f.session OR e.task = f.task) LEFT JOIN call_content c ON c.request_id = e.request_id "
-    "WHERE e.ts >= ? AND e.ts < ? AND {scope}"
+    "FROM feedback f CROSS JOIN usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "
+    "WHERE e.team = f.team AND (e.request_id = f.request_id OR e.session = f.session OR e.task = f.task) "
+    "AND e.ts >= ? AND e.ts < ? AND {scope} AND {feedback_scope}"  # CROSS JOIN: SQLite starts from the feedback
 )
 
 
@@ -107,8 +107,9 @@ async def export_feedback(request: Request) -> StreamingResponse:
     ledger = require_ledger(runtime.services.ledger)
     await ledger.settle()
     scope, scope_params = sql_filter(ctx.principal, "e")
-    sql = _EXPORT.format(scope=scope)  # the scope is built from constants; values are bound
-    values: list[Any] = [start, end, *scope_params]
+    feedback_scope, feedback_params = feedback_filter(ctx.principal, "f")
+    sql = _EXPORT.format(scope=scope, feedback_scope=feedback_scope)  # built from constants; values are bound
+    values: list[Any] = [start, end, *scope_params, *feedback_params]
     if params.get("label"):
         sql += " AND f.label = ?"
         values.append(params["label"])

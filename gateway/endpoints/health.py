@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.auth import Role
 from gateway.endpoints.budgets import visible
 from gateway.endpoints.intake import runtime_of
-from gateway.errors import NotFound
+from gateway.errors import AuthenticationFailed, NotFound
 from gateway.runtime import Runtime
 from gateway.telemetry.metrics import Metrics
 from policies.state import StoreUnavailable
@@ -47,12 +48,17 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; like /healthz it needs no key (scrapers rarely carry one), and it
-    holds no secret and no caller-chosen ids beyond bounded agent names."""
+    """Prometheus text format. It holds no secret and no caller-chosen ids beyond bounded agent
+    names, but it does show every team's spend and budgets: with `telemetry.metrics.token` set, a
+    scrape must send that token as a bearer token (gateway keys are not accepted: a scraper needs no
+    access to the API); without it, anyone who can reach the port can read it."""
     runtime = runtime_of(request)
     metrics = runtime.services.telemetry.metrics
     if metrics is None:
         raise NotFound("Metrics are turned off in this gateway's config (telemetry.metrics.enabled).")
+    token = runtime.config.telemetry.metrics.token
+    if token is not None:
+        check_bearer(request.headers.get("authorization"), token.get_secret_value())
     refresh_breakers(runtime, metrics)
     await update_budgets(runtime, metrics)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -63,6 +69,15 @@ def refresh_breakers(runtime: Runtime, metrics: Metrics) -> None:
     metrics.update_breakers(
         [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
     )
+
+
+def check_bearer(authorization: str | None, token: str) -> None:
+    """A 401 unless `authorization` is `Bearer <token>` (compared in constant time)."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise AuthenticationFailed(
+            "GET /metrics needs the metrics token (telemetry.metrics.token) as 'Authorization: Bearer <token>'."
+        )
 
 
 async def update_budgets(runtime: Runtime, metrics: Metrics) -> None:

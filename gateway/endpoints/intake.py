@@ -16,6 +16,7 @@ _WANTED = frozenset(
     {b"authorization", b"x-api-key", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"}
 )
 _TRACE = (b"traceparent", b"tracestate")
+SIGNED_IN = "signed_in"  # request state: the Principal of a console session (gateway.console.signin)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -38,10 +39,13 @@ def trace_headers(request: Request) -> dict[str, str]:
 
 
 def identify(request: Request, runtime: Runtime) -> CallContext:
-    """Authenticate the key, then attribute the call (401, 403 or 400 on the way)."""
+    """Authenticate the key, then attribute the call (401, 403 or 400 on the way). A console route
+    has already signed its caller in from the session cookie and left the principal in the state."""
     headers = wanted_headers(request)
-    principal = runtime.keys.authenticate(headers.get("authorization"), api_key=headers.get("x-api-key"))
     state = request.scope["state"]
+    principal = state.get(SIGNED_IN) or runtime.keys.authenticate(
+        headers.get("authorization"), api_key=headers.get("x-api-key")
+    )
     return attribute(principal, headers, state["request_id"], state.get("client_request_id"))
 
 

@@ -1,4 +1,5 @@
-"""What a key may see of recorded calls: an agent key its own, a team admin its team's, an admin all."""
+"""What a key may see of recorded calls: an agent key its own, a team admin its team's, an admin all;
+and of the feedback on them: an agent key only what it wrote itself."""
 
 from __future__ import annotations
 
@@ -25,3 +26,12 @@ def sql_filter(principal: Principal, table: str = "usage_events") -> tuple[str, 
         return "1 = 1", []
     clauses = [f"{table}.{columns[name]} = ?" for name in pinned]
     return " AND ".join(clauses), list(pinned.values())
+
+
+def feedback_filter(principal: Principal, table: str = "feedback") -> tuple[str, list[str]]:
+    """A SQL condition limiting `table`'s feedback rows to what the key may read, beyond the calls it
+    may see: feedback on a session or task reaches every call in it, so an agent key reads only the
+    feedback its own key wrote, never a teammate's on a session they share."""
+    if principal.role is Role.AGENT:
+        return f"{table}.key_name = ?", [principal.key_name]
+    return "1 = 1", []

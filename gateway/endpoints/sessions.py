@@ -16,7 +16,7 @@ from gateway.metering.pricing import usd
 from gateway.metering.report import iso
 
 _SELECT = (
-    "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, "
+    "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, e.operation, "
     "e.requested_model, e.route, e.model, e.provider, e.stream, e.status, e.outcome, e.error_type, e.input_tokens, "
     "e.output_tokens, e.cached_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.attempts, e.attempt_log, "
     "e.guardrails, c.input_messages, c.output_messages "
@@ -63,6 +63,7 @@ def call_record(row: Any) -> dict[str, Any]:
         "team": row["team"],
         "agent": row["agent"],
         "task": row["task"],
+        "operation": row["operation"],
         "requested_model": row["requested_model"],
         "route": row["route"],
         "model": row["model"],

@@ -29,7 +29,7 @@ from gateway.errors import ServiceUnavailable
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
 from gateway.metering.config import LedgerConfig
 from gateway.metering.events import UsageEvent
-from gateway.metering.ledger_schema import content_row, event_row
+from gateway.metering.ledger_schema import SCOPE_COLUMNS, content_row, event_row
 from gateway.metering.spool import Spool, claim
 
 log = logging.getLogger("agentgw.ledger")
@@ -273,6 +273,26 @@ class Ledger:
         except LedgerUnavailable as exc:
             log.error("ledger insert failed: %s", exc)
             raise ServiceUnavailable("The usage ledger's database cannot be reached right now.") from None
+
+    async def spent_nanos(self, team: str, kind: str, name: str, since: float | None) -> int:
+        """The cost (nano-dollars) of one budget scope's calls since `since` (unix seconds; None: ever),
+        what a budget lost from the state store is rebuilt from. Events still queued are written first,
+        so the answer includes every call this process has finished; while events wait in the spool
+        (the database was down) the ledger cannot say, and raises."""
+        column = SCOPE_COLUMNS[kind]
+        sql = "SELECT COALESCE(SUM(cost_nanos), 0) FROM usage_events WHERE team = ?"
+        params: list[Any] = [team]
+        if column is not None:
+            sql += f" AND {column} = ?"  # a column name from SCOPE_COLUMNS, never the caller's
+            params.append(name)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        if self.state != "ok":
+            raise LedgerUnavailable(f"{self.backend.location}: events wait in the spool; the spend is not known")
+        await self.flush()
+        rows = await self.query(sql, params)
+        return int(rows[0][0])
 
     def describe(self) -> dict[str, Any]:
         """The ledger's state for /readyz: no location, no secret."""

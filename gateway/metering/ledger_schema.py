@@ -79,9 +79,16 @@ MIGRATIONS: tuple[str, ...] = (
     DELETE FROM call_content WHERE request_id IN (
         SELECT request_id FROM usage_events GROUP BY request_id HAVING COUNT(*) > 1);
     """,
-    # 3: request ids unique, so a batch written twice (a spool replayed after a crash) lands once;
-    # rows of an old file that share one keep it with their row id appended. The hourly rollup, filled
-    # from what the file holds.
+    # Budgets rebuilt from the ledger sum one scope's cost since a moment (`Ledger.spent_nanos`).
+    """
+    CREATE INDEX usage_events_team ON usage_events (team, ts);
+    CREATE INDEX usage_events_key ON usage_events (team, key_name, ts);
+    CREATE INDEX usage_events_agent ON usage_events (team, agent, ts);
+    CREATE INDEX usage_events_task ON usage_events (team, task, ts);
+    """,
+    # 4: request ids unique, so a batch written twice (a spool replayed after a crash) lands once;
+    # rows of an old file that share one keep it with their row id appended. The hourly and daily
+    # rollups, filled from what the file holds.
     """
     UPDATE usage_events SET request_id = request_id || '#' || id
         WHERE id NOT IN (SELECT MIN(id) FROM usage_events GROUP BY request_id);
@@ -118,6 +125,9 @@ MIGRATIONS: tuple[str, ...] = (
         FROM usage_rollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
     """,
 )
+
+# The column each budget scope kind is summed by (besides the team), for `Ledger.spent_nanos`.
+SCOPE_COLUMNS = {"team": None, "key": "key_name", "key_agents": "key_name", "agent": "agent", "task": "task"}
 
 COLUMNS = (
     "ts", "request_id", "trace_id", "key_name", "team", "agent", "task", "session", "tags", "route",

@@ -52,6 +52,10 @@ CREATE TABLE usage_events (
 CREATE UNIQUE INDEX usage_events_request ON usage_events (request_id);
 CREATE INDEX usage_events_ts ON usage_events (ts);
 CREATE INDEX usage_events_session ON usage_events (session, ts);
+CREATE INDEX usage_events_team ON usage_events (team, ts);
+CREATE INDEX usage_events_key ON usage_events (team, key_name, ts);
+CREATE INDEX usage_events_agent ON usage_events (team, agent, ts);
+CREATE INDEX usage_events_task ON usage_events (team, task, ts);
 CREATE TABLE call_content (
     request_id text PRIMARY KEY,
     ts float8 NOT NULL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from gateway.metering.ledger_schema import (
 )
 
 T = TypeVar("T")
+READERS = 2  # threads answering reads (usage reports, the console); each has its own connection
 _REQUEST_ID = COLUMNS.index("request_id")
 
 
@@ -42,9 +44,11 @@ class SQLiteBackend(LedgerBackend):
         self._writer_thread = ThreadPoolExecutor(
             1, thread_name_prefix="ledger-writer", initializer=lower_thread_priority
         )
-        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
+        # Reports may run side by side (SQLite reads in WAL mode do not block each other): one connection per thread.
+        self._reader_thread = ThreadPoolExecutor(READERS, thread_name_prefix="ledger-reader")
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
         self._db: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
 
     @property
     def location(self) -> str:
@@ -75,7 +79,13 @@ class SQLiteBackend(LedgerBackend):
             return db
 
         self._db = await self._on(self._writer_thread, open_writer)
-        self._reader = await self._on(self._reader_thread, self._connect)
+        await self._on(self._reader_thread, self._open_reader)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """A read connection for the calling reader thread."""
+        reader = self._readers.connection = self._connect()
+        self._reader_connections.append(reader)
+        return reader
 
     async def write(self, events: Sequence[Row], contents: Sequence[Row]) -> int:
         # Values are flattened here, on the loop's thread; the writer thread only executes.
@@ -107,9 +117,9 @@ class SQLiteBackend(LedgerBackend):
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         def run() -> list[sqlite3.Row]:
-            assert self._reader is not None
-            self._reader.row_factory = sqlite3.Row
-            return self._reader.execute(sql, params).fetchall()
+            reader: sqlite3.Connection = getattr(self._readers, "connection", None) or self._open_reader()
+            reader.row_factory = sqlite3.Row
+            return reader.execute(sql, params).fetchall()
 
         return await self._on(self._reader_thread, run)
 
@@ -137,10 +147,11 @@ class SQLiteBackend(LedgerBackend):
         return await self._on(self._writer_thread, run)
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        for pool, conn in ((self._writer_thread, self._db), (self._reader_thread, self._reader)):
-            if conn is not None:
-                await loop.run_in_executor(pool, conn.close)
+        if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._db.close)
+        for reader in self._reader_connections:
+            reader.close()  # idle now: no read is running (every reader thread is joined below)
         self._writer_thread.shutdown(wait=True)
         self._reader_thread.shutdown(wait=True)
-        self._db = self._reader = None
+        self._db = None
+        self._reader_connections.clear()

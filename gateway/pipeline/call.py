@@ -31,10 +31,10 @@ class CallRequest:
     model: str
     trace: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    stream: bool = field(init=False)
 
-    @property
-    def stream(self) -> bool:
-        return self.api.streams and self.body.get("stream") is True
+    def __post_init__(self) -> None:
+        self.stream = self.api.streams and self.body.get("stream") is True
 
 
 @dataclass(slots=True)

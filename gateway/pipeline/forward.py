@@ -69,6 +69,9 @@ class Outbound:
 class AttemptHooks(Protocol):
     """What the call learns of each attempt, for its spans and metrics."""
 
+    async def entering(self, target: Target) -> bool:
+        """Whether an attempt to `target` may go (its own per-model rate limits); False skips it."""
+
     def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
         """Returns headers to add to this attempt's request (its trace context)."""
 
@@ -118,6 +121,10 @@ class Forwarder:
             except InvalidRequest:
                 health.release(target)
                 raise
+            if not await hooks.entering(target):
+                health.release(target)  # its own per-model limit is full: on to the next target
+                index += 1
+                continue
             if previous is not None and previous is not target:
                 hooks.fell_back(previous)
             attempts.begin(target)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.apis.base import Event, StreamState
+from gateway.apis.base import Event, StreamState, renamed
 from gateway.errors import (
     Attempt,
     GatewayError,
@@ -141,8 +141,10 @@ class StreamRelay:
         reasons = api.finish_reasons(data)
         if reasons:
             record.finish_reasons += reasons
-        if self._model is not None and api.set_stream_model(data, self._model):
-            raw = None
+        if self._model is not None:
+            replaced = api.set_stream_model(data, self._model)
+            if replaced is not None and raw is not None:
+                raw = renamed(raw, replaced, self._model)
         if self._guard is None:
             await self._send(data, raw, send)
             return None

@@ -9,15 +9,15 @@ cut short or abandoned by the client. Finishing hands the call's record to the s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.admission import Demand, Held
+from gateway.apis.base import encode, renamed
 from gateway.apis.sizes import estimated_prompt_tokens, reserve_prompt_tokens
 from gateway.errors import Attempt, ClientGone, GatewayError, ServiceUnavailable, UpstreamProblem, internal_error
 from gateway.guards import blocked
@@ -25,6 +25,7 @@ from gateway.metering.meter import format_usd
 from gateway.metering.usage import Usage
 from gateway.pipeline import sinks
 from gateway.pipeline.call import CallRecord, CallRequest
+from gateway.pipeline.count import PromptCount
 from gateway.pipeline.forward import Answer, Outbound
 from gateway.pipeline.relay import StreamRelay
 from gateway.providers import Completion, Provider
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 log = logging.getLogger("agentgw.calls")
+
+NO_DEMAND = Demand(lambda: 0, None)
 
 
 @dataclass(slots=True)
@@ -83,6 +86,8 @@ class Call:
         self.record = CallRecord(request, request.body, span=span)
         self.plan: Plan | None = None
         self.held = Held()  # what admission holds on rate limits and budgets until the call settles
+        self.demand = NO_DEMAND  # until admission sizes the call
+        self._renewal: asyncio.TimerHandle | None = None
         self.guard: GuardrailSet | None = runtime.guards.for_principal(request.ctx.principal)
         self._attempt_span: SpanData | None = None
         self._finished = False
@@ -97,8 +102,12 @@ class Call:
             await self._guard_input()
             shape = self.request.api.shape(self.record.body)
             self.plan = await self._route(shape)
-            demand = Demand(reserve_prompt_tokens(self.record.body, shape.messages), shape.max_output, shape.choices)
-            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, demand)
+            body = self.record.body
+            count = PromptCount(self.request.api, body, self.runtime.providers, self.runtime.services.counter)
+            bound = functools.partial(reserve_prompt_tokens, body, shape.messages)
+            self.demand = Demand(bound, shape.max_output, shape.choices, count)
+            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, self.demand)
+            self._keep_held()
             if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
@@ -151,7 +160,8 @@ class Call:
         metrics = self.runtime.services.telemetry.metrics
         if metrics is not None:
             for v in verdicts:
-                metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
+                if v.count:  # a flag guardrail's score-only verdict found nothing
+                    metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
 
     async def _route(self, shape: Any) -> Plan:
         runtime, request = self.runtime, self.request
@@ -222,13 +232,15 @@ class Call:
                     raise blocked(result.blocked_by, "output")
                 if result.modified:
                     data, raw = result.body, None
+            if self.shows_requested(answer.target):
+                replaced = api.set_model(data, self.request.model)
+                if replaced is not None and raw is not None:
+                    raw = renamed(raw, replaced, self.request.model)
+            body = raw if raw is not None else encode(data)
         except BaseException as exc:  # the provider answered and billed: settle with what it cost
             self.finish(error=as_error(exc), usage=usage, cost=cost)
             raise
-        if self.shows_requested(answer.target) and api.set_model(data, self.request.model):
-            raw = None
         self.finish(usage=usage, cost=cost, output=data)
-        body = raw if raw is not None else orjson.dumps(data)
         return Reply(body, {**self.answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)})
 
     def _client_answer(self, completion: Completion, answer: Answer) -> tuple[dict[str, Any], bytes | None]:
@@ -252,7 +264,30 @@ class Call:
         choice = target.spec.response_model or self.runtime.config.routing.response_model
         return choice == "requested"
 
+    def _keep_held(self) -> None:
+        """Renew the call's leases and budget hold every third of their lifetime while it runs (a long
+        stream would otherwise lose them); a timer, not a task: most calls end before it fires."""
+        if not self.held.holds:
+            return
+        gate = self.runtime.gate
+        interval = gate.policies.hold_seconds / 3
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            gate.policies.spawn(gate.renew(self.held))
+            self._renewal = loop.call_later(interval, due)
+
+        self._renewal = loop.call_later(interval, due)
+
     # -- the forwarder's attempt hooks -----------------------------------------------------------
+
+    async def entering(self, target: Target) -> bool:
+        """Before an attempt: a fallback to another model counts against that model's own limits;
+        False when they have no room (the attempt is skipped)."""
+        if await self.runtime.gate.admit_attempt(self.request.ctx, self.held, target, self.demand):
+            return True
+        self.record.skipped = [*self.record.skipped, f"{target.model}:rate_limited"]
+        return False
 
     def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
         """A child span per upstream attempt; its context is what the provider receives."""
@@ -369,9 +404,11 @@ class Call:
         if record.admitted:
             if services.telemetry.capture.enabled:
                 sinks.capture(record, output, services.telemetry.capture.max_chars)
-            self.runtime.gate.settle(self.held, cost, usage)
+            if self._renewal is not None:
+                self._renewal.cancel()
+            self.runtime.gate.settle(self.held, cost, usage, record.model)
             if self.held.budgets:
-                remaining = self.held.reservation.remaining_after(cost)
+                remaining = self.held.hold.remaining_after(cost)
                 record.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             sinks.ledger(self.runtime.meter, record)
         try:

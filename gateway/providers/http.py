@@ -16,6 +16,7 @@ from gateway.apis.base import Event, StreamReader
 from gateway.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamStreamError
 from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import AnthropicProviderConfig, OpenAIProviderConfig
+from gateway.secret_mask import SecretMask
 from gateway.upstream import Timeouts, UpstreamClient, UpstreamResponse
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -33,7 +34,7 @@ class HttpProvider(Provider):
         super().__init__(name)
         self._client = client
         self._base = str(config.base_url).rstrip("/")
-        self._secrets = sorted(config.secrets(), key=len, reverse=True)
+        self._mask = SecretMask(config.secrets())
         t = config.timeout
         self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
         self._stream_timeouts = Timeouts(connect=t.connect, read=t.read, total=None)
@@ -74,12 +75,13 @@ class HttpProvider(Provider):
             async for chunk in response.iter_chunks():
                 for raw in decoder.feed(chunk):
                     event = reader.read(raw.event, raw.data)
-                    if reader.ended:
+                    if reader.ended:  # the rest of the body is its end: the connection goes back first
                         await response.finish()
+                        if event is not None:
+                            yield event
+                        return
                     if event is not None:
                         yield event
-                    if reader.ended:
-                        return
             for raw in decoder.flush():
                 event = reader.read(raw.event, raw.data)
                 if event is not None:
@@ -119,10 +121,9 @@ class HttpProvider(Provider):
         return data, body
 
     def scrub(self, text: str) -> str:
-        """The text with this provider's secrets masked: provider errors sometimes echo them."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
+        """The text with this provider's secrets masked: provider errors sometimes echo them, at times
+        disguised by invisible characters (see `gateway.secret_mask`)."""
+        return self._mask.mask(text)
 
 
 def error_message(body: bytes, scrub: Callable[[str], str]) -> str:

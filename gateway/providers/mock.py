@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.apis.base import Event
+from gateway.errors import UpstreamStatusError
 from gateway.metering.usage import Usage
 from gateway.providers.base import Completion, EventStream, Provider, ProviderCall
 from gateway.providers.config import MockProviderConfig
@@ -31,6 +32,7 @@ PREFIX = "[agentgw mock] "
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\S+\s*|\s+")
 EMBEDDING_DIMENSIONS = 256
+MAX_EMBEDDING_DIMENSIONS = 4096  # more than any real embedding model's
 
 
 def count_tokens(text: str) -> int:
@@ -252,6 +254,8 @@ def _embeddings(body: dict[str, Any], model: str) -> dict[str, Any]:
     raw = body.get("input")
     inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
     dims = body.get("dimensions") or EMBEDDING_DIMENSIONS
+    if dims > MAX_EMBEDDING_DIMENSIONS:  # the vectors are made on the event loop
+        raise UpstreamStatusError(400, f"'dimensions' is at most {MAX_EMBEDDING_DIMENSIONS} for the mock, not {dims}")
     as_base64 = body.get("encoding_format") == "base64"
     data, tokens = [], 0
     for i, item in enumerate(inputs):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+
+from gateway.serving.worker import CONSOLE_SECRET_ENV
 
 log = logging.getLogger("agentgw")
 
@@ -57,13 +61,16 @@ class Supervisor:
         self.stopping = threading.Event()  # set by a signal handler
         self.ever_ran = False
         self.restarts = 0
+        # Console sessions signed by one worker must be valid on the others: one secret for all of them
+        # (used only when the config names none), in their environment rather than on a command line.
+        self.env = {**os.environ, CONSOLE_SECRET_ENV: secrets.token_urlsafe(48)}
 
     def _start(self, slot: int) -> None:
         command = [
             sys.executable, "-m", "gateway.serving.worker", "--fd", str(self.sock.fileno()), "--worker", str(slot),
             "--run-dir", str(self.run_dir), *self.worker_args,
         ]  # fmt: skip
-        self.workers[slot] = subprocess.Popen(command, pass_fds=[self.sock.fileno()])
+        self.workers[slot] = subprocess.Popen(command, pass_fds=[self.sock.fileno()], env=self.env)
         self.started_at[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, self.workers[slot].pid)  # type: ignore[union-attr]
 

@@ -24,6 +24,7 @@ from gateway.serving.server import GatewayServer, make_room_for, uvicorn_config
 from gateway.telemetry.worker_metrics import WorkerMetrics
 
 PARENT_CHECK_SECONDS = 1.0
+CONSOLE_SECRET_ENV = "AGENTGW_WORKERS_CONSOLE_SECRET"  # noqa: S105 - the variable's name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # default); the config it is about to load is the newest anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
-    app = create_app(config, config_path=args.config, worker=WorkerMetrics(Path(args.run_dir), args.worker))
+    console_secret = os.environ.pop(CONSOLE_SECRET_ENV, None)  # from the supervisor: one for all workers
+    metrics = WorkerMetrics(Path(args.run_dir), args.worker)
+    app = create_app(config, config_path=args.config, worker=metrics, console_secret=console_secret)
     edge = uvicorn_config(app, config.server, log_level=level)
     make_room_for(edge.limits.max_connections)
     _stop_with_parent(os.getppid())

@@ -29,7 +29,14 @@ class TracingConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
+    """`GET /metrics` shows every team's spend, budget caps and remaining budget, agent names, models
+    and error counts. Without `token` anyone who can reach the gateway's port can read it; with one,
+    a scrape must send `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: ...}`)."""
+
     enabled: bool = True
+    token: SecretStr | None = Field(
+        default=None, min_length=16, description="Bearer token /metrics requires; may be ${ENV_VAR}."
+    )
 
 
 class ContentCaptureConfig(_Strict):

@@ -5,7 +5,7 @@ Attribute names come from `opentelemetry-semantic-conventions`; the gateway's ow
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -97,8 +97,12 @@ def call_attributes(record: CallRecord) -> dict[str, AttributeValue]:
 
 
 def guardrail_labels(verdicts: Sequence[Any]) -> list[str]:
-    """`name:phase:action:entity,entity:count` per verdict."""
-    return [f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}" for v in verdicts]
+    """`name:phase:action:entity,entity:count` per verdict, and `:score` for a scored one (prompt injection)."""
+    labels = []
+    for v in verdicts:
+        label = f"{v.guardrail}:{v.phase}:{v.action}:{','.join(v.entities)}:{v.count}"
+        labels.append(label if v.score is None else f"{label}:{v.score:.3f}")
+    return labels
 
 
 def request_attributes(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
@@ -209,26 +213,135 @@ def output_messages(choices: Sequence[Mapping[str, Any]], max_chars: int) -> str
 
 
 TRUNCATED = "...[truncated]"
+MIN_TEXT_SHARE = 64  # a text is never cut shorter than this to make room for the others
+_WALK_DEPTH = 16  # captured messages nest a few levels; anything deeper is kept as it is
+_END = object()
 
 
-def truncate_json(messages: list[dict[str, Any]], max_chars: int) -> str:
-    """The messages as JSON of at most about `max_chars`, still valid JSON: long texts are cut
-    first, then the oldest messages dropped."""
-    text = orjson.dumps(messages).decode()
-    if len(text) <= max_chars:
-        return text
-    parts = [p for m in messages for p in m["parts"]]
-    budget = max(64, max_chars // max(1, len(parts)))
-    for part in parts:
-        for name in ("content", "arguments", "response"):
-            value = part.get(name)
-            if isinstance(value, str) and len(value) > budget:
-                part[name] = value[:budget] + TRUNCATED
-    text = orjson.dumps(messages).decode()
-    while len(text) > max_chars and len(messages) > 1:
-        messages = messages[1:]
-        text = orjson.dumps(messages).decode()
+def truncate_json(messages: Sequence[Mapping[str, Any]], max_chars: int) -> str:
+    """The messages as JSON of at most `max_chars` characters, always valid JSON.
+
+    When they do not fit, every text is cut to an equal share of the room (never below
+    `MIN_TEXT_SHARE`) and the oldest messages are dropped; when even the newest one does not fit
+    alone, it keeps the parts that fit and ends with one cut short. Messages are visited newest
+    first and only until the room is full, each serialised at most twice: the work is linear in the
+    size of the messages, and bounded by `max_chars` plus the one message or part that overflows.
+    """
+    pieces: list[str] = []
+    room = max_chars - 2  # the brackets
+    for message in reversed(messages):
+        piece = _dumps(message)
+        need = len(piece) + (1 if pieces else 0)
+        if need > room:
+            break
+        pieces.append(piece)
+        room -= need
+    else:
+        return "[" + ",".join(reversed(pieces)) + "]"
+    texts = _count_texts(reversed(messages), limit=max_chars // MIN_TEXT_SHARE + 1)
+    share = max(MIN_TEXT_SHARE, max_chars // max(1, texts))
+    pieces, room = [], max_chars - 2
+    for message in reversed(messages):
+        comma = 1 if pieces else 0
+        fitted, whole = _fit_message(message, room - comma, share, partial=not pieces)
+        if fitted is None:
+            break
+        pieces.append(fitted)
+        room -= len(fitted) + comma
+        if not whole:
+            break
+    return "[" + ",".join(reversed(pieces)) + "]"
+
+
+def _fit_message(message: Mapping[str, Any], room: int, share: int, *, partial: bool) -> tuple[str | None, bool]:
+    """The message, its texts cut to `share`, as JSON of at most `room` characters, and whether it is
+    whole. With `partial`, a message that does not fit keeps the parts that do, then the first that
+    does not as a text part cut short (its own text, or its JSON); (None, False) when nothing fits."""
+    parts = message.get("parts")
+    if not isinstance(parts, list):
+        piece = _dumps(_cut_texts(message, share, 0))
+        return (piece, True) if len(piece) <= room else (None, False)
+    head, _, tail = _dumps(_cut_texts({**message, "parts": []}, share, 0)).partition('"parts":[]')
+    room -= len(head) + len('"parts":[]') + len(tail)
+    if room < 0:
+        return None, False
+    kept: list[str] = []
+    wrapper = '{"type":"text","content":}'
+    # with `partial`, room is kept for the part cut short, so that a cut always shows
+    reserve = len(wrapper) + 2 + len(TRUNCATED) + 1 if partial else 0
+    for index, part in enumerate(parts):
+        piece = _dumps(_cut_texts(part, share, 1))
+        comma = 1 if kept else 0
+        last = index == len(parts) - 1
+        if len(piece) + comma <= room - (0 if last else reserve):
+            kept.append(piece)
+            room -= len(piece) + comma
+            continue
+        if not partial:
+            return None, False
+        content = part.get("content") if isinstance(part, dict) else None
+        cut = _cut_json_string(content if isinstance(content, str) else piece, room - comma - len(wrapper))
+        if cut is not None:
+            kept.append(wrapper[:-1] + cut + "}")
+        return f'{head}"parts":[{",".join(kept)}]{tail}', False
+    return f'{head}"parts":[{",".join(kept)}]{tail}', True
+
+
+def _cut_json_string(value: str, room: int) -> str | None:
+    """`value` cut and marked so that its JSON string (quotes and escapes included) takes at most
+    `room` characters; None when not even the marker fits."""
+    keep = room - 2 - len(TRUNCATED)
+    if keep < 0:
+        return None
+    text = _dumps(value[:keep] + TRUNCATED)
+    excess = len(text) - room
+    if excess > 0:  # escapes made it longer; every character dropped shortens it by at least one
+        text = _dumps(value[: max(0, keep - excess)] + TRUNCATED)
     return text
+
+
+def _count_texts(values: Iterator[Any], limit: int) -> int:
+    """How many strings `values` hold, nested or not, counting no further than `limit`."""
+    count = 0
+    stack = [values]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, str):
+            count += 1
+            if count >= limit:
+                break
+        elif len(stack) <= _WALK_DEPTH and isinstance(item, dict):
+            stack.append(iter(item.values()))
+        elif len(stack) <= _WALK_DEPTH and isinstance(item, list) and not _only_numbers(item):
+            stack.append(iter(item))
+    return count
+
+
+def _cut_texts(value: Any, share: int, depth: int) -> Any:
+    """A copy of `value` with every string longer than `share` cut (the caller's body is not touched)."""
+    if isinstance(value, str):
+        return value[:share] + TRUNCATED if len(value) > share else value
+    if depth >= _WALK_DEPTH or _only_numbers(value):
+        return value
+    if isinstance(value, dict):
+        return {key: _cut_texts(item, share, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cut_texts(item, share, depth + 1) for item in value]
+    return value
+
+
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
+def _only_numbers(value: Any) -> bool:
+    """A list holding no text and no containers (a token array, an embedding), told at C speed."""
+    return isinstance(value, list) and set(map(type, value)) <= _NUMBERS
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _put(attrs: dict[str, AttributeValue], name: str, value: AttributeValue | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -15,6 +16,7 @@ from gateway.upstream.base import Timeouts, UpstreamClient, UpstreamResponse
 # After a stream's terminal event, the end-of-body marker normally follows in the same packet; a
 # provider that holds the connection open past this is dropped from the pool instead.
 END_OF_BODY_GRACE_S = 0.5
+LARGE_BODY = 1 << 20  # aiohttp's own threshold for a bytes body (payload.TOO_LARGE_BYTES_BODY)
 
 
 class AiohttpResponse(UpstreamResponse):
@@ -90,9 +92,12 @@ class AiohttpClient(UpstreamClient):
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: Timeouts
     ) -> UpstreamResponse:
         timeout = _client_timeout(timeouts)
+        # aiohttp writes a bytes body in one go and warns (a ResourceWarning) above 1 MiB; a BytesIO
+        # body is written in chunks with the event loop free in between.
+        data: bytes | io.BytesIO | None = io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
         try:
             response = await self._session.request(
-                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+                method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
             )
         except TimeoutError:
             raise UpstreamTimeout("no response within the configured timeout") from None

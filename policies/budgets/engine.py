@@ -31,8 +31,9 @@ from functools import lru_cache
 from policies.budgets.errors import BudgetExceeded
 from policies.budgets.model import Budget, BudgetStatus, ThresholdCrossing, utc_moment
 from policies.budgets.periods import Window, window_of
+from policies.budgets.spend import SpendLedger
 from policies.config import Period
-from policies.state.base import Account, Shortfall, StateStore
+from policies.state.base import Account, Crossed, Shortfall, StateStore
 from policies.state.errors import StoreUnavailable
 from policies.state.retries import RetryQueue
 
@@ -135,6 +136,23 @@ class BudgetEngine:
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
         self.retries = retries if retries is not None else RetryQueue()
+        self.spend: SpendLedger | None = None
+        """Where missing accounts are rebuilt from (the usage ledger); None: they start from zero."""
+        self.rebuilt = 0
+        """Accounts rebuilt from the ledger (missing from the store: new, expired, or lost with it)."""
+
+    async def rebuild(self, budget: Budget, window: Window, account: Account) -> None:
+        """Create a missing account with what the ledger says the budget's scope spent in its window.
+        Raises StoreUnavailable (the store, or the ledger, cannot answer: the budget cannot be known)."""
+        if self.spend is None:
+            return
+        scope = budget.scope
+        try:
+            spent = await self.spend.spent_nanos(scope.team, scope.kind, scope.name, window.start)
+        except Exception as exc:
+            raise StoreUnavailable(f"the ledger cannot say what {scope} spent: {type(exc).__name__}: {exc}") from exc
+        await self._store.seed(account, spent, int(self._clock() * 1000))
+        self.rebuilt += 1
 
     def _window(self, period: Period, now: float) -> Window:
         window = self._windows.get(period)
@@ -162,6 +180,24 @@ class BudgetEngine:
         if not budgets:
             return Reservation.unlimited()
         now = self._clock()
+        kept, windows, accounts = self.accounts_for(budgets, now)
+        cost = max(0, cost)
+        member = f"{self._instance}.{next(self._ids)}|{cost}"
+        now_ms = int(now * 1000)
+        deadline_ms = now_ms + self._hold_ms
+        try:
+            held = await self._store.reserve(accounts, member, cost, now_ms, deadline_ms)
+        except StoreUnavailable as exc:
+            if exc.maybe_applied:  # it may land yet, holding money for no call: undo it once the store is back
+                self.retries.add(_Cancel(self._store, accounts, member, cost, deadline_ms))
+            raise
+        if isinstance(held, Shortfall):
+            raise self.refusal(kept, windows, held, cost)
+        return Reservation(self, kept, windows, accounts, member, cost, held.used)
+
+    def accounts_for(self, budgets: Sequence[Budget], now: float) -> tuple[list[Budget], list[Window], list[Account]]:
+        """The budgets' accounts in their current windows, once each (budgets that land on the same state
+        count once, against the smaller cap)."""
         kept: list[Budget] = []
         windows: list[Window] = []
         accounts: list[Account] = []
@@ -177,28 +213,37 @@ class BudgetEngine:
                 accounts.append(account)
             elif budget.cap < accounts[seen].cap:
                 kept[seen], accounts[seen] = budget, account
-        cost = max(0, cost)
-        member = f"{self._instance}.{next(self._ids)}|{cost}"
-        now_ms = int(now * 1000)
-        deadline_ms = now_ms + self._hold_ms
-        try:
-            held = await self._store.reserve(accounts, member, cost, now_ms, deadline_ms)
-        except StoreUnavailable as exc:
-            if exc.maybe_applied:  # it may land yet, holding money for no call: undo it once the store is back
-                self.retries.add(_Cancel(self._store, accounts, member, cost, deadline_ms))
-            raise
-        if isinstance(held, Shortfall):
-            budget, window = kept[held.index], windows[held.index]
-            raise BudgetExceeded(
-                budget.scope,
-                budget.period,
-                budget.cap,
-                held.spent,
-                held.reserved,
-                cost,
-                utc_moment(window.end),
-            )
-        return Reservation(self, kept, windows, accounts, member, cost, held.used)
+        return kept, windows, accounts
+
+    def refusal(self, kept: list[Budget], windows: list[Window], short: Shortfall, cost: int) -> BudgetExceeded:
+        """The refusal for the first budget without room for `cost`."""
+        budget, window = kept[short.index], windows[short.index]
+        return BudgetExceeded(
+            budget.scope, budget.period, budget.cap, short.spent, short.reserved, cost, utc_moment(window.end)
+        )
+
+    def crossings(
+        self, budgets: list[Budget], windows: list[Window], crossed: Crossed
+    ) -> tuple[ThresholdCrossing, ...]:
+        """The alert thresholds a settlement reached, as the gateway delivers them."""
+        out = []
+        for index, label, spent in crossed:
+            budget, window = budgets[index], windows[index]
+            start, end = utc_moment(window.start), utc_moment(window.end)
+            out.append(ThresholdCrossing(budget.scope, budget.period, float(label), budget.cap, spent, start, end))
+        return tuple(out)
+
+    def cancel_later(self, accounts: list[Account], member: str, amount: int, until_ms: int) -> None:
+        """Undo, once the store takes it, an admission whose reply was lost (it may land yet)."""
+        self.retries.add(_Cancel(self._store, accounts, member, amount, until_ms))
+
+    @property
+    def hold_ms(self) -> int:
+        return self._hold_ms
+
+    def new_id(self) -> str:
+        """A unique id for a hold (or a call's hold and leases)."""
+        return f"{self._instance}.{next(self._ids)}"
 
     async def _settle(
         self, reservation: Reservation, actual: int, on_late: LateCrossings | None = None
@@ -212,20 +257,17 @@ class BudgetEngine:
     async def _settle_now(self, reservation: Reservation, actual: int) -> tuple[ThresholdCrossing, ...]:
         accounts = reservation._accounts
         crossed = await self._store.settle(accounts, reservation._member, reservation._amount, actual)
-        if not crossed:
-            return ()
-        out = []
-        for index, label, spent in crossed:
-            budget, window = reservation._budgets[index], reservation._windows[index]
-            start, end = utc_moment(window.start), utc_moment(window.end)
-            out.append(ThresholdCrossing(budget.scope, budget.period, float(label), budget.cap, spent, start, end))
-        return tuple(out)
+        return self.crossings(reservation._budgets, reservation._windows, crossed) if crossed else ()
 
     async def status(self, budget: Budget) -> BudgetStatus:
         """Cap, spent, reserved and remaining in the current window. Raises StoreUnavailable."""
         now = self._clock()
         window = self._window(budget.period, now)
-        spent, reserved = await self._store.balance(self._account(budget, window, now), int(now * 1000))
+        account = self._account(budget, window, now)
+        spent, reserved = await self._store.balance(account, int(now * 1000))
+        if self.spend is not None and not spent and not reserved and not await self._store.exists(account):
+            await self.rebuild(budget, window, account)
+            spent, reserved = await self._store.balance(account, int(now * 1000))
         return BudgetStatus.of(budget, window, spent, reserved)
 
 

@@ -17,7 +17,8 @@ the call pass and records the verdict.
 What is scanned: every text of a chat request (string content, text parts, refusals, assistant
 tool-call arguments redacted inside the JSON without breaking it, tool and function results, system
 and developer prompts) and the embeddings `input`. Prompt injection scores user content and, with
-`scan_tool_results`, tool results; it has no output phase. Tool access checks the tools a request
+`scan_tool_results`, tool results (patterns, then the learned models of `learned.py`: the `indirect`
+one reads tool results); it has no output phase. Tool access checks the tools a request
 declares (`tools`, `functions`, `tool_choice`) and the tool calls a response makes.
 
 The same policies apply to the OpenAI Responses API (`api="responses"`) and the Anthropic Messages
@@ -52,7 +53,7 @@ guardrails (`webhook.PostJson`; contract in `webhook.py`). The stream window is 
 `holdback.py`, each API's events in `shapes/*_stream.py`; `max_hold` (default 128 characters) bounds
 how much text a stream holds back.
 
-Detectors: `pii.py`, `secrets.py`, `injection.py` (and the optional `classifier.py`), `patterns.py`
+Detectors: `pii.py`, `secrets.py`, `injection.py` and `learned.py` (and the optional `classifier.py`), `patterns.py`
 (regex, denylist), `tools.py`; shared machinery: `matching.py` (patterns for whole texts and stream
 windows), `redact.py` (placeholders, JSON-safe), `messages.py` (walking chat bodies), `shapes/`
 (each API's walkers and stream codec), `holdback.py` (the stream windows).

@@ -80,15 +80,20 @@ class SecretsConfig(_Guardrail):
 class PromptInjectionConfig(_Guardrail):
     """Scores user content (and tool results) for injection; blocks or flags at `threshold`.
 
-    `detector: classifier` adds the `securevector-guardian-model` classifier (an optional package) to
-    the pattern scorer: the score is the higher of the two.
+    `detector: patterns` (the default) runs the patterns alone. `detector: learned` runs the patterns
+    first and, when they do not reach the threshold, the learned model shipped in the package: the
+    `direct` model for user content, the `indirect` model for tool results (instructions addressed to
+    the agent inside data); the score is the higher of the two. It catches several times the attacks
+    the patterns do, at a false-positive rate that is not yet the patterns' zero (README): opt in,
+    ideally with `action: flag` first. `detector: classifier` adds the optional
+    `securevector-guardian-model` classifier to the patterns instead.
     """
 
     type: Literal["prompt_injection"] = "prompt_injection"
     phases: list[Phase] = Field(default_factory=_input_phase, min_length=1)
     threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     scan_tool_results: bool = True
-    detector: Literal["patterns", "classifier"] = "patterns"
+    detector: Literal["learned", "patterns", "classifier"] = "patterns"
 
     @model_validator(mode="after")
     def _input_only(self) -> Self:

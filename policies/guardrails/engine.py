@@ -176,17 +176,26 @@ def _text_verdict(
 
 
 def _injection_verdict(guard: Guard, phase: Phase, slots: list[Slot]) -> Verdict | None:
+    """A verdict when a text reaches the threshold; with `action: flag`, also one with count 0 and the
+    highest score when none does, so the ledger holds the score of every scanned call."""
     assert isinstance(guard, InjectionGuard)
     over = 0
     best = 0.0
+    scanned = False
     categories: set[str] = set()
+    signals: set[str] = set()
     for slot in slots:
         if slot.role in guard.roles and not slot.json and slot.text:
-            scored = guard.score(slot.text)
+            scanned = True
+            scored = guard.score(slot.text, slot.role)
+            best = max(best, scored.score)
             if scored.score >= guard.threshold:
                 over += 1
-                best = max(best, scored.score)
                 categories.update(scored.categories)
-    if not over:
+                signals.update(scored.signals)
+    if not over and not (scanned and guard.action == "flag"):
         return None
-    return Verdict(guard.name, phase, guard.action, tuple(sorted(categories)), over, score=best)
+    return Verdict(
+        guard.name, phase, guard.action, tuple(sorted(categories)), over, score=best, signals=tuple(sorted(signals))
+    )
+

@@ -1,7 +1,8 @@
 """Guardrails built from config: what each type needs at run time, behind one small interface each.
 
 * `TextGuard` (pii, secrets, regex, denylist): a detector that finds spans.
-* `InjectionGuard` (prompt_injection): a scorer, a threshold, which roles it reads.
+* `InjectionGuard` (prompt_injection): the patterns, the learned models (one for user content, one
+  for tool results), a threshold, which roles it reads.
 * `ToolGuard` (tool_access): a name policy.
 * `WebhookGuard` (webhook): a client for the external service.
 """
@@ -21,7 +22,8 @@ from policies.guardrails.config import (
     ToolAccessConfig,
     WebhookConfig,
 )
-from policies.guardrails.injection import InjectionScore, InjectionScorer
+from policies.guardrails.injection import InjectionScore, InjectionScorer, without_mentions
+from policies.guardrails.learned import LearnedScorer, scorer
 from policies.guardrails.matching import Detector
 from policies.guardrails.patterns import DenylistDetector, RegexDetector
 from policies.guardrails.pii import PiiDetector
@@ -52,15 +54,43 @@ class InjectionGuard:
     roles: frozenset[str]
     scorer: InjectionScorer
     classifier: InjectionClassifier | None = None
+    direct: LearnedScorer | None = None
+    indirect: LearnedScorer | None = None
 
-    def score(self, text: str) -> InjectionScore:
+    def score(self, text: str, role: str = "user") -> InjectionScore:
+        """Patterns first; when they stay under the threshold, the optional classifier or the learned
+        models: `direct` for user content, `indirect` for tool and function results (instructions
+        addressed to the agent inside data; it was trained on classic attacks planted in data too).
+        The higher score wins; `signals` names its stage.
+
+        The learned models read texts of at least `MIN_WORDS` words, without the attack phrases a
+        text quotes when it talks about attacks (the patterns score those quotes at a discount)."""
         result = self.scorer.score(text)
-        if self.classifier is None:
+        if result.score >= self.threshold:
             return result
-        learned = self.classifier.score(text)
-        if learned <= result.score:
-            return result
-        return InjectionScore(round(learned, 4), tuple(sorted({*result.categories, "classifier"})))
+        if self.classifier is not None:
+            return _higher(result, self.classifier.score(text), "classifier")
+        learned: list[tuple[float, str]] = []
+        said = without_mentions(text)
+        if len(said.split(None, MIN_WORDS)) < MIN_WORDS:
+            return result  # a word or two says too little for the learned models: the patterns decide
+        if role in TOOL_ROLES:
+            if self.indirect is not None:
+                learned.append((self.indirect.score(said), "learned_indirect"))
+        elif self.direct is not None:
+            learned.append((self.direct.score(said), "learned"))
+        return _higher(result, *max(learned)) if learned else result
+
+
+TOOL_ROLES = frozenset({"tool", "function"})
+MIN_WORDS = 4
+
+
+def _higher(result: InjectionScore, learned: float, stage: str) -> InjectionScore:
+    if learned <= result.score:
+        return result
+    categories = tuple(sorted({*result.categories, stage}))
+    return InjectionScore(round(learned, 4), categories, tuple(sorted({*result.signals, stage})))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +132,12 @@ def build_guard(name: str, config: GuardrailConfig, post_json: PostJson | None) 
                 classifier = InjectionClassifier()
             except ClassifierUnavailable as exc:
                 raise GuardrailConfigError(f"guardrail {name!r}: {exc}") from None
-        return InjectionGuard(name, config.action, phases, config.threshold, roles, InjectionScorer(), classifier)
+        direct = indirect = None
+        if config.detector == "learned":
+            direct, indirect = scorer("direct"), scorer("indirect")
+        return InjectionGuard(
+            name, config.action, phases, config.threshold, roles, InjectionScorer(), classifier, direct, indirect
+        )
     if isinstance(config, ToolAccessConfig):
         return ToolGuard(name, config.action, phases, ToolPolicy(config.allow, config.deny))
     if isinstance(config, WebhookConfig):

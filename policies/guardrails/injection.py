@@ -329,10 +329,15 @@ def _fires(signal: _Signal, low: str, words: frozenset[str] | set[str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class InjectionScore:
-    """A score in [0, 1] and the families of the signals that fired (no text, no offsets)."""
+    """A score in [0, 1], the families of the signals that fired and their ids (no text, no offsets).
+
+    `signals` are pattern ids (`ignore_previous`, `quoted:dan`, `encoded:...`) and, when the learned
+    model scored higher than the patterns, `learned` (user text) or `learned_indirect` (a tool result).
+    """
 
     score: float
     categories: tuple[str, ...]
+    signals: tuple[str, ...] = ()
 
 
 class InjectionScorer:
@@ -355,7 +360,7 @@ class InjectionScorer:
         for _category, weight in fired.values():
             miss *= 1.0 - weight
         categories = tuple(sorted({category for category, _ in fired.values()}))
-        return InjectionScore(round(1.0 - miss, 4), categories)
+        return InjectionScore(round(1.0 - miss, 4), categories, tuple(sorted(fired)))
 
     def _collect(self, text: str, fired: dict[str, tuple[str, float]], depth: int) -> None:
         if not text.isascii():
@@ -413,6 +418,14 @@ class InjectionScorer:
                 self._collect(_INVISIBLE.sub("", text)[::-1], flipped, depth=1)
                 for sid, (_category, weight) in flipped.items():
                     fired.setdefault("reversed:" + sid, ("invisible_unicode", weight))
+
+
+def without_mentions(text: str) -> str:
+    """The text with its quoted attack phrases cut out when it talks about attacks (see
+    `_quoted_mentions`), else the text: what the learned models read, so that a question about
+    "ignore previous instructions" is not scored as the instruction itself."""
+    mentions = _quoted_mentions(text)
+    return text if mentions is None else mentions[0]
 
 
 def _quoted_mentions(text: str) -> tuple[str, list[str]] | None:

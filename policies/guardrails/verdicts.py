@@ -33,7 +33,10 @@ class Verdict:
 
     `entities` are the detected types (for example `("email", "phone")` or `("openai",)`), sorted;
     `count` is how many matches (or, for prompt injection, how many texts scored over the threshold).
-    `score` is the highest prompt-injection score when that guardrail fired, else None.
+    `score` is the highest prompt-injection score of the call's scanned texts (set on every
+    prompt-injection verdict: with `action: flag` a call under the threshold still gets a verdict, with
+    `count` 0, so the scores can be read as a distribution), else None. `signals` says which stage of
+    the detector fired: pattern ids, `learned` or `learned_indirect` for the learned models.
     """
 
     guardrail: str
@@ -42,6 +45,7 @@ class Verdict:
     entities: tuple[str, ...]
     count: int
     score: float | None = None
+    signals: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for a span attribute, a ledger column or a log line."""
@@ -54,6 +58,8 @@ class Verdict:
         }
         if self.score is not None:
             out["score"] = round(self.score, 3)
+        if self.signals:
+            out["signals"] = list(self.signals)
         return out
 
 

@@ -54,8 +54,9 @@ class _Limit:
         self.key = key
 
 
-class _Plan:
-    """What a set of rules means for the store, worked out once per distinct set of rules."""
+class LimitPlan:
+    """What a set of rules means for the store, worked out once per distinct set of rules: the request
+    counters, the token limits, the lease sets."""
 
     __slots__ = ("lease_keys", "lease_scopes", "leases", "limits", "requests", "tokens")
 
@@ -156,12 +157,25 @@ class RateLimiter:
         self._window_ms = window_seconds * 1000
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
-        self._plans: dict[tuple[LimitRule, ...], _Plan] = {}
+        self._plans: dict[tuple[LimitRule, ...], LimitPlan] = {}
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
         self.retries = retries if retries is not None else RetryQueue()
 
-    def _plan(self, rules: tuple[LimitRule, ...]) -> _Plan:
+    @property
+    def window_ms(self) -> int:
+        return self._window_ms
+
+    @property
+    def lease_ms(self) -> int:
+        return self._lease_ms
+
+    def concurrency_refusal(self, plan: LimitPlan, index: int) -> RateLimited:
+        scope, value = plan.lease_scopes[index], plan.leases[index].limit
+        return RateLimited(scope, "concurrent", value, 1.0, window_seconds=self._window)
+
+    def plan(self, rules: tuple[LimitRule, ...]) -> LimitPlan:
+        """What a set of rules means for the store (cached per tuple of rules)."""
         plan = self._plans.get(rules)
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
@@ -177,7 +191,7 @@ class RateLimiter:
                     leases.append((Lease(rule.scope.state_key + ":c", rule.concurrent), rule.scope))
             # Requests first, then tokens: the order counts are sent and refusals reported in.
             limits.sort(key=lambda limit: limit.kind != "requests")
-            plan = self._plans[rules] = _Plan(limits, leases)
+            plan = self._plans[rules] = LimitPlan(limits, leases)
         return plan
 
     def _key(self, scope: Scope, kind: str) -> str:
@@ -191,7 +205,7 @@ class RateLimiter:
         tightest limits. Pass the same tuple of rules for the same caller (as `limit_rules` results
         cached per key, agent and model): the work they imply is kept per tuple.
         """
-        plan = self._plan(rules if isinstance(rules, tuple) else tuple(rules))
+        plan = self.plan(rules if isinstance(rules, tuple) else tuple(rules))
         if not plan.limits and not plan.leases:
             return _UNLIMITED
         estimated_tokens = max(0, estimated_tokens)
@@ -201,15 +215,14 @@ class RateLimiter:
         hit = await self._store.hit(counters, plan.leases, member, now_ms, self._window_ms, now_ms + self._lease_ms)
         if hit.refused is not None:
             index = hit.refused
-            raise self._refusal(plan.limits[index], counters[index].amount, hit.counts[index], now_ms)
+            raise self.refusal(plan.limits[index], counters[index].amount, hit.counts[index], now_ms)
         if hit.full is not None:
-            scope, value = plan.lease_scopes[hit.full], plan.leases[hit.full].limit
-            raise RateLimited(scope, "concurrent", value, 1.0, window_seconds=self._window)
-        numbers = self._numbers(plan.limits, counters, hit.counts, now_ms) if headers else None
+            raise self.concurrency_refusal(plan, hit.full)
+        numbers = self.numbers(plan.limits, counters, hit.counts, now_ms) if headers else None
         window = now_ms // self._window_ms
         return Admission(self, plan.tokens, estimated_tokens, plan.lease_keys, member, window, numbers, plan.requests)
 
-    def _refusal(self, limit: _Limit, amount: int, counts: tuple[int, int], now_ms: int) -> RateLimited:
+    def refusal(self, limit: _Limit, amount: int, counts: tuple[int, int], now_ms: int) -> RateLimited:
         """The refusal for `limit`, which had `counts` (previous, current) and no room for `amount`."""
         previous, current = counts
         never_fits = amount > limit.value
@@ -229,7 +242,7 @@ class RateLimiter:
             headers=numbers,
         )
 
-    def _numbers(
+    def numbers(
         self, limits: list[_Limit], counters: list[Counter], counts: tuple[tuple[int, int], ...], now_ms: int
     ) -> RateLimitHeaders:
         """The tightest limit of each kind after this call's hit: least remaining, then smallest."""

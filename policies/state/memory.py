@@ -12,25 +12,28 @@ from collections.abc import Iterator, Sequence
 
 from policies.state.base import (
     LAPSED_KEEP_MS,
+    NEAR_CAP,
     Account,
     Counter,
-    Hit,
-    Lease,
-    Reserved,
+    Crossed,
+    Entry,
+    Exit,
     Shortfall,
     StateStore,
+    Verdict,
     weighted,
 )
 from policies.state.errors import StoreUnavailable
 
 _SWEEP_EVERY = 64  # operations between sweep steps; each step looks at as many entries
-_LAPSED, _CANCELLED = "~", "x"  # marks of holds that are gone but must be known for a while, as on Redis
+_LAPSED, _CANCELLED, _SETTLED = "~", "x", "s"  # marks of holds that are gone but must be known for a while, as on Redis
 
 
 class _Account:
-    __slots__ = ("alerted", "expire_at", "holds", "marks", "reserved", "spent")
+    __slots__ = ("alerted", "expire_at", "holds", "marks", "reserved", "seeded", "spent")
 
     def __init__(self) -> None:
+        self.seeded = 0  # when it was rebuilt from the ledger (ms), 0: never
         self.spent = 0
         self.reserved = 0
         self.expire_at = 0  # unix seconds, 0 = never
@@ -142,36 +145,79 @@ class MemoryStore(StateStore):
             if window is not None and window.dead(now_ms):
                 del self._windows[key]
 
-    async def reserve(
-        self, accounts: Sequence[Account], member: str, amount: int, now_ms: int, deadline_ms: int
-    ) -> Reserved | Shortfall:
+    async def admit(self, entry: Entry, now_ms: int, window_ms: int, deadline_ms: int) -> Verdict:
         self._tick(now_ms)
+        accounts, member, amount = entry.accounts, entry.hold_member, entry.amount
         first = self._accounts.get(accounts[0].key) if accounts else None
         if first is not None and first.marks and first.marks.get(member, ("",))[0] == _CANCELLED:
             raise StoreUnavailable(f"reservation {member} was cancelled", store="memory")
         if first is not None and first.holds and member in first.holds:  # a second copy: changes nothing
-            return Reserved(tuple(max(0, s.spent + s.reserved - amount) for s in map(self._state, accounts)))
+            return Verdict(used=tuple(max(0, s.spent + s.reserved - amount) for s in map(self._state, accounts)))
+        index, elapsed = divmod(now_ms, window_ms)
+        counters = [*entry.requests, *entry.tokens]
+        windows: list[_Window] = []
+        counts: list[tuple[int, int]] = []
+        refused: int | None = None
+        for i, counter in enumerate(counters):
+            window = self._windows.get(counter.key)
+            if window is None or window.window_ms != window_ms:
+                window = self._windows[counter.key] = _Window(window_ms)
+            window.roll(index)
+            windows.append(window)
+            counts.append((window.previous, window.current))
+            used = weighted(window.previous, window.current, elapsed if window.index == index else 0, window_ms)
+            if refused is None and used + counter.amount > counter.limit:
+                refused = i
+        if refused is not None and refused < len(entry.requests):
+            return Verdict(tuple(counts), refused=refused)
+        sets = []
+        for i, lease in enumerate(entry.leases):
+            held = self._leases.get(lease.key)
+            if held is None:
+                held = self._leases[lease.key] = OrderedDict()
+            else:
+                _drop_lapsed(held, now_ms)
+            if len(held) >= lease.limit:
+                return Verdict(tuple(counts), full=i)
+            sets.append(held)
+        if refused is not None:
+            return Verdict(tuple(counts), refine=True) if entry.refine else Verdict(tuple(counts), refused=refused)
+        if entry.rebuild:
+            missing = tuple(i for i, spec in enumerate(accounts) if not self._live(spec.key, now_ms))
+            if missing:
+                return Verdict(tuple(counts), missing=missing)
         states = []
-        for index, spec in enumerate(accounts):
+        near = False
+        for i, spec in enumerate(accounts):
             state = self._account(spec.key, now_ms)
             state.sweep(now_ms)
-            if state.spent + state.reserved + amount > spec.cap:
-                return Shortfall(index, state.spent, state.reserved)
+            room = spec.cap - state.spent - state.reserved - amount
+            if room < 0:
+                if entry.refine:
+                    return Verdict(tuple(counts), refine=True)
+                return Verdict(tuple(counts), short=Shortfall(i, state.spent, state.reserved))
+            near = near or room < NEAR_CAP * (state.reserved + amount)
             states.append(state)
-        used = tuple(state.spent + state.reserved for state in states)
+        if near and entry.refine:
+            return Verdict(tuple(counts), refine=True)
+        for window, counter in zip(windows, counters, strict=True):
+            window.current += counter.amount
+        for held in sets:
+            held[entry.lease_member] = deadline_ms
+        used_before = tuple(state.spent + state.reserved for state in states)
         for spec, state in zip(accounts, states, strict=True):
             state.reserved += amount
             if state.holds is None:
                 state.holds = OrderedDict()
             state.holds[member] = (amount, deadline_ms)
             state.expire_at = spec.expire_at  # 0: never (a record made for a cancel mark had its expiry)
-        return Reserved(used)
+        return Verdict(tuple(counts), used_before)
 
-    async def settle(
-        self, accounts: Sequence[Account], member: str, held: int, actual: int
-    ) -> list[tuple[int, str, int]]:
-        crossed: list[tuple[int, str, int]] = []
-        for index, spec in enumerate(accounts):
+    async def finish(self, exit: Exit, now_ms: int, window_ms: int) -> Crossed:
+        crossed: Crossed = []
+        found = False
+        member, held, actual = exit.hold_member, exit.held, exit.actual
+        for index, spec in enumerate(exit.accounts):
             state = self._accounts.get(spec.key)
             if state is None:  # expired meanwhile, holds and all: nothing to settle
                 continue
@@ -179,10 +225,16 @@ class MemoryStore(StateStore):
                 state.reserved = max(0, state.reserved - held)
                 if not state.holds:
                     state.holds = None
-            elif not (state.marks and state.marks.get(member, ("",))[0] == _LAPSED):
-                continue  # settled already: a retried settle changes nothing
-            elif state.marks is not None:
+            elif state.marks and state.marks.get(member, ("",))[0] == _LAPSED:
                 del state.marks[member]
+            elif (
+                exit.admitted_ms < state.seeded <= exit.ended_ms
+                and (state.marks or {}).get(member, ("",))[0] != _SETTLED
+            ):  # in flight while the account was rebuilt: its spend is not in what the ledger said
+                state.mark(member, _SETTLED, now_ms + LAPSED_KEEP_MS)
+            else:
+                continue  # settled already: a retried settle changes nothing
+            found = True
             state.spent += actual
             if spec.expire_at:
                 state.expire_at = spec.expire_at
@@ -192,7 +244,49 @@ class MemoryStore(StateStore):
                         state.alerted = set()
                     state.alerted.add(label)
                     crossed.append((index, label, state.spent))
+        for key in exit.lease_keys:
+            leases = self._leases.get(key)
+            if leases is not None and leases.pop(exit.lease_member, None) is not None:
+                found = True
+        if exit.corrections and (found or not (exit.accounts or exit.lease_keys)):
+            self._correct(exit.corrections, now_ms, window_ms, exit.hit_window)
         return crossed
+
+    def _correct(self, counters: Sequence[Counter], now_ms: int, window_ms: int, hit_window: int) -> None:
+        index, elapsed = divmod(now_ms, window_ms)
+        for counter in counters:
+            window = self._windows.get(counter.key)
+            if window is None or window.window_ms != window_ms:
+                if counter.amount <= 0:
+                    continue  # nothing left to give back
+                window = self._windows[counter.key] = _Window(window_ms)
+            window.roll(index)
+            if counter.amount < 0:
+                if hit_window == window.index:
+                    window.current = max(0, window.current + counter.amount)
+                elif hit_window == window.index - 1:
+                    window.previous = max(0, window.previous + counter.amount)
+            else:
+                at = elapsed if window.index == index else 0
+                room = counter.limit - weighted(window.previous, window.current, at, window_ms)
+                window.current += max(0, min(room, counter.amount))
+
+    async def renew(self, exit: Exit, deadline_ms: int) -> bool:
+        found = False
+        lease_member, hold_member = exit.lease_member, exit.hold_member
+        for key in exit.lease_keys:
+            leases = self._leases.get(key)
+            if leases is not None and lease_member in leases:
+                leases[lease_member] = deadline_ms
+                leases.move_to_end(lease_member)  # the latest deadline: the sets stay in deadline order
+                found = True
+        for spec in exit.accounts:
+            state = self._accounts.get(spec.key)
+            if state is not None and state.holds and hold_member in state.holds:
+                state.holds[hold_member] = (state.holds[hold_member][0], deadline_ms)
+                state.holds.move_to_end(hold_member)
+                found = True
+        return found
 
     async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
         for spec in accounts:
@@ -222,78 +316,20 @@ class MemoryStore(StateStore):
         state.sweep(now_ms)
         return state.spent, state.reserved
 
-    async def hit(
-        self,
-        counters: Sequence[Counter],
-        leases: Sequence[Lease],
-        member: str,
-        now_ms: int,
-        window_ms: int,
-        lease_deadline_ms: int,
-    ) -> Hit:
-        self._tick(now_ms)
-        index, elapsed = divmod(now_ms, window_ms)
-        windows: list[_Window] = []
-        counts: list[tuple[int, int]] = []
-        refused: int | None = None
-        for i, counter in enumerate(counters):
-            window = self._windows.get(counter.key)
-            if window is None or window.window_ms != window_ms:
-                window = self._windows[counter.key] = _Window(window_ms)
-            window.roll(index)
-            windows.append(window)
-            counts.append((window.previous, window.current))
-            used = weighted(window.previous, window.current, elapsed if window.index == index else 0, window_ms)
-            if refused is None and used + counter.amount > counter.limit:
-                refused = i
-        if refused is not None:
-            return Hit(tuple(counts), refused=refused)
-        sets = []
-        for i, lease in enumerate(leases):
-            held = self._leases.get(lease.key)
-            if held is None:
-                held = self._leases[lease.key] = OrderedDict()
-            else:
-                _drop_lapsed(held, now_ms)
-            if len(held) >= lease.limit:
-                return Hit(tuple(counts), full=i)
-            sets.append(held)
-        for window, counter in zip(windows, counters, strict=True):
-            window.current += counter.amount
-        for held in sets:
-            held[member] = lease_deadline_ms
-        return Hit(tuple(counts))
+    def _live(self, key: str, now_ms: int) -> bool:
+        account = self._accounts.get(key)
+        return account is not None and not account.expired(now_ms) and (account.seeded > 0 or account.spent > 0
+            or account.reserved > 0 or bool(account.holds))
 
-    async def adjust(
-        self,
-        counters: Sequence[Counter],
-        lease_keys: Sequence[str],
-        member: str,
-        now_ms: int,
-        window_ms: int,
-        hit_window: int,
-    ) -> None:
-        index, elapsed = divmod(now_ms, window_ms)
-        for counter in counters:
-            window = self._windows.get(counter.key)
-            if window is None or window.window_ms != window_ms:
-                if counter.amount <= 0:
-                    continue  # nothing left to give back
-                window = self._windows[counter.key] = _Window(window_ms)
-            window.roll(index)
-            if counter.amount < 0:
-                if hit_window == window.index:
-                    window.current = max(0, window.current + counter.amount)
-                elif hit_window == window.index - 1:
-                    window.previous = max(0, window.previous + counter.amount)
-            else:
-                at = elapsed if window.index == index else 0
-                room = counter.limit - weighted(window.previous, window.current, at, window_ms)
-                window.current += max(0, min(room, counter.amount))
-        for key in lease_keys:
-            held = self._leases.get(key)
-            if held is not None:
-                held.pop(member, None)
+    async def seed(self, account: Account, spent: int, now_ms: int) -> bool:
+        if self._live(account.key, now_ms):
+            return False
+        state = self._account(account.key, now_ms)
+        state.spent, state.seeded, state.expire_at = spent, now_ms, account.expire_at
+        return True
+
+    async def exists(self, account: Account) -> bool:
+        return self._live(account.key, 0)
 
     async def ping(self) -> None:
         return None

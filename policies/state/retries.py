@@ -36,9 +36,16 @@ _LOG_EVERY = 10.0  # seconds between log lines during an outage
 class Retryable(Protocol):
     """One idempotent write: `attempt()` raises StoreUnavailable while the store cannot take it."""
 
-    kind: str  # what it settles, a metrics label: budget, cancel, lease
+    kind: str  # what it settles, a metrics label: budget, cancel, lease, tokens
 
     async def attempt(self) -> None: ...
+
+
+def kinds_of(write: Retryable) -> tuple[str, ...]:
+    """The labels a write counts under: one settlement may carry several parts (a budget settle and a lease
+    release together) and counts once under each."""
+    kinds: tuple[str, ...] | None = getattr(write, "kinds", None)
+    return kinds if kinds else (write.kind,)
 
 
 class RetryQueue:
@@ -77,9 +84,11 @@ class RetryQueue:
         """Queue a write that failed; the worker retries it. Call from the event loop."""
         if len(self._queue) >= self._max:
             dropped = self._queue.popleft()
-            self.lose(dropped.kind, "the retry queue is full")
+            for kind in kinds_of(dropped):
+                self.lose(kind, "the retry queue is full")
         self._queue.append(write)
-        _count(self.deferred, write.kind)
+        for kind in kinds_of(write):
+            _count(self.deferred, kind)
         self._log("state store: %d settlement(s) waiting to be retried", len(self._queue))
         worker = self._worker
         if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
@@ -112,9 +121,11 @@ class RetryQueue:
             failed = []
             for write, result in zip(batch, results, strict=True):
                 if result is None:
-                    _count(self.landed, write.kind)
+                    for kind in kinds_of(write):
+                        _count(self.landed, kind)
                 elif isinstance(result, Exception) and not isinstance(result, StoreUnavailable):
-                    self.lose(write.kind, f"{type(result).__name__}: {result}")  # a bug, not the store: never lands
+                    for kind in kinds_of(write):  # a bug, not the store: never lands
+                        self.lose(kind, f"{type(result).__name__}: {result}")
                 else:
                     failed.append(write)
             if not failed:
@@ -142,7 +153,8 @@ class RetryQueue:
                 await worker
         left: dict[str, int] = {}
         while self._queue:
-            _count(left, self._queue.popleft().kind)
+            for kind in kinds_of(self._queue.popleft()):
+                _count(left, kind)
         for kind, count in left.items():
             self.lose(kind, "the gateway stopped before the state store took them", count)
 

@@ -1,5 +1,7 @@
 """Lua scripts of the Redis store. Each runs atomically in Redis and touches only the keys of one team,
-which share a hash tag (`{team}`), so they run unchanged on Redis Cluster.
+which share a hash tag (`{team}`), so they run unchanged on Redis Cluster. A call is admitted by one
+script (ADMIT: its rate-limit counters, concurrency leases and budget holds together) and settled by
+one (FINISH), which the store sends for many calls at once in a pipeline.
 
 Budget account layout (`<account>` = `<prefix>{team}:kind:name:b:<period window>`):
 
@@ -35,7 +37,7 @@ local function sweep(account, holds)
     redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
     for _, member in ipairs(stale) do
       local mark = string.sub(member, 1, 1)
-      if mark ~= '~' and mark ~= 'x' then
+      if mark ~= '~' and mark ~= 'x' and mark ~= 's' then
         freed = freed + tonumber(string.match(member, '|(%d+)$'))
         redis.call('ZADD', holds, now + {LAPSED_KEEP_MS}, '~' .. member)
       end
@@ -47,107 +49,10 @@ local function sweep(account, holds)
 end
 """
 
-# KEYS: account_1, holds_1, account_2, holds_2, ...
-# ARGV: now_ms, deadline_ms, member, amount, then per account: cap, expire_at (unix s, 0 = never)
-# Returns {0, used_1, used_2, ...} when every account had room (and holds the amount now; used_i is
-# its spent + reserved before), else {index, spent, reserved} of the first account without room (and
-# nothing changed), or {-1} when the reservation was cancelled before it got here (nothing changed).
-# A second copy of the same reservation (its first reply was lost) changes nothing either.
-RESERVE = (
-    "local now = tonumber(ARGV[1])\n"
-    + _SWEEP
-    + """
-if redis.call('ZSCORE', KEYS[2], 'x' .. ARGV[3]) then
-  return {-1}
-end
-local amount = tonumber(ARGV[4])
-local n = #KEYS / 2
-local used = {0}
-if redis.call('ZSCORE', KEYS[2], ARGV[3]) then
-  for i = 1, n do
-    local v = redis.call('HMGET', KEYS[2 * i - 1], 'spent', 'reserved')
-    used[i + 1] = math.max(0, (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) - amount)
-  end
-  return used
-end
-for i = 1, n do
-  local account = KEYS[2 * i - 1]
-  sweep(account, KEYS[2 * i])
-  local v = redis.call('HMGET', account, 'spent', 'reserved')
-  local spent = tonumber(v[1]) or 0
-  local reserved = tonumber(v[2]) or 0
-  if spent + reserved + amount > tonumber(ARGV[3 + 2 * i]) then
-    return {i, spent, reserved}
-  end
-  used[i + 1] = spent + reserved
-end
-for i = 1, n do
-  local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('HINCRBY', account, 'reserved', amount)
-  redis.call('ZADD', holds, ARGV[2], ARGV[3])
-  local expire_at = tonumber(ARGV[4 + 2 * i])
-  if expire_at > 0 then
-    redis.call('EXPIREAT', account, expire_at)
-    redis.call('EXPIREAT', holds, expire_at)
-  else
-    redis.call('PERSIST', holds)  -- a cancel marker may have created it with the marker's expiry
-  end
-end
-return used
-"""
-)
-
-# KEYS: as RESERVE.
-# ARGV: member, held amount, actual amount, then per account: expire_at, alert count k, k x (label, level).
-# Consumes the hold (live, or remembered as lapsed), adds the actual spend, and returns
-# {index, label, spent, ...} for each alert level the spend reached for the first time in this account
-# (HSETNX: once, cluster-wide). Where the hold is gone (settled already), nothing changes: retrying a
-# settle whose reply was lost is safe.
-SETTLE = """
-local member = ARGV[1]
-local held = tonumber(ARGV[2])
-local actual = ARGV[3]
-local crossed = {}
-local a = 4
-for i = 1, #KEYS / 2 do
-  local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
-  local expire_at = tonumber(ARGV[a])
-  local alerts = tonumber(ARGV[a + 1])
-  a = a + 2
-  local found = redis.call('ZREM', holds, member) == 1
-  if found then
-    if redis.call('HINCRBY', account, 'reserved', -held) < 0 then
-      redis.call('HSET', account, 'reserved', 0)
-    end
-  else
-    found = redis.call('ZREM', holds, '~' .. member) == 1
-  end
-  if found then
-    local spent = redis.call('HINCRBY', account, 'spent', actual)
-    if expire_at > 0 then
-      redis.call('EXPIREAT', account, expire_at)
-      redis.call('EXPIREAT', holds, expire_at)
-    end
-    for _ = 1, alerts do
-      local label, level = ARGV[a], tonumber(ARGV[a + 1])
-      a = a + 2
-      if spent >= level and redis.call('HSETNX', account, 'alert:' .. label, 1) == 1 then
-        crossed[#crossed + 1] = i
-        crossed[#crossed + 1] = label
-        crossed[#crossed + 1] = spent
-      end
-    end
-  else
-    a = a + 2 * alerts
-  end
-end
-return crossed
-"""
-
-# KEYS: as RESERVE. ARGV: member, amount, until_ms (the hold's deadline).
+# KEYS: account_1, holds_1, account_2, holds_2, ... ARGV: member, amount, until_ms (the hold's deadline).
 # Undoes a reservation whose reply was lost: drops the hold where it landed (giving its amount back),
 # and leaves `x<member>` in the first account's holds until `until_ms`, which RESERVE checks, so a copy
-# of the command that arrives later changes nothing.
+# of the admission that arrives later changes nothing.
 CANCEL = """
 local member, amount = ARGV[1], tonumber(ARGV[2])
 for i = 1, #KEYS / 2 do
@@ -167,14 +72,14 @@ end
 return 0
 """
 
-# KEYS: account, holds. ARGV: now_ms. Returns {spent, reserved} after dropping leaked holds.
+# KEYS: account, holds. ARGV: now_ms. Returns {spent, reserved, exists} after dropping leaked holds.
 BALANCE = (
     "local now = tonumber(ARGV[1])\n"
     + _SWEEP
     + """
 sweep(KEYS[1], KEYS[2])
 local v = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
-return {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
+return {tonumber(v[1]) or 0, tonumber(v[2]) or 0, redis.call('EXISTS', KEYS[1])}
 """
 )
 
@@ -197,83 +102,264 @@ local function store(key, index, previous, current, window)
 end
 """
 
-# KEYS: n counters, then lease sets.
-# ARGV: now_ms, window_ms, n, member, lease_deadline_ms, lease_key_expire_at_ms, then per counter:
-# limit, amount; then per lease set: limit.
-# Returns {status, which, previous_1, current_1, ...} (each counter's counts before the call): status 0
-# when everything had room (and holds the call now), 1 when counter `which` had none, 2 when lease
-# set `which` was full (and then nothing changed).
-HIT = (
-    _WINDOW
+# KEYS: nr request counters and nt token counters, nl lease sets, na pairs of (account, holds).
+# ARGV: now_ms, window_ms, nr, nt, nl, na, lease_member, deadline_ms, lease_key_expire_at_ms, hold_member,
+# amount, near (0, or NEAR_CAP when the amounts are a cheap bound an exact count may replace), rebuild (1:
+# an account that does not exist is answered as missing, to be rebuilt from the ledger first), then per
+# counter: limit, amount; per lease set: limit; per account: cap, expire_at (unix s, 0 = never).
+# Checks request counters, then lease sets, then token counters, then accounts; counts, leases and holds
+# only if all have room. Returns {status, which, spent, reserved, previous_1, current_1, ...} (each
+# counter's counts before the call), and when admitted each account's spent + reserved before, appended.
+# status 0: admitted; 1: counter `which` had no room; 2: lease set `which` was full; 3: account `which`
+# had no room (its spent, reserved); 4: refine (a token counter or account had no room for the bound, or
+# an account is near its cap); 5: accounts are missing (their indexes follow the counts: rebuild them,
+# then try again); -1: this admission's hold was cancelled before it got here. Only status 0
+# changed anything. A second copy of an admission that holds money (its first reply was lost) changes
+# nothing and answers 0.
+ADMIT = (
+    "local now = tonumber(ARGV[1])\n"
+    + _SWEEP
+    + _WINDOW
     + """
-local now, window, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local window = tonumber(ARGV[2])
+local nr, nt, nl, na = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local nc = nr + nt
+local member, amount, near = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
+local a0, c0 = nc + nl, 13
+local l0 = c0 + 2 * nc
+local b0 = l0 + nl
+local out = {0, 0, 0, 0}
+if na > 0 then
+  local holds = KEYS[a0 + 2]
+  if redis.call('ZSCORE', holds, 'x' .. member) then
+    return {-1}
+  end
+  if redis.call('ZSCORE', holds, member) then
+    for _ = 1, 2 * nc do
+      out[#out + 1] = 0
+    end
+    for i = 1, na do
+      local v = redis.call('HMGET', KEYS[a0 + 2 * i - 1], 'spent', 'reserved')
+      out[#out + 1] = math.max(0, (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) - amount)
+    end
+    return out
+  end
+end
 local index = math.floor(now / window)
 local elapsed = now - index * window
-local out = {0, 0}
 local at = {}
-for i = 1, n do
+local over = 0
+for i = 1, nc do
   local previous, current, _, now_at = counts(KEYS[i], index)
   at[i] = now_at
   out[#out + 1] = previous
   out[#out + 1] = current
   local into = now_at == index and elapsed or 0
   local used = current + math.floor(previous * (window - into) / window)
-  if out[1] == 0 and used + tonumber(ARGV[6 + 2 * i]) > tonumber(ARGV[5 + 2 * i]) then
-    out[1], out[2] = 1, i
+  if over == 0 and used + tonumber(ARGV[c0 + 2 * i]) > tonumber(ARGV[c0 + 2 * i - 1]) then
+    over = i
   end
 end
-if out[1] ~= 0 then
+if over > 0 and over <= nr then
+  out[1], out[2] = 1, over
   return out
 end
-for j = n + 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[j], '-inf', now)
-  if redis.call('ZCARD', KEYS[j]) >= tonumber(ARGV[6 + n + j]) then
-    out[1], out[2] = 2, j - n
+for j = 1, nl do
+  local key = KEYS[nc + j]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[l0 + j]) then
+    out[1], out[2] = 2, j
     return out
   end
 end
-for i = 1, n do
-  store(KEYS[i], at[i], out[1 + 2 * i], out[2 + 2 * i] + tonumber(ARGV[6 + 2 * i]), window)
+if over > 0 then
+  if near > 0 then out[1] = 4 else out[1], out[2] = 1, over end
+  return out
 end
-for j = n + 1, #KEYS do
-  redis.call('ZADD', KEYS[j], ARGV[5], ARGV[4])
-  redis.call('PEXPIREAT', KEYS[j], ARGV[6])
+if ARGV[13] == '1' then
+  local missing = false
+  for i = 1, na do
+    if redis.call('EXISTS', KEYS[a0 + 2 * i - 1]) == 0 then
+      missing = true
+      out[#out + 1] = i
+    end
+  end
+  if missing then
+    out[1] = 5
+    return out
+  end
+end
+local used = {}
+local close = false
+for i = 1, na do
+  local account = KEYS[a0 + 2 * i - 1]
+  sweep(account, KEYS[a0 + 2 * i])
+  local v = redis.call('HMGET', account, 'spent', 'reserved')
+  local spent, reserved = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  local room = tonumber(ARGV[b0 + 2 * i - 1]) - spent - reserved - amount
+  if room < 0 then
+    if near > 0 then out[1] = 4 else out[1], out[2], out[3], out[4] = 3, i, spent, reserved end
+    return out
+  end
+  if room < near * (reserved + amount) then
+    close = true
+  end
+  used[i] = spent + reserved
+end
+if close then
+  out[1] = 4
+  return out
+end
+for i = 1, nc do
+  store(KEYS[i], at[i], out[3 + 2 * i], out[4 + 2 * i] + tonumber(ARGV[c0 + 2 * i]), window)
+end
+for j = 1, nl do
+  redis.call('ZADD', KEYS[nc + j], ARGV[8], ARGV[7])
+  redis.call('PEXPIREAT', KEYS[nc + j], ARGV[9])
+end
+for i = 1, na do
+  local account, holds = KEYS[a0 + 2 * i - 1], KEYS[a0 + 2 * i]
+  redis.call('HINCRBY', account, 'reserved', amount)
+  redis.call('ZADD', holds, ARGV[8], member)
+  local expire_at = tonumber(ARGV[b0 + 2 * i])
+  if expire_at > 0 then
+    redis.call('EXPIREAT', account, expire_at)
+    redis.call('EXPIREAT', holds, expire_at)
+  else
+    redis.call('PERSIST', holds)  -- a cancel marker may have created it with the marker's expiry
+  end
+  out[#out + 1] = used[i]
 end
 return out
 """
 )
 
-# KEYS: n counters, then lease sets.
-# ARGV: now_ms, window_ms, n, member, hit_window, then per counter: limit, amount.
-# A negative amount comes off the window that holds the hit (if it is still counted); a positive one
-# is added to the current window, up to the limit. Then lease `member` is removed from every set.
-ADJUST = (
+# KEYS: n counters, nl lease sets, na pairs of (account, holds).
+# ARGV: now_ms, window_ms, n, nl, na, hit_window, lease_member, hold_member, held, actual, admitted_ms,
+# ended_ms, then per counter: limit, amount; then per account: expire_at, alert count k, k x (label, level).
+# A hold lost with the account (Redis restarted, the account rebuilt from the ledger while the call ran:
+# `seeded` is after `admitted_ms`) still counts its spend if the call ended after the rebuild read the
+# ledger (`ended_ms >= seeded`), once (`s<member>` remembers it).
+# Consumes the hold (live, or remembered as lapsed) and adds the actual spend, returning
+# {index, label, spent, ...} for each alert level the spend reached for the first time in an account
+# (HSETNX: once, cluster-wide); removes the lease from every set; then corrects the counters: a negative
+# amount comes off the window that holds the hit (if it is still counted), a positive one is added to the
+# current window up to the limit. Where the call holds a lease or money, the corrections apply only if this
+# run found one of them: a finish retried after a lost reply changes nothing.
+FINISH = (
     _WINDOW
     + """
-local now, window, n, hit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
-local index = math.floor(now / window)
-local elapsed = now - index * window
-for i = 1, n do
-  local previous, current, at, now_at = counts(KEYS[i], index)
-  local limit, amount = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
-  if amount < 0 then
-    if hit == now_at then
-      current = math.max(0, current + amount)
-    elseif hit == now_at - 1 then
-      previous = math.max(0, previous + amount)
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n, nl, na, hit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local member, held, actual = ARGV[8], tonumber(ARGV[9]), ARGV[10]
+local admitted, ended = tonumber(ARGV[11]), tonumber(ARGV[12])
+local a0 = n + nl
+local found = nl == 0 and na == 0
+local crossed = {}
+local a = 13 + 2 * n
+for i = 1, na do
+  local account, holds = KEYS[a0 + 2 * i - 1], KEYS[a0 + 2 * i]
+  local expire_at = tonumber(ARGV[a])
+  local alerts = tonumber(ARGV[a + 1])
+  a = a + 2
+  local consumed = redis.call('ZREM', holds, member) == 1
+  if consumed then
+    if redis.call('HINCRBY', account, 'reserved', -held) < 0 then
+      redis.call('HSET', account, 'reserved', 0)
     end
   else
-    local into = now_at == index and elapsed or 0
-    local room = limit - current - math.floor(previous * (window - into) / window)
-    current = current + math.max(0, math.min(room, amount))
+    consumed = redis.call('ZREM', holds, '~' .. member) == 1
+    if not consumed then
+      local seeded = tonumber(redis.call('HGET', account, 'seeded'))
+      if seeded and seeded > admitted and ended >= seeded and not redis.call('ZSCORE', holds, 's' .. member) then
+        redis.call('ZADD', holds, now + {LAPSED}, 's' .. member)
+        consumed = true
+      end
+    end
   end
-  if at ~= nil or amount > 0 then
-    store(KEYS[i], now_at, previous, current, window)
+  if consumed then
+    found = true
+    local spent = redis.call('HINCRBY', account, 'spent', actual)
+    if expire_at > 0 then
+      redis.call('EXPIREAT', account, expire_at)
+      redis.call('EXPIREAT', holds, expire_at)
+    end
+    for _ = 1, alerts do
+      local label, level = ARGV[a], tonumber(ARGV[a + 1])
+      a = a + 2
+      if spent >= level and redis.call('HSETNX', account, 'alert:' .. label, 1) == 1 then
+        crossed[#crossed + 1] = i
+        crossed[#crossed + 1] = label
+        crossed[#crossed + 1] = spent
+      end
+    end
+  else
+    a = a + 2 * alerts
   end
 end
-for j = n + 1, #KEYS do
-  redis.call('ZREM', KEYS[j], ARGV[4])
+for j = 1, nl do
+  if redis.call('ZREM', KEYS[n + j], ARGV[7]) == 1 then
+    found = true
+  end
 end
-return 0
+if found and n > 0 then
+  local index = math.floor(now / window)
+  local elapsed = now - index * window
+  for i = 1, n do
+    local previous, current, at, now_at = counts(KEYS[i], index)
+    local limit, amount = tonumber(ARGV[11 + 2 * i]), tonumber(ARGV[12 + 2 * i])
+    if amount < 0 then
+      if hit == now_at then
+        current = math.max(0, current + amount)
+      elseif hit == now_at - 1 then
+        previous = math.max(0, previous + amount)
+      end
+    else
+      local into = now_at == index and elapsed or 0
+      local room = limit - current - math.floor(previous * (window - into) / window)
+      current = current + math.max(0, math.min(room, amount))
+    end
+    if at ~= nil or amount > 0 then
+      store(KEYS[i], now_at, previous, current, window)
+    end
+  end
+end
+return crossed
 """
-)
+).replace("{LAPSED}", str(LAPSED_KEEP_MS))
+
+# KEYS: nl lease sets, then pairs of (account, holds). ARGV: nl, lease_member, hold_member, deadline_ms,
+# lease_key_expire_at_ms. Moves the deadline of the call's live leases and hold (a long stream keeps
+# them); returns 1 if any was found, 0 if all had lapsed already.
+RENEW = """
+local nl = tonumber(ARGV[1])
+local found = 0
+for j = 1, nl do
+  if redis.call('ZSCORE', KEYS[j], ARGV[2]) then
+    redis.call('ZADD', KEYS[j], ARGV[4], ARGV[2])
+    redis.call('PEXPIREAT', KEYS[j], ARGV[5])
+    found = 1
+  end
+end
+for i = nl + 1, #KEYS, 2 do
+  if redis.call('ZSCORE', KEYS[i + 1], ARGV[3]) then
+    redis.call('ZADD', KEYS[i + 1], ARGV[4], ARGV[3])
+    found = 1
+  end
+end
+return found
+"""
+
+# KEYS: account. ARGV: spent (from the ledger), now_ms, expire_at (unix s, 0 = never).
+# Creates a missing account with the spend the ledger knows, marked `seeded` now; changes nothing where
+# it exists (another replica rebuilt it first). Returns 1 if it created it.
+SEED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'reserved', 0, 'seeded', ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('EXPIREAT', KEYS[1], ARGV[3])
+end
+return 1
+"""

@@ -133,3 +133,13 @@ def test_the_full_example_config_is_valid() -> None:
 @pytest.mark.parametrize(("word", "section"), [("team", "teams"), ("model", "models"), ("key", "keys")])
 def test_a_misspelt_section_suggests_the_section(word: str, section: str) -> None:
     assert problems(BASE + f"\n{word}: {{}}\n") == [f"{word}: unknown key (did you mean '{section}'?)"]
+
+
+def test_metrics_token_comes_from_the_environment_and_is_a_secret() -> None:
+    text = BASE + 'telemetry: {metrics: {token: "${METRICS_TOKEN}"}}\n'
+    config = parse(text, METRICS_TOKEN="scrape-me-0123456789abcdef")
+    assert config.telemetry.metrics.token is not None
+    assert config.telemetry.metrics.token.get_secret_value() == "scrape-me-0123456789abcdef"
+    assert "scrape-me-0123456789abcdef" in config.secrets()  # scrubbed from logs like provider keys
+    assert "scrape-me" not in repr(config.telemetry.metrics)
+    assert problems(text.replace("${METRICS_TOKEN}", "short"))[0].startswith("telemetry.metrics.token")

@@ -29,6 +29,13 @@ def test_secrets_in_message_and_args_are_replaced(scrubber: SecretScrubber) -> N
     assert entry.getMessage() == f"upstream said bad key {REDACTED} (auth '{REDACTED}')"
 
 
+def test_secrets_split_by_invisible_characters_are_replaced(scrubber: SecretScrubber) -> None:
+    disguised = SECRET[:6] + "\u200b" + SECRET[6:12] + "\u2060" + SECRET[12:]
+    entry = record("provider said: %s", f"bad key {disguised}")
+    scrubber.scrub(entry)
+    assert entry.getMessage() == f"provider said: bad key {REDACTED}"
+
+
 def test_tracebacks_are_scrubbed(scrubber: SecretScrubber) -> None:
     try:
         raise RuntimeError(f"connect failed with {SECRET}")

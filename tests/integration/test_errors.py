@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from typing import Any
@@ -103,6 +104,83 @@ def test_schema_errors(gateway: Any, standin: StandIn, body: dict[str, Any], par
     assert standin.requests == []
 
 
+def nested(depth: int) -> str:
+    """JSON for an unknown field's value: arrays `depth` levels deep around one string."""
+    return "[" * depth + '"deep"' + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", str(2**62)),
+        ("max_tokens", str(2**63 - 1)),
+        ("max_tokens", str(2**64)),  # beyond 64 bits JSON parsers read a float
+        ("max_completion_tokens", str(2**31)),
+        ("n", str(2**40)),
+        ("seed", str(2**63)),
+        ("vendor_extension", nested(64)),  # 65 levels with the body
+        ("vendor_extension", nested(254)),
+        ("vendor_extension", nested(990)),
+    ],
+)
+def test_odd_but_well_formed_bodies_are_400s_naming_the_field(
+    gateway: Any, standin: StandIn, field: str, value: str
+) -> None:
+    """Huge integers and deep nesting used to reach the router, the provider's re-serialisation or
+    a recursive walk and come back as 500s; the body's own check refuses them first."""
+    for model in ("oa-gpt-x", "an-gpt-x", "mock-chat"):
+        content = f'{{"model": "{model}", "messages": {json.dumps(USER)}, "{field}": {value}}}'.encode()
+        error = assert_error(post(gateway, content=content), 400, "invalid_request", field)
+        assert field in error["message"]
+    assert standin.requests == []
+
+
+def test_tool_call_arguments_nested_too_deep_are_a_400_when_translated(gateway: Any, standin: StandIn) -> None:
+    """Arguments are JSON inside a string, out of the body check's sight; translated for Anthropic
+    they become an object, which could not be serialised for the provider (a 500)."""
+    arguments = '{"a": ' + nested(300) + "}"
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    messages.append({"role": "tool", "tool_call_id": "c1", "content": "done"})
+    error = assert_error(
+        post(gateway, {"model": "an-gpt-x", "messages": messages}),
+        400,
+        "invalid_request",
+        "messages[1].tool_calls[0].function.arguments",
+    )
+    assert "more than 64 levels" in error["message"]
+    assert standin.requests == []
+
+
+def test_deepest_bodies_are_400s_too(gateway: Any) -> None:
+    content = b'{"model": "oa-gpt-x", "messages": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    error = assert_error(post(gateway, content=content), 400, "invalid_request")
+    assert "more than 64 levels" in error["message"]
+
+
+def test_nesting_up_to_the_limit_is_served(gateway: Any, standin: StandIn) -> None:
+    content = f'{{"model": "oa-gpt-x", "messages": {json.dumps(USER)}, "x": {nested(63)}, "max_tokens": {2**31 - 1}}}'
+    assert post(gateway, content=content.encode()).status_code == 200
+    assert json.dumps(standin.requests[-1].body["x"], separators=(",", ":")) == nested(63)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"from": "nan"}, "from"),
+        ({"to": "inf"}, "to"),
+        ({"from": "-1e20"}, "from"),
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "99999999999w"}, "from"),
+        ({"from": "1e400"}, "from"),
+    ],
+)
+def test_usage_times_out_of_range_are_400s(gateway: Any, query: dict[str, str], param: str) -> None:
+    for path in ("/v1/usage", "/v1/feedback/export"):
+        with gateway.http() as http:
+            assert_error(http.get(path, params=query), 400, "invalid_request", param)
+
+
 def test_huge_body_is_413_before_it_is_read(gateway: Any) -> None:
     big = {"model": "oa-gpt-x", "messages": [{"role": "user", "content": "x" * 100_000}]}
     assert_error(post(gateway, big), 413, "request_too_large")
@@ -178,6 +256,16 @@ def test_upstream_failures(gateway: Any, model: str, status: int, code: str, kin
     [attempt] = error["attempts"]
     assert attempt["model"] == model and attempt["error"] == kind
     assert OPENAI_SECRET not in error["message"] and ANTHROPIC_SECRET not in error["message"]
+
+
+@pytest.mark.parametrize("model", ["oa-leak-key", "an-leak-key"])
+def test_a_provider_key_disguised_in_an_error_is_still_masked(gateway: Any, model: str) -> None:
+    """The stand-in echoes the key it was sent with a zero-width space inside: exact matching would
+    let it through to the client."""
+    error = assert_error(post(gateway, {"model": model, "messages": USER}), 400, "invalid_request")
+    assert "Incorrect API key provided: [REDACTED]" in error["message"]
+    visible = error["message"].replace("\u200b", "")
+    assert OPENAI_SECRET not in visible and ANTHROPIC_SECRET not in visible
 
 
 def test_upstream_429_passes_its_retry_after(gateway: Any) -> None:

@@ -422,6 +422,55 @@ def test_teams_never_see_each_others_calls_or_feedback(standin: StandIn, gateway
     assert "ops only" not in export and export == ""
 
 
+def test_agent_keys_read_only_their_own_feedback(standin: StandIn, gateway_factory: Any) -> None:
+    """Feedback on a session reaches every call in it: a teammate's comment on a session two agent
+    keys share must not show in the other key's export. Team admins read all of their team's."""
+    config = traced_config(standin)
+    config["keys"] += [
+        {"name": "research-lead", "key": "agentgw-research-lead-key", "team": "research", "role": "team_admin"},
+        {"name": "writer-key", "key": "agentgw-writer-key-0000", "team": "research", "agent": "writer"},
+    ]
+    gateway = gateway_factory(config)
+    shared = {"x-session-id": "pair-session"}
+    for key in (AGENT_KEY, "agentgw-writer-key-0000"):
+        gateway.client(key).chat.completions.create(model="oa-gpt-x", messages=USER, extra_headers=shared)
+    for key, comment in ((AGENT_KEY, "crawler notes"), ("agentgw-writer-key-0000", "writer notes")):
+        with gateway.http(key) as http:
+            posted = http.post("/v1/feedback", json={"session_id": "pair-session", "comment": comment})
+        assert posted.status_code == 201
+
+    def comments(key: str) -> dict[str, list[str]]:
+        with gateway.http(key) as http:
+            cases = [json.loads(line) for line in http.get("/v1/feedback/export").text.splitlines()]
+        return {case["agent"]: sorted(f["comment"] for f in case["feedback"]) for case in cases}
+
+    assert comments(AGENT_KEY) == {"crawler": ["crawler notes"]}
+    assert comments("agentgw-writer-key-0000") == {"writer": ["writer notes"]}
+    both = ["crawler notes", "writer notes"]
+    assert comments("agentgw-research-lead-key") == {"crawler": both, "writer": both}
+
+
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
+
+
+def test_metrics_token_guards_the_scrape(standin: StandIn, gateway_factory: Any) -> None:
+    """/metrics shows every team's spend and caps: with telemetry.metrics.token set, only a scraper
+    with that bearer token reads it (a gateway key, even an admin's, is not it)."""
+    config = traced_config(standin)
+    config["telemetry"]["metrics"] = {"token": METRICS_TOKEN}
+    gateway = gateway_factory(config)
+    gateway.client(AGENT_KEY).chat.completions.create(model="oa-gpt-x", messages=USER)
+    for headers in ({}, {"authorization": f"Bearer {ADMIN_KEY}"}, {"authorization": "Bearer " + METRICS_TOKEN[:-1]}):
+        refused = httpx.get(gateway.url + "/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert "research" not in refused.text
+    scraped = httpx.get(gateway.url + "/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert 'agentgw_cost_usd_total{team="research",agent="crawler",model="oa-gpt-x"}' in scraped.text
+    assert httpx.get(gateway.url + "/healthz").status_code == 200  # liveness stays open
+
+
 def test_call_span_says_what_budget_remains(standin: StandIn, gateway_factory: Any, spans: MemorySink) -> None:
     config = traced_config(standin)
     config["teams"]["research"] = {"budget": {"usd": 1, "period": "day"}}

@@ -66,10 +66,10 @@ def test_redis_killed_mid_run_then_back(own_redis: RedisServer) -> None:
         assert limiter.retries.lost == {"tokens": 1}
 
         own_redis.start()  # empty: no data, no loaded scripts
-        assert await store.client.script_exists(store._reserve.sha) == [False]
+        assert await store.client.script_exists(store._admit.sha) == [False]
         await asyncio.sleep(0.25)  # the fail-fast pause ends
         await admit_and_reserve(limiter, engine)  # NOSCRIPT answered by loading the scripts again
-        assert await store.client.script_exists(store._reserve.sha) == [True]
+        assert await store.client.script_exists(store._admit.sha) == [True]
         while engine.retries.pending or limiter.retries.pending:  # the queued ones land (on an empty store)
             await asyncio.sleep(0.05)
         assert (engine.retries.landed, limiter.retries.landed) == ({"budget": 1}, {"lease": 1})

@@ -122,3 +122,13 @@ def test_quality_and_cost_filters_are_reasons_too() -> None:
         "r: {strategy: best_quality_under_cost, max_cost_usd: 0.001, candidates: [strong]}", "r", max_tokens=1000
     )
     assert error.considered == (("strong", "over_max_cost: estimated $0.015000 > $0.001"),)
+
+
+def test_a_max_tokens_beyond_any_bound_is_a_skip_reason_not_a_crash() -> None:
+    """`novision` declares no context window: the fast test compares against an unbounded sentinel,
+    and the reason must come from the same bound (it used to be an AssertionError, a 500)."""
+    with pytest.raises(NoTarget) as info:
+        make_router(ROUTES).plan(RequestFeatures(requested_model="all", max_tokens=2**62 + 1))
+    reasons = dict(info.value.considered)
+    assert set(reasons) == {"cheap", "mid", "strong", "premium", "novision"}
+    assert all(reason is not None and reason.startswith("context_window:") for reason in reasons.values())

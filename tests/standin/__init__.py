@@ -13,6 +13,7 @@ Behaviour is chosen by the requested `model`:
 - `not-json`: 200 with `<html>oops</html>`; `slow` (5 s) / `slow-<seconds>`: sleep, then answer
 - `stream-cut`, `stream-error`, `stream-slow` (>= 20 chunks, 0.2 s apart), `stream-late-end` (the
   body ends 20 ms after the last event): stream scripts; ordinary answers when not streaming
+- `leak-key`: a 400 whose message echoes the key the request carried, split by a zero-width space
 - `no-usage`: OpenAI replies carry no usage; `echo-request`: the reply text is the request body
   as compact JSON; names containing `cache`: cached prompt tokens reported (Anthropic
   cache_read 100 / cache_creation 7; OpenAI cached_tokens 100, included in prompt_tokens)

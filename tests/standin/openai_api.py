@@ -25,6 +25,7 @@ from .scenario import (
     STREAM_SLOW_DELAY,
     Scenario,
     compact_json,
+    openai_prompt_tokens,
     pieces,
     prompt_tokens,
     reply_text,
@@ -249,7 +250,8 @@ class OpenAIWire:
 
     def _usage(self, scenario: Scenario, messages: list[dict[str, Any]], choices: list[_Choice]) -> dict[str, Any]:
         cached = CACHE_READ_TOKENS if scenario.cache else 0
-        prompt = prompt_tokens(_message_texts(messages)) + cached
+        prompt = openai_prompt_tokens(messages) if scenario.counted else prompt_tokens(_message_texts(messages))
+        prompt += cached
         completion = sum(choice.completion_tokens for choice in choices)
         return {
             "prompt_tokens": prompt,

@@ -138,6 +138,10 @@ async def scripted_outcome(
     slow start), or None to go on and answer normally."""
     if scenario.too_long:
         return error(400, CONTEXT_TOO_LONG)
+    if scenario.leak_key:
+        key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        half = len(key) // 2
+        return error(400, f"Incorrect API key provided: {key[:half]}\u200b{key[half:]}.")
     if scenario.fail_status is not None:
         attempts = log.count(lambda entry: entry.model == scenario.model)
         if scenario.fail_first is None or attempts <= scenario.fail_first:

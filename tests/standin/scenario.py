@@ -41,6 +41,8 @@ class Scenario:
     echo: bool = False
     cache: bool = False
     too_long: bool = False  # "too-long": the provider's context-length error (a 400)
+    leak_key: bool = False  # "leak-key": a 400 whose message echoes the key, a zero-width space inside
+    counted: bool = False  # "counted*": prompt tokens as OpenAI counts them (o200k_base, the cookbook's format)
 
 
 def scenario_for(model: str) -> Scenario:
@@ -64,6 +66,8 @@ def scenario_for(model: str) -> Scenario:
         echo=model == "echo-request",
         cache=cache,
         too_long=model == "too-long",
+        leak_key=model == "leak-key",
+        counted=model.startswith("counted"),
     )
 
 
@@ -136,3 +140,18 @@ def split_in_parts(text: str, parts: int = 3) -> list[str]:
 
 def tool_completion_tokens(name: str, arguments: str) -> int:
     return word_count(name) + word_count(arguments)
+
+
+def openai_prompt_tokens(messages: Iterable[Any]) -> int:
+    """OpenAI's count of chat messages (the cookbook's): 3 per message, its role and content, 1 and the
+    name for a name, 3 to prime the reply; o200k_base."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("o200k_base")
+    total = 3
+    for message in messages:
+        total += 3
+        for key, value in message.items():
+            if isinstance(value, str) and key in ("role", "content", "name"):
+                total += len(encoding.encode(value)) + (1 if key == "name" else 0)
+    return total

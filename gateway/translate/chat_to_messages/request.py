@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway.body_limits import MAX_NESTING, too_deeply_nested
 from gateway.translate.base import TranslationError
 
 JSON_TOOL_KEY = "_agentgw_json_tool"
@@ -250,6 +251,10 @@ def _tool_use(call: dict[str, Any], param: str) -> Block:
         raise TranslationError("Tool call arguments are not valid JSON", f"{param}.function.arguments") from None
     if not isinstance(tool_input, dict):
         raise TranslationError("Tool call arguments must be a JSON object", f"{param}.function.arguments")
+    if too_deeply_nested(tool_input):
+        raise TranslationError(
+            f"Tool call arguments nest more than {MAX_NESTING} levels deep", f"{param}.function.arguments"
+        )
     return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": tool_input}
 
 

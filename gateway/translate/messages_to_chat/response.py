@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.body_limits import too_deeply_nested
 from gateway.metering.usage import Usage
 
 _STOP_REASONS = {
@@ -71,7 +72,7 @@ def tool_use_id(message_id: str, k: int) -> str:
 def tool_input(arguments: Any) -> dict[str, Any]:
     """A tool call's `arguments` JSON text as the tool_use `input` object.
 
-    Empty, unparseable or non-object arguments give `{}`: the client's tool then reports the
+    Empty, unparseable, non-object or too deeply nested arguments give `{}`: the client's tool then reports the
     missing parameters to the model, which can try again, rather than the whole answer failing.
     """
     if not isinstance(arguments, str) or not arguments.strip():
@@ -80,7 +81,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
         parsed = orjson.loads(arguments)
     except orjson.JSONDecodeError:
         return {}
-    return parsed if isinstance(parsed, dict) else {}
+    return parsed if isinstance(parsed, dict) and not too_deeply_nested(parsed) else {}
 
 
 def from_chat_response(

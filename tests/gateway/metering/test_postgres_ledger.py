@@ -186,3 +186,37 @@ def test_a_crash_between_commit_and_acknowledgement_still_counts_once(postgres_d
         return left, stored, int(rolled)
 
     assert asyncio.run(run()) == (0, 30, 30)
+
+
+def test_the_consoles_questions_get_the_same_answers(postgres_dsn: str, tmp_path: Path) -> None:
+    from gateway.metering import insights
+
+    async def ask(ledger: Ledger) -> list[Any]:
+        query = report.parse_query({"from": str(BASE - 10), "to": str(BASE + 86400 * 2)}, now=BASE)
+        narrowed = report.parse_query(
+            {"from": str(BASE - 10), "to": str(BASE + 86400 * 2), "agent": "agent-1"}, now=BASE
+        )
+        return [
+            await insights.agents(ledger, query),
+            await insights.latency(ledger, query, ("team", "model")),
+            await insights.sessions(ledger, query, limit=5),
+            await insights.sessions(ledger, query, prefix="s-1", failed=True),
+            await insights.sessions(ledger, narrowed),
+            await insights.guardrail_triggers(ledger, query),
+        ]
+
+    async def run() -> tuple[list[Any], list[Any], int, int]:
+        pg = open_ledger(LedgerConfig.model_validate({"url": postgres_dsn, "spool_dir": str(tmp_path / "s1")}))
+        lite = open_ledger(LedgerConfig(path=str(tmp_path / "l.db"), spool_dir=str(tmp_path / "s2")))
+        await fill(pg, EVENTS)
+        await fill(lite, EVENTS)
+        try:
+            spent = [await ledger.spent_nanos("ops", "agent", "agent-1", BASE + 3600) for ledger in (pg, lite)]
+            return await ask(pg), await ask(lite), *spent
+        finally:
+            await pg.close()
+            await lite.close()
+
+    pg_answers, lite_answers, pg_spent, lite_spent = asyncio.run(run())
+    assert pg_answers == lite_answers
+    assert pg_spent == lite_spent > 0

@@ -52,3 +52,32 @@ def test_errors_name_the_parameter(params: dict[str, str], param: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_query(params, NOW)
     assert info.value.param == param
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"from": "nan"}, "from"),
+        ({"to": "inf"}, "to"),
+        ({"to": "-Infinity"}, "to"),
+        ({"from": "-1e20"}, "from"),
+        ({"to": "1e400"}, "to"),
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "1969-12-31T23:59:59Z"}, "from"),
+        ({"from": "9999-12-31T23:00:00-14:00"}, "from"),
+        ({"from": "99999999999w"}, "from"),
+        ({"from": "1" + "0" * 400 + "d"}, "from"),
+    ],
+)
+def test_times_outside_1970_to_9999_are_400s(params: dict[str, str], param: str) -> None:
+    """These overflowed the date arithmetic (500s) or matched nothing silently (NaN)."""
+    with pytest.raises(InvalidRequest) as info:
+        parse_query(params, NOW)
+    assert info.value.param == param and "between 1970-01-01 and 9999-12-31" in info.value.message
+
+
+def test_range_edges_are_accepted_and_the_default_window_starts_no_earlier_than_1970() -> None:
+    assert parse_time("1970-01-01", "from", NOW) == 0.0
+    assert parse_time("9999-12-31T23:59:59Z", "to", NOW) == 253402300799.0
+    query = parse_query({"to": "1970-01-02"}, NOW)
+    assert (query.start, query.end) == (0.0, 86400.0)

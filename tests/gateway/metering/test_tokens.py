@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,13 @@ def test_without_an_encoding_counts_are_estimated_at_once() -> None:
     assert counter.count_messages(messages, "o200k_base") == 3 + 3 + 1 + 2
 
 
-@pytest.mark.skipif(
+needs_encodings = pytest.mark.skipif(
     not (SHARED / "fb374d419588a4632f3f557e76b4b70aebbca790").exists(),
     reason="no offline tiktoken encodings in TIKTOKEN_CACHE_DIR",
 )
+
+
+@needs_encodings
 def test_with_tiktoken_counts_match_openai() -> None:
     counter = TokenCounter()
     counter.preload(["o200k_base", "cl100k_base"]).join(30)
@@ -36,6 +40,38 @@ def test_with_tiktoken_counts_match_openai() -> None:
     assert len(text) > SAMPLE_CHARS
     exact = len(counter._encodings["o200k_base"].encode(text))
     assert counter.count_text(text, "o200k_base") == pytest.approx(exact, rel=0.02)
+
+
+class CountingEncoding:
+    """Wraps a tiktoken encoding and adds up the characters it was asked to encode."""
+
+    def __init__(self, encoding: Any) -> None:
+        self.encoding = encoding
+        self.chars = 0
+
+    def encode(self, text: str, **options: Any) -> list[int]:
+        self.chars += len(text)
+        return list(self.encoding.encode(text, **options))
+
+
+@needs_encodings
+def test_a_calls_exact_counting_is_bounded_however_many_texts_it_has() -> None:
+    """Counting runs on the event loop: each text used to get its own 200,000-character sample, so
+    an 8 MiB body of many long texts (or CJK, or one letter repeated: tiktoken's slowest) held the
+    loop for seconds. The sample is per call now; the rest is scaled at the rate counted."""
+    counter = TokenCounter()
+    counter.preload(["o200k_base"]).join(30)
+    spy = CountingEncoding(counter._encodings["o200k_base"])
+    counter._encodings["o200k_base"] = spy
+    line = "The gateway meters every call and every token it can see. "
+    messages = [{"role": "user", "content": line * 400} for _ in range(200)]
+    exact = sum(3 + 1 + len(spy.encoding.encode(m["content"])) for m in messages) + 3
+    estimate = counter.count_messages(messages, "o200k_base")
+    assert spy.chars <= SAMPLE_CHARS
+    assert estimate == pytest.approx(exact, rel=0.02)
+    spy.chars = 0
+    assert counter.count_inputs(["中文文本" * 5_000] * 100, "o200k_base") > 0
+    assert spy.chars <= SAMPLE_CHARS
 
 
 def test_encoding_choice() -> None:

@@ -1121,3 +1121,23 @@ def test_the_sdk_reads_the_whole_message(provider: tuple[str, dict[str, Any]]) -
     assert message.content[1].type == "tool_use" and message.content[1].input == {"city": "Oslo"}
     assert message.stop_reason == "tool_use"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (30, 7)
+
+
+def test_tool_arguments_too_deep_to_serialise_again_become_an_empty_input() -> None:
+    deep = '{"a": ' + "[" * 300 + "1" + "]" * 300 + "}"
+    completion = {
+        "id": "chatcmpl-1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": deep}}],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+    }
+    [tool_use] = from_chat_response(completion, model="m")["content"]
+    assert tool_use["type"] == "tool_use" and tool_use["input"] == {}

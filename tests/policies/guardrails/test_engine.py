@@ -113,7 +113,7 @@ def test_injection_reads_user_and_tool_messages_not_the_system_prompt() -> None:
     )
     assert scan(["inj"], tool).blocked_by == "inj"
     flagged = scan(["inj_flag"], tool)  # scan_tool_results: false
-    assert flagged.blocked_by is None and flagged.verdicts == ()
+    assert flagged.blocked_by is None and [v.count for v in flagged.verdicts] == [0]  # the user text scored
     verdict = scan(["inj_flag"], request({"role": "user", "content": attack})).verdicts[0]
     assert verdict.action == "flag" and verdict.score is not None and verdict.score >= 0.5
     assert set(verdict.entities) == {"extraction", "override"}

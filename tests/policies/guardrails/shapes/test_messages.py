@@ -141,7 +141,7 @@ def test_injection_in_a_tool_result_is_caught_as_a_tool_result() -> None:
         result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": content}]}
         assert scan(["inj"], body({"role": "user", "content": "summarise"}, use, result)).blocked_by == "inj"
         flagged = scan(["inj_flag"], body({"role": "user", "content": "summarise"}, use, result))
-        assert flagged.blocked_by is None and flagged.verdicts == ()
+        assert flagged.blocked_by is None and [v.count for v in flagged.verdicts] == [0]  # the user text scored
     said = {"role": "assistant", "content": [{"type": "text", "text": ATTACK}]}
     assert scan(["inj"], body({"role": "user", "content": "summarise"}, said)).blocked_by is None
     assert scan(["inj"], body({"role": "user", "content": ATTACK})).blocked_by == "inj"

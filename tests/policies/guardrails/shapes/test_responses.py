@@ -127,7 +127,7 @@ def test_injection_in_a_function_call_output_is_caught_as_a_tool_result() -> Non
     for output in ({"type": "function_call_output", "call_id": "c1", "output": ATTACK}, as_list):
         assert scan(["inj"], body(question, call, output)).blocked_by == "inj"
         flagged = scan(["inj_flag"], body(question, call, output))  # scan_tool_results: false
-        assert flagged.blocked_by is None and flagged.verdicts == ()
+        assert flagged.blocked_by is None and [v.count for v in flagged.verdicts] == [0]  # the user text scored
     said = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": ATTACK}]}
     assert scan(["inj"], body(question, said)).blocked_by is None  # an assistant's words are no tool result
     assert scan(["inj"], body({"role": "user", "content": ATTACK})).blocked_by == "inj"

