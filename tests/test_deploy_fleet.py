@@ -27,6 +27,7 @@ ENV = {
     "AGENTGW_DATABASE_URL": "postgresql://agentgw:pw-0000@postgres:5432/agentgw",
     "AGENTGW_REDIS_URL": "redis://redis:6379/0",
     "AGENTGW_OTLP_ENDPOINT": "http://otel-collector:4318/v1/traces",
+    "AGENTGW_CONSOLE_SECRET": "console-secret-for-the-test-0000000000",
 }
 
 
@@ -63,6 +64,7 @@ def test_the_compose_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     config = fleet_config(monkeypatch)
     assert config.ledger.kind == "postgresql" and config.state.url.startswith("redis://")
+    assert config.console.session_secret == ENV["AGENTGW_CONSOLE_SECRET"]  # one for every replica
     grace = config.server.graceful_shutdown_seconds
     for name in ("gateway-1", "gateway-2"):
         gateway = services[name]
