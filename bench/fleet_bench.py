@@ -12,7 +12,8 @@ Every variant is `agentgw serve` forwarding a small non-streaming chat call to t
   workers:1           limits and budgets in Redis, PostgreSQL ledger, 1 worker    process on both cores
   workers:2           limits and budgets in Redis, PostgreSQL ledger, 2 workers
 
-(limits and budgets as bench/overhead_bench.py's `limits+budgets`: they apply and count, never refuse.)
+(limits and budgets as bench/overhead_bench.py's `limits+budgets`: they apply and count, never refuse; the
+key's concurrency limit is left out, so a lease that is not given back cannot end the run in 429s.)
 
 On a 2-core machine the load generator (wrk), the upstream, Redis and PostgreSQL take their share of the
 same two cores the workers need: the script reports that share (their CPU time over the run's 2 x wall
@@ -70,6 +71,20 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def refusals(base: str) -> dict[str, float]:
+    """What /metrics counted of the answers that were not 200 (every worker's, summed)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = pb.request_once("GET", base + "/metrics")
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text.decode()) if status == 200 else []:
+        for sample in family.samples:
+            if sample.name == "agentgw_requests_total" and sample.labels.get("status") != "200":
+                label = f"{sample.labels.get('status')} {sample.labels.get('code')}"
+                out[label] = out.get(label, 0) + sample.value
+    return out
+
+
 def config(upstream: str, workdir: Path, name: str, dsn: str, redis: str) -> str:
     base = yaml.safe_load(pb.gateway_config(upstream, "aiohttp"))
     base["telemetry"] = {"metrics": {"enabled": True}}
@@ -79,6 +94,8 @@ def config(upstream: str, workdir: Path, name: str, dsn: str, redis: str) -> str
         base["ledger"] = {"url": dsn, "spool_dir": str(workdir / f"spool-{name.replace(':', '-')}")}
     if name.startswith(("memory", "workers")):
         base = ob.merge(base, ob._POLICIES)
+        for key in base["keys"]:
+            key.get("limits", {}).pop("concurrent", None)
     if name.startswith(("workers", "plain")):
         base["state"] = {"url": redis, "key_prefix": f"{name}:"}
     return yaml.safe_dump(base)
@@ -137,6 +154,8 @@ def main() -> None:
                     f"{flag}",
                     flush=True,
                 )
+                if not result.ok:
+                    print(f"    answers other than 200, by status and code: {refusals(base)}", flush=True)
                 rates[name] = result.requests_per_s
                 services.stop(service)
         finally:

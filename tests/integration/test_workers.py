@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway_harness import AGENT_KEY, GatewayProcess, base_config
+from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
 from tests.redis_server import RedisServer
 from tests.standin import StandIn
 
@@ -83,6 +83,15 @@ def test_two_workers_share_one_port_one_limit_and_one_metrics(
         wait_for(lambda: sum(answered().values()) == 24)  # other workers' series arrive within a second
         assert set(answered()) <= {"0", "1"}
         assert len(worker_pids(gateway.output())) == 2
+
+        # A console sign-in on one worker holds on every other (one session secret for all of them).
+        with httpx.Client(base_url=gateway.url, timeout=10) as first:
+            login = first.post("/ui/login", json={"key": ADMIN_KEY}, headers={"origin": gateway.url})
+            assert login.status_code == 204, login.text
+            cookies = dict(first.cookies)
+        for _ in range(8):  # fresh connections: the kernel hands them to either worker
+            with httpx.Client(base_url=gateway.url, timeout=10, cookies=cookies) as other:
+                assert other.get("/ui/api/overview").status_code == 200
 
         # SIGHUP reaches every worker: each reloads (and logs it).
         config = workers_config(standin, redis_server, tmp_path)
