@@ -1,19 +1,23 @@
-"""How fast the usage ledger writes: events per second through `Ledger` (batched multi-row INSERTs
-on its writer thread, SQLite in WAL mode), against a file on this machine's disk.
+"""How fast the usage ledger writes: events per second through `Ledger`, end to end, into SQLite (batched
+multi-row INSERTs on its writer thread, WAL mode, a file on this machine's disk) and into PostgreSQL
+(binary COPY into a staging table, then one idempotent INSERT that also feeds the rollup), side by side.
 
 It records N realistic events as fast as the event loop can produce them, then waits until every one
-is on disk, and reports events/s end to end, the time `record()` costs the caller (the request
-path), and the writer thread's CPU time. Compare the events/s with the gateway's request rate
-(bench/overhead_bench.py): the ledger must keep up with far more than the gateway can serve.
+is in the database, and reports events/s end to end, the time `record()` costs the caller (the request
+path), and the CPU this process spent per event (the loop's and the writer thread's; PostgreSQL's own
+server CPU is not in it). Compare the events/s with the gateway's request rate (bench/overhead_bench.py):
+the ledger must keep up with far more than the gateway can serve.
 
-Run: python bench/ledger_bench.py [--events 200000] [--batch 500]
+Run: python bench/ledger_bench.py [--events 200000] [--batch 500] [--backends sqlite,postgresql]
+     (PostgreSQL: a throwaway server of its own, as the tests start; or --dsn postgresql://...)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
+import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -21,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway.metering.config import LedgerConfig
 from gateway.metering.events import UsageEvent
-from gateway.metering.ledger import Ledger
+from gateway.metering.ledger import Ledger, open_ledger
 from gateway.metering.usage import Usage
 
 
@@ -36,11 +41,16 @@ def event(i: int) -> UsageEvent:
     )  # fmt: skip
 
 
-async def run(events: int, batch: int, path: Path) -> None:
-    ledger = Ledger(path, batch_size=batch, flush_interval=0.2)
+async def run(events: int, batch: int, path: Path, dsn: str | None = None) -> float:
+    if dsn is None:
+        ledger = Ledger(path, batch_size=batch, flush_interval=0.2)
+    else:
+        config = LedgerConfig.model_validate({"url": dsn, "batch_size": batch, "spool_dir": str(path) + "-spool"})
+        ledger = open_ledger(config)
     await ledger.start()
     prepared = [event(i) for i in range(events)]
     started = time.perf_counter()
+    cpu_start = time.process_time()
     cpu_before = time.thread_time()
     for i, e in enumerate(prepared, 1):
         ledger.record(e)
@@ -50,22 +60,42 @@ async def run(events: int, batch: int, path: Path) -> None:
     while ledger.written < events:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_start
+    stored = (await ledger.query("SELECT COUNT(*) FROM usage_events"))[0][0]
     await ledger.close()
-    with sqlite3.connect(path) as db:
-        stored = db.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0]
-    print(f"events written      {stored:>12,}")
-    print(f"end to end          {events / elapsed:>12,.0f} events/s   ({elapsed:.2f} s)")
-    print(f"record() per event  {record_cost * 1e6:>12.2f} us on the caller's thread (no I/O)")
-    print(f"database size       {path.stat().st_size / events:>12.0f} bytes per event")
+    name = "postgresql" if dsn else "sqlite"
+    print(f"[{name}]")
+    print(f"  events written      {stored:>12,}")
+    print(f"  end to end          {events / elapsed:>12,.0f} events/s   ({elapsed:.2f} s)")
+    print(f"  record() per event  {record_cost * 1e6:>12.2f} us on the caller's thread (no I/O)")
+    print(f"  CPU in this process {cpu / events * 1e6:>12.2f} us per event")
+    if dsn is None:
+        print(f"  database size       {path.stat().st_size / events:>12.0f} bytes per event")
+    return events / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--dsn", help="an existing PostgreSQL database (default: a throwaway server)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="agentgw-ledger-") as tmp:
-        asyncio.run(run(args.events, args.batch, Path(tmp) / "ledger.db"))
+    backends = args.backends.split(",")
+    print(f"{args.events:,} events, batches of {args.batch}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs")
+    rates = {}
+    with tempfile.TemporaryDirectory(prefix="agentgw-ledger-") as tmp, contextlib.ExitStack() as stack:
+        if "sqlite" in backends:
+            rates["sqlite"] = asyncio.run(run(args.events, args.batch, Path(tmp) / "ledger.db"))
+        if "postgresql" in backends:
+            dsn = args.dsn
+            if dsn is None:
+                from tests.postgres_server import PostgresServer
+
+                dsn = stack.enter_context(PostgresServer()).dsn("bench_ledger")
+            rates["postgresql"] = asyncio.run(run(args.events, args.batch, Path(tmp) / "pg", dsn))
+    if len(rates) == 2:
+        print(f"postgresql / sqlite: {rates['postgresql'] / rates['sqlite']:.2f}")
 
 
 if __name__ == "__main__":

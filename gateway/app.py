@@ -27,7 +27,7 @@ from gateway.endpoints.count_tokens import count_tokens
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.guardrail_scores import guardrail_scores
 from gateway.endpoints.guardrail_triggers import guardrail_triggers
-from gateway.endpoints.health import healthz, metrics, readyz
+from gateway.endpoints.health import healthz, metrics, readyz, refresh_breakers
 from gateway.endpoints.latency import latency
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.overview import overview
@@ -40,15 +40,24 @@ from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime, open_services
 from gateway.shutdown import Shutdown
 from gateway.telemetry.tracing import SpanSink
+from gateway.telemetry.worker_metrics import Family, WorkerMetrics
 
 log = logging.getLogger("agentgw")
 
 
 def create_app(
-    config: Config, config_path: str | Path | None = None, *, span_sink: SpanSink | None = None
+    config: Config,
+    config_path: str | Path | None = None,
+    *,
+    span_sink: SpanSink | None = None,
+    worker: WorkerMetrics | None = None,
+    console_secret: str | None = None,
 ) -> GatewayApp:
     """The gateway for a validated config. With `config_path`, SIGHUP reloads from that file.
-    `span_sink` replaces the configured trace exporter (tests read spans from memory)."""
+    `span_sink` replaces the configured trace exporter (tests read spans from memory). `worker`: this
+    process is one of `agentgw serve --workers N`, and /metrics shows every worker's series;
+    `console_secret` signs console sessions when the config names no secret (the workers of one
+    server share it, so a session started on one is valid on the others)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
@@ -58,6 +67,7 @@ def create_app(
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
+            publishing = _publish_metrics(app, services, worker) if worker is not None else None
             log.info(
                 "agentgw ready: %d providers, %d models, %d routes, %d keys",
                 len(config.providers),
@@ -70,6 +80,10 @@ def create_app(
             finally:
                 if stop_watching is not None:
                     stop_watching()
+                if publishing is not None:
+                    publishing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await publishing
 
     routes = [
         Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
@@ -94,7 +108,10 @@ def create_app(
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
     ]
-    console = Console(config.console)  # the web console at /ui; its sessions live as long as the process
+    console_config = config.console
+    if console_secret is not None and console_config.session_secret is None:
+        console_config = console_config.model_copy(update={"session_secret": console_secret})
+    console = Console(console_config)  # the web console at /ui; its sessions live as long as the process
     routes += console.routes()
     shutdown = Shutdown()  # the server begins it on SIGTERM (gateway.serving.server.GatewayServer)
     app = GatewayApp(routes, lifespan)
@@ -136,6 +153,20 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handler(Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+def _publish_metrics(app: GatewayApp, services: Services, worker: WorkerMetrics) -> asyncio.Task[None] | None:
+    """Share this worker's series with the other workers (gateway.telemetry.worker_metrics)."""
+    metrics = services.telemetry.metrics
+    if metrics is None:
+        return None
+    metrics.fleet = worker
+
+    def families() -> list[Family]:
+        refresh_breakers(app.state.runtime, metrics)
+        return metrics.families()
+
+    return asyncio.create_task(worker.run(families), name="worker-metrics")
 
 
 def _watch_sighup(app: GatewayApp, services: Services, path: str | Path) -> Callable[[], None] | None:

@@ -22,6 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override server.log_level")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes serving the one port (default 1); more than one needs a shared state store",
+    )
 
     check = commands.add_parser("check-config", help="validate a config file without serving")
     check.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
@@ -59,20 +65,21 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    refusals = preflight.problems(config, host_override=args.host)
+    refusals = preflight.problems(config, host_override=args.host, workers=args.workers)
     if refusals:
         print("agentgw serve: cannot start:\n" + "\n".join(f"  - {p}" for p in refusals), file=sys.stderr)
         return 1
     server = config.server
     level = args.log_level or server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = args.host or server.host, args.port if args.port is not None else server.port
+    if args.workers > 1:
+        from gateway.serving.supervisor import supervise
+
+        worker_args = ["-c", args.config, "--log-level", level]
+        return supervise(host, port, args.workers, worker_args, server.graceful_shutdown_seconds)
     app = create_app(config, config_path=args.config)
-    overrides = {
-        "host": args.host or server.host,
-        "port": args.port if args.port is not None else server.port,
-        "log_level": level,
-    }
-    return serve(uvicorn_config(app, server, **overrides))
+    return serve(uvicorn_config(app, server, host=host, port=port, log_level=level))
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ class Config(_Strict):
         """Every provider secret in this config, longest first, for scrubbing error text."""
         values = {s for provider in self.providers.values() for s in provider.secrets()}
         values |= set(self.state.secrets())
+        values |= set(self.ledger.secrets())
         values |= set(self.console.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())

@@ -22,7 +22,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.guards import Guards
-from gateway.metering.ledger import Ledger
+from gateway.metering.ledger import Ledger, open_ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
 from gateway.pipeline.forward import Forwarder
@@ -139,18 +139,13 @@ async def open_services(
     ledger = None
     try:
         if config.ledger.enabled:
-            ledger = Ledger(
-                config.ledger.path,
-                batch_size=config.ledger.batch_size,
-                flush_interval=config.ledger.flush_interval_ms / 1000,
-                retention_days=config.ledger.retention_days,
-            )
-            await ledger.start()
-            policies.budgets.spend = ledger  # budgets missing from the state store are rebuilt from it
+            ledger = opened = open_ledger(config.ledger)
+            await opened.start()
+            policies.budgets.spend = opened  # budgets missing from the state store are rebuilt from it
             if metrics is not None:
-                metrics.watch_ledger(
-                    lambda: ledger.queue_depth if ledger is not None else 0,
-                    lambda: ledger.dropped if ledger is not None else 0,
+                metrics.watch_ledger(lambda: opened.queue_depth, lambda: opened.dropped)
+                metrics.watch_ledger_writes(
+                    lambda: opened.written, lambda: opened.write_failures, lambda: opened.spooled
                 )
         yield Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
     finally:

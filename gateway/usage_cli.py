@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_file import ConfigError, load_section, read_sections, resolve
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.metering import report
-from gateway.metering.config import SQLITE_PREFIX, LedgerConfig
-from gateway.metering.ledger import Ledger
+from gateway.metering.backend import LedgerUnavailable
+from gateway.metering.config import POSTGRES_SCHEMES, SQLITE_PREFIX, LedgerConfig
+from gateway.metering.ledger import open_ledger
 
 FILTERS = tuple(report.DIMENSIONS)
 
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (see --api-key)")
     source.add_argument(
-        "--ledger", help="a ledger file to read directly, as a path or sqlite:///<path> (default: the config's)"
+        "--ledger",
+        help="a ledger to read directly: a SQLite file (a path or sqlite:///<path>) or a postgresql:// URL "
+        "(default: the config's)",
     )
     parser.add_argument(
         "--api-key",
@@ -137,32 +140,43 @@ def config_key(config_path: str) -> str | None:
 
 
 def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
-    path = _ledger_path(args.ledger) if args.ledger else _ledger_of(args.config)
-    if not path.exists():
-        raise UsageError(f"no ledger at {path}")
+    config = _ledger_config(args.ledger) if args.ledger else _ledger_of(args.config)
+    if config.kind == "sqlite" and not Path(config.path).exists():
+        raise UsageError(f"no ledger at {config.path}")
     query = report.parse_query(params)
 
     async def read() -> dict[str, Any]:
-        ledger = Ledger(path)
-        await ledger.start()
+        ledger = open_ledger(config, spool=False)
+        try:
+            await ledger.start(require_database=True)
+        except LedgerUnavailable as exc:
+            raise UsageError(f"cannot read the ledger: {exc}") from None
         try:
             return (await report.run(ledger, query)).as_json()
+        except ServiceUnavailable:
+            raise UsageError(f"cannot read the ledger at {config.location}: {ledger.last_error}") from None
         finally:
             await ledger.close()
 
     return asyncio.run(read())
 
 
-def _ledger_path(value: str) -> Path:
-    """`--ledger`: a path, or the config's own form, sqlite:///<path>."""
-    if value.startswith(SQLITE_PREFIX):
-        return Path(value.removeprefix(SQLITE_PREFIX))
-    if "://" in value:
-        raise UsageError(f"--ledger is a SQLite file: a path or {SQLITE_PREFIX}<path>, not {value.split('://')[0]}://")
-    return Path(value)
+def _ledger_config(value: str) -> LedgerConfig:
+    """`--ledger`: a path, the config's own form sqlite:///<path>, or a postgresql:// URL."""
+    try:
+        if value.startswith((SQLITE_PREFIX, *POSTGRES_SCHEMES)):
+            return LedgerConfig.model_validate(value)
+        if "://" in value:
+            raise UsageError(
+                f"--ledger is a SQLite file (a path or {SQLITE_PREFIX}<path>) or a postgresql:// URL, "
+                f"not {value.split('://')[0]}://"
+            )
+        return LedgerConfig(path=value)
+    except ValueError as exc:
+        raise UsageError(f"--ledger: {exc}") from None
 
 
-def _ledger_of(config_path: str) -> Path:
+def _ledger_of(config_path: str) -> LedgerConfig:
     """The ledger the config names, from its `ledger:` section alone: the other sections' unset
     variables (a provider's API key) are no concern of a report."""
     try:
@@ -171,7 +185,7 @@ def _ledger_of(config_path: str) -> Path:
         raise UsageError(str(exc)) from None
     if not ledger.enabled:
         raise UsageError(f"{config_path} turns the ledger off")
-    return Path(ledger.path)
+    return ledger
 
 
 def _columns(data: dict[str, Any]) -> list[str]:

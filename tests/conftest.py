@@ -61,3 +61,21 @@ def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the session; tests keep apart by key prefix."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL for the session; tests keep apart by database (`postgres_server.dsn(name)`)."""
+    from tests.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database of its own for this test, on the session's server."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return str(postgres_server.dsn(name))

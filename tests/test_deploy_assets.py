@@ -43,6 +43,8 @@ def test_alert_rules_parse_and_use_real_metrics() -> None:
         "AgentgwSettlementsBacklog",
         "AgentgwSettlementsLost",
         "AgentgwLedgerDroppingEvents",
+        "AgentgwLedgerSpooling",
+        "AgentgwLedgerWriteFailures",
         "AgentgwSpansDropped",
     } <= set(alerts)
     exported = exported_names()

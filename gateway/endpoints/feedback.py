@@ -62,7 +62,7 @@ async def post_feedback(request: Request) -> JSONResponse:
     ctx = identify(request, runtime)
     feedback = validate(FeedbackIn, await read_json(request, MAX_BODY))
     ledger = require_ledger(runtime.services.ledger)
-    await ledger.flush()
+    await ledger.settle()
     field, value = next((f, v) for f in _TARGETS if (v := getattr(feedback, f)) is not None)
     column = _TARGETS[field]
     scope, params = sql_filter(ctx.principal)
@@ -105,7 +105,7 @@ async def export_feedback(request: Request) -> StreamingResponse:
     start = parse_time(params["from"], "from", now) if params.get("from") else 0.0
     end = parse_time(params["to"], "to", now) if params.get("to") else now + 1
     ledger = require_ledger(runtime.services.ledger)
-    await ledger.flush()
+    await ledger.settle()
     scope, scope_params = sql_filter(ctx.principal, "e")
     feedback_scope, feedback_params = feedback_filter(ctx.principal, "f")
     sql = _EXPORT.format(scope=scope, feedback_scope=feedback_scope)  # built from constants; values are bound

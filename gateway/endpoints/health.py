@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,18 +26,24 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the config is loaded and the state store answers."""
+    """Ready when the config is loaded and the state store answers. The ledger's state is shown but
+    does not decide: while its database is down, calls are still answered and their events wait in
+    the local spool, so taking every replica out of the load balancer would only turn a metering
+    outage into a full one (the spool and its alert rule watch the ledger instead)."""
     runtime = getattr(request.app.state, "runtime", None)
     checks = {"config": "ok" if runtime is not None else "not loaded"}
+    body: dict[str, Any] = {}
     if runtime is not None:
         try:
             await runtime.services.policies.store.ping()
             checks["state_store"] = "ok"
         except StoreUnavailable:
             checks["state_store"] = "unreachable"
+        if runtime.services.ledger is not None:
+            body["ledger"] = runtime.services.ledger.describe()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "checks": checks, **body}, status_code=200 if ready else 503
     )
 
 
@@ -52,11 +59,16 @@ async def metrics(request: Request) -> Response:
     token = runtime.config.telemetry.metrics.token
     if token is not None:
         check_bearer(request.headers.get("authorization"), token.get_secret_value())
+    refresh_breakers(runtime, metrics)
+    await update_budgets(runtime, metrics)
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def refresh_breakers(runtime: Runtime, metrics: Metrics) -> None:
+    """The breaker gauges from the router's targets, now."""
     metrics.update_breakers(
         [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
     )
-    await update_budgets(runtime, metrics)
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def check_bearer(authorization: str | None, token: str) -> None:

@@ -30,7 +30,7 @@ async def session(request: Request) -> JSONResponse:
     ctx = identify(request, runtime)
     session_id = request.path_params["session_id"]
     ledger = require_ledger(runtime.services.ledger)
-    await ledger.flush()
+    await ledger.settle()
     scope, params = sql_filter(ctx.principal, "e")
     rows = await ledger.query(_SELECT.format(scope=scope), [session_id, *params])  # scope: constants; values bound
     if not rows:

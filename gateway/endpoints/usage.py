@@ -22,7 +22,7 @@ async def usage(request: Request) -> Response:
     ledger = runtime.services.ledger
     if ledger is None:
         raise ServiceUnavailable("The usage ledger is turned off in this gateway's config (ledger: false).")
-    await ledger.flush()  # the report includes every call answered so far
+    await ledger.settle()  # the report includes every call this replica answered so far
     result = await report.run(ledger, query)
     if query.format == "csv":
         return Response(result.as_csv(), media_type="text/csv; charset=utf-8")

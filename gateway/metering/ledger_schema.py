@@ -1,9 +1,11 @@
-"""The ledger's tables, their migrations, and how an event becomes a row."""
+"""The ledger's rows (how an event becomes one, shared by both backends), the rollups, and the SQLite
+tables with their migrations (PostgreSQL's are in `postgres_schema`)."""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -84,6 +86,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX usage_events_agent ON usage_events (team, agent, ts);
     CREATE INDEX usage_events_task ON usage_events (team, task, ts);
     """,
+    # 4: request ids unique, so a batch written twice (a spool replayed after a crash) lands once;
+    # rows of an old file that share one keep it with their row id appended. The hourly and daily
+    # rollups, filled from what the file holds.
+    """
+    UPDATE usage_events SET request_id = request_id || '#' || id
+        WHERE id NOT IN (SELECT MIN(id) FROM usage_events GROUP BY request_id);
+    DROP INDEX usage_events_request;
+    CREATE UNIQUE INDEX usage_events_request ON usage_events (request_id);
+    CREATE TABLE usage_rollup (
+        bucket INTEGER NOT NULL,
+        team TEXT NOT NULL, agent TEXT NOT NULL, key_name TEXT NOT NULL, model TEXT NOT NULL,
+        provider TEXT NOT NULL, route TEXT NOT NULL, operation TEXT NOT NULL,
+        requests INTEGER NOT NULL, errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
+        cost_nanos INTEGER NOT NULL,
+        PRIMARY KEY (bucket, team, agent, key_name, model, provider, route, operation)
+    ) WITHOUT ROWID;
+    CREATE TABLE usage_rollup_daily (
+        bucket INTEGER NOT NULL,
+        team TEXT NOT NULL, agent TEXT NOT NULL, key_name TEXT NOT NULL, model TEXT NOT NULL,
+        provider TEXT NOT NULL, route TEXT NOT NULL, operation TEXT NOT NULL,
+        requests INTEGER NOT NULL, errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
+        cost_nanos INTEGER NOT NULL,
+        PRIMARY KEY (bucket, team, agent, key_name, model, provider, route, operation)
+    ) WITHOUT ROWID;
+    INSERT INTO usage_rollup
+        SELECT CAST(ts / 3600 AS INTEGER) * 3600, team, agent, key_name, COALESCE(model, ''),
+            COALESCE(provider, ''), COALESCE(route, ''), operation, COUNT(*),
+            SUM(CASE WHEN outcome IN ('error', 'shutdown') THEN 1 ELSE 0 END), SUM(input_tokens),
+            SUM(output_tokens), SUM(cached_tokens), SUM(reasoning_tokens), SUM(cost_nanos)
+        FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+    INSERT INTO usage_rollup_daily
+        SELECT bucket / 86400 * 86400, team, agent, key_name, model, provider, route, operation, SUM(requests),
+            SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), SUM(reasoning_tokens),
+            SUM(cost_nanos)
+        FROM usage_rollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+    """,
 )
 
 # The column each budget scope kind is summed by (besides the team), for `Ledger.spent_nanos`.
@@ -95,25 +135,84 @@ COLUMNS = (
     "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "estimated",
     "cost_nanos", "latency_ms", "ttft_ms", "attempts", "attempt_log", "guardrails", "client_request_id",
 )  # fmt: skip
+# The rollups behind fast reports: one row per hour (usage_rollup) or UTC day (usage_rollup_daily) and
+# combination of these dimensions (NULL stored as ''), summed. Only rows a write really inserted are
+# added, so a repeated write adds nothing.
+ROLLUPS = {"usage_rollup": 3600, "usage_rollup_daily": 86400}
+ROLLUP_DIMENSIONS = ("team", "agent", "key_name", "model", "provider", "route", "operation")
+ROLLUP_METRICS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
+                  "cost_nanos")  # fmt: skip
+ERROR_OUTCOMES = ("error", "shutdown")  # what the report counts as errors
 ROWS_PER_INSERT = 25  # one INSERT binds 30 x 25 parameters: the GIL is held for tens of microseconds
 
 
 def migrate(db: sqlite3.Connection) -> None:
-    """Bring a ledger file to the current schema, one migration per transaction."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise RuntimeError(f"the ledger file is from a newer agentgw (schema {version}); refusing to write to it")
-    for number, script in enumerate(MIGRATIONS[version:], version + 1):
-        db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    """Bring a ledger file to the current schema, one migration per transaction. Each takes the write
+    lock first and reads the version again, so processes sharing the file (--workers) apply it once."""
+    for number, script in enumerate(MIGRATIONS, 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"the ledger file is from a newer agentgw (schema {version}); refusing to write to it"
+                )
+            if version < number:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
 
 @functools.lru_cache(maxsize=ROWS_PER_INSERT)
 def insert_events(rows: int) -> str:
+    """A multi-row INSERT that skips request ids already stored and names those it inserted."""
     values = ", ".join(["(" + ", ".join("?" * len(COLUMNS)) + ")"] * rows)
-    return f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES {values}"  # noqa: S608 - constants only
+    return (
+        f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES {values} "  # noqa: S608 - constants only
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
 
 
-INSERT_CONTENT = "INSERT INTO call_content (request_id, ts, input_messages, output_messages) VALUES (?,?,?,?)"
+INSERT_CONTENT = (
+    "INSERT INTO call_content (request_id, ts, input_messages, output_messages) VALUES (?,?,?,?) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_ROLLUP_KEY = ("bucket", *ROLLUP_DIMENSIONS)
+
+
+def upsert_rollup(table: str) -> str:
+    return (
+        f"INSERT INTO {table} AS r ({', '.join((*_ROLLUP_KEY, *ROLLUP_METRICS))}) "  # noqa: S608 - constants
+        f"VALUES ({', '.join('?' * (len(_ROLLUP_KEY) + len(ROLLUP_METRICS)))}) "
+        f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET "
+        + ", ".join(f"{m} = r.{m} + excluded.{m}" for m in ROLLUP_METRICS)
+    )
+
+
+_AT = {name: COLUMNS.index(name) for name in COLUMNS}
+
+
+def rollup_rows(events: Sequence[Row], seconds: int) -> list[Row]:
+    """The rollup increments of these event rows: per bucket of `seconds` and dimensions, the sums."""
+    sums: dict[Row, list[int]] = {}
+    ts, outcome = _AT["ts"], _AT["outcome"]
+    dims = [_AT[d] for d in ROLLUP_DIMENSIONS]
+    tokens = [_AT[m] for m in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_nanos")]
+    for row in events:
+        key = (int(row[ts] // seconds) * seconds, *(row[i] or "" for i in dims))
+        total = sums.get(key)
+        if total is None:
+            total = sums[key] = [0] * len(ROLLUP_METRICS)
+        total[0] += 1
+        total[1] += row[outcome] in ERROR_OUTCOMES
+        for j, i in enumerate(tokens, 2):
+            total[j] += row[i]
+    return [(*key, *total) for key, total in sorted(sums.items())]
 
 
 def event_row(e: UsageEvent) -> Row:

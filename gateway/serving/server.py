@@ -44,7 +44,7 @@ def uvicorn_config(app: ASGIApp | str, server: ServerConfig, **options: Any) -> 
 def serve(config: EdgeConfig) -> int:
     """Serve in this process until SIGINT or SIGTERM (which drain in-flight requests first).
     Returns 0, or STARTUP_FAILURE when the server never started."""
-    _make_room_for(config.limits.max_connections)
+    make_room_for(config.limits.max_connections)
     server = GatewayServer(config)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
@@ -63,7 +63,7 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _make_room_for(connections: int) -> None:
+def make_room_for(connections: int) -> None:
     """Each client connection may hold an upstream one: raise the soft file-descriptor limit to fit
     both (up to the hard limit), so `max_connections` is what bounds them, not accept() failing."""
     try:

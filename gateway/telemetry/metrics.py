@@ -265,6 +265,13 @@ class Metrics:
         )
         self.settlements_pending = Gauge("agentgw_settlements_pending", "Settlements waiting to be retried.")
         self.ledger_dropped = CollectedCounter("agentgw_ledger_events_dropped", "Usage events never written.")
+        self.ledger_written = CollectedCounter("agentgw_ledger_events_written", "Usage events the database took.")
+        self.ledger_failures = CollectedCounter(
+            "agentgw_ledger_write_failures", "Ledger writes that failed or timed out (their events were spooled)."
+        )
+        self.ledger_spooled = Gauge(
+            "agentgw_ledger_spool_events", "Usage events waiting in the local spool for the database to return."
+        )
         self.spans_dropped = CollectedCounter(
             "agentgw_spans_dropped", "Spans not exported: the queue was full or the export failed.", ("reason",)
         )
@@ -273,7 +280,7 @@ class Metrics:
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
             self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
             self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
-            self.spans_dropped,
+            self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped,
         ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 
@@ -296,6 +303,14 @@ class Metrics:
         self.ledger_queue.set_function(depth)
         if dropped is not None:
             self.ledger_dropped.collect(lambda: {(): dropped()})
+
+    def watch_ledger_writes(
+        self, written: Callable[[], float], failures: Callable[[], float], spooled: Callable[[], float]
+    ) -> None:
+        """The ledger's writes: events taken, writes failed, events waiting in the spool."""
+        self.ledger_written.collect(lambda: {(): written()})
+        self.ledger_failures.collect(lambda: {(): failures()})
+        self.ledger_spooled.set_function(spooled)
 
     def watch_store(self, failure: StoreFailurePolicy, retries: RetryQueue) -> None:
         """The state store's failure decisions and the settlements waiting for it."""
@@ -338,9 +353,18 @@ class Metrics:
             state = BREAKER_STATES.get(str(target.get("breaker")), 0)
             self.breaker.labels(str(target["provider"]), str(target["model"])).set(state)
 
+    fleet: Any = None  # a gateway.telemetry.worker_metrics.WorkerMetrics under `agentgw serve --workers N`
+
+    def families(self) -> list[tuple[str, list[str], list[str]]]:
+        """Each metric's name, header lines and sample lines."""
+        return [(metric.name, metric.header(), metric.render()) for metric in self._metrics]
+
     def render(self) -> bytes:
+        if self.fleet is not None:
+            rendered: bytes = self.fleet.render(self.families())
+            return rendered
         lines: list[str] = []
-        for metric in self._metrics:
-            lines += metric.header()
-            lines += metric.render()
+        for _, header, samples in self.families():
+            lines += header
+            lines += samples
         return ("\n".join(lines) + "\n").encode()

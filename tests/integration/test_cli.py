@@ -236,9 +236,9 @@ def test_usage_takes_the_ledger_in_the_configs_form(metered: GatewayProcess, tmp
     assert as_url.returncode == 0, as_url.stderr
     assert as_url.stdout.splitlines()[1:] == as_path.stdout.splitlines()[1:]
     assert teams(as_url.stdout) == ["default", "research"]
-    other = usage("--ledger", "postgres://db/usage", cwd=tmp_path)
+    other = usage("--ledger", "mysql://db/usage", cwd=tmp_path)
     assert other.returncode == 1
-    assert "--ledger is a SQLite file: a path or sqlite:///<path>, not postgres://" in other.stderr
+    assert "--ledger is a SQLite file (a path or sqlite:///<path>) or a postgresql:// URL, not mysql://" in other.stderr
 
 
 def test_a_bad_since_or_until_is_named_by_its_option(metered: GatewayProcess, tmp_path: Path) -> None:

@@ -52,6 +52,9 @@ def test_calls_still_running_when_the_grace_runs_out_are_cut_in_their_shape(stan
                 gateway.url, "/v1/messages", {"model": "an-slow", "max_tokens": 20, "messages": USER}, out, "messages"
             ),
         ]
+        # All three reached the stand-in (a SIGTERM before a call has connected would refuse it instead).
+        standin.wait_for(lambda e: e.model == "stream-slow")
+        standin.wait_for(lambda e: e.model == "slow" and e.path.endswith("/chat/completions"))
         standin.wait_for(lambda e: e.model == "slow" and e.path == "/v1/messages")
         gateway.signal(signal.SIGTERM)
         for thread in calls:

@@ -103,7 +103,7 @@ async def ledger_rows(runtime: Runtime) -> list[sqlite3.Row]:
     ledger = runtime.services.ledger
     assert ledger is not None
     await ledger.flush()
-    with sqlite3.connect(ledger.path) as db:
+    with sqlite3.connect(ledger.backend.path) as db:  # type: ignore[attr-defined]  # the SQLite backend
         db.row_factory = sqlite3.Row
         return list(db.execute("SELECT * FROM usage_events ORDER BY ts"))
 
