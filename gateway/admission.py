@@ -242,6 +242,14 @@ class Gate:
 
         return exact
 
+    def unheld(self, ctx: CallContext, plan: Plan) -> Held | None:
+        """The admission of a call no limit or budget applies to (nothing to hold, no store step), or
+        None when one does and `admit` must run."""
+        model = plan.targets[0].model
+        if self.rules_for(ctx, model) or self.budgets_for(ctx):
+            return None
+        return Held(model=model)
+
     async def admit(self, ctx: CallContext, plan: Plan, demand: Demand) -> Held:
         """Count the call against its limits and reserve its worst case, in one store step; 429 or 503
         when it may not go. A route's first target whose own per-model limit is full is skipped for the

@@ -176,8 +176,9 @@ class CallHold:
 
     @classmethod
     def unlimited(cls) -> CallHold:
-        """A hold on nothing: no limit or budget applied, or the store failed open."""
-        return cls(None, Exit(), [], None, [], [], ())
+        """A hold on nothing: no limit or budget applied, or the store failed open (one shared
+        instance: a hold without an owner has nothing to settle, renew or change)."""
+        return _UNLIMITED
 
     @property
     def holds(self) -> bool:
@@ -239,3 +240,6 @@ class CallHold:
             return False
         deadline_ms = int(owner._clock() * 1000) + owner.budgets.hold_ms
         return await owner.store.renew(self._exit, deadline_ms)
+
+
+_UNLIMITED = CallHold(None, Exit(), [], None, [], [], ())

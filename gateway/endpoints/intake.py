@@ -43,6 +43,7 @@ def identify(request: Request, runtime: Runtime) -> CallContext:
     has already signed its caller in from the session cookie and left the principal in the state."""
     headers = wanted_headers(request)
     state = request.scope["state"]
+    state["content_length"] = headers.get("content-length")  # for read_json, read with the others
     principal = state.get(SIGNED_IN) or runtime.keys.authenticate(
         headers.get("authorization"), api_key=headers.get("x-api-key")
     )
@@ -51,7 +52,8 @@ def identify(request: Request, runtime: Runtime) -> CallContext:
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object, refusing more than `limit` bytes before reading them all."""
-    declared = request.headers.get("content-length")
+    state = request.scope["state"]
+    declared = state["content_length"] if "content_length" in state else request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []

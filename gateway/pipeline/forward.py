@@ -69,8 +69,9 @@ class Outbound:
 class AttemptHooks(Protocol):
     """What the call learns of each attempt, for its spans and metrics."""
 
-    async def entering(self, target: Target) -> bool:
-        """Whether an attempt to `target` may go (its own per-model rate limits); False skips it."""
+    def entering(self, target: Target) -> Awaitable[bool] | None:
+        """Whether an attempt to `target` may go (its own per-model rate limits): None when it surely
+        may (no store step), else what to await; False skips it."""
 
     def attempt_started(self, target: Target, provider: Provider, number: int) -> Mapping[str, str]:
         """Returns headers to add to this attempt's request (its trace context)."""
@@ -121,7 +122,8 @@ class Forwarder:
             except InvalidRequest:
                 health.release(target)
                 raise
-            if not await hooks.entering(target):
+            entering = hooks.entering(target)
+            if entering is not None and not await entering:
                 health.release(target)  # its own per-model limit is full: on to the next target
                 index += 1
                 continue

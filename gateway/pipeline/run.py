@@ -12,12 +12,12 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.admission import Demand, Held
-from gateway.apis.base import encode, renamed
+from gateway.apis.base import Shape, encode, renamed
 from gateway.apis.sizes import estimated_prompt_tokens, reserve_prompt_tokens
 from gateway.errors import Attempt, ClientGone, GatewayError, ServiceUnavailable, UpstreamProblem, internal_error
 from gateway.guards import blocked
@@ -87,6 +87,7 @@ class Call:
         self.plan: Plan | None = None
         self.held = Held()  # what admission holds on rate limits and budgets until the call settles
         self.demand = NO_DEMAND  # until admission sizes the call
+        self._shape: Shape | None = None
         self._renewal: asyncio.TimerHandle | None = None
         self.guard: GuardrailSet | None = runtime.guards.for_principal(request.ctx.principal)
         self._attempt_span: SpanData | None = None
@@ -99,15 +100,12 @@ class Call:
         (once) before this returns or raises; refusals and failures raise after that."""
         untrack = self.runtime.services.shutdown.track(asyncio.current_task())
         try:
-            await self._guard_input()
-            shape = self.request.api.shape(self.record.body)
+            if self.guard is not None and self.guard.has_input_guards:
+                await self._guard_input()
+            shape = self._shape = self.request.api.shape(self.record.body)
             self.plan = await self._route(shape)
-            body = self.record.body
-            count = PromptCount(self.request.api, body, self.runtime.providers, self.runtime.services.counter)
-            bound = functools.partial(reserve_prompt_tokens, body, shape.messages)
-            self.demand = Demand(bound, shape.max_output, shape.choices, count)
-            self.held = await self.runtime.gate.admit(self.request.ctx, self.plan, self.demand)
-            self._keep_held()
+            held = self.runtime.gate.unheld(self.request.ctx, self.plan)
+            self.held = held if held is not None else await self._admit()
             if self.held.plan is not None:  # a target's per-model limit was full: the route goes on without it
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
@@ -123,6 +121,22 @@ class Call:
             raise
         finally:
             untrack()
+
+    async def _admit(self) -> Held:
+        """Count the call against its limits and hold its worst case against its budgets."""
+        assert self.plan is not None
+        held = await self.runtime.gate.admit(self.request.ctx, self.plan, self._demand())
+        self._keep_held(held)
+        return held
+
+    def _demand(self) -> Demand:
+        """The most the call may use, as admission sizes it (worked out when first needed)."""
+        if self.demand is NO_DEMAND and self._shape is not None:
+            body, shape = self.record.body, self._shape
+            count = PromptCount(self.request.api, body, self.runtime.providers, self.runtime.services.counter)
+            bound = functools.partial(reserve_prompt_tokens, body, shape.messages)
+            self.demand = Demand(bound, shape.max_output, shape.choices, count)
+        return self.demand
 
     def _cut(self) -> GatewayError:
         """The gateway's shutdown cut the call: a 503 in the client's shape; an admitted call is
@@ -141,8 +155,7 @@ class Call:
     async def _guard_input(self) -> None:
         """Input guardrails: block the call, or forward a redacted copy of its body."""
         guard = self.guard
-        if guard is None or not guard.has_input_guards:
-            return
+        assert guard is not None
         shape = self.request.api.guard_shape
         if shape is None:
             result = await guard.scan_embeddings(self.record.body)
@@ -163,7 +176,7 @@ class Call:
                 if v.count:  # a flag guardrail's score-only verdict found nothing
                     metrics.child(metrics.guardrails, v.guardrail, v.phase, v.action).inc()
 
-    async def _route(self, shape: Any) -> Plan:
+    async def _route(self, shape: Shape) -> Plan:
         runtime, request = self.runtime, self.request
         ctx, requested = request.ctx, request.model
         runtime.check_requested(ctx.principal, requested)
@@ -212,7 +225,8 @@ class Call:
         of the client's key; a provider speaking the client's API also gets the client's API headers."""
         request = self.request
         headers = {"x-request-id": request.ctx.request_id, **request.trace}
-        native = {name: request.headers[name] for name in request.api.native_headers if name in request.headers}
+        names = request.api.native_headers
+        native = {name: request.headers[name] for name in names if name in request.headers} if names else {}
         return Outbound(request.api, self.record.body, headers, native)
 
     async def _complete(self) -> Reply:
@@ -264,10 +278,10 @@ class Call:
         choice = target.spec.response_model or self.runtime.config.routing.response_model
         return choice == "requested"
 
-    def _keep_held(self) -> None:
+    def _keep_held(self, held: Held) -> None:
         """Renew the call's leases and budget hold every third of their lifetime while it runs (a long
         stream would otherwise lose them); a timer, not a task: most calls end before it fires."""
-        if not self.held.holds:
+        if not held.holds:
             return
         gate = self.runtime.gate
         interval = gate.policies.hold_seconds / 3
@@ -281,10 +295,17 @@ class Call:
 
     # -- the forwarder's attempt hooks -----------------------------------------------------------
 
-    async def entering(self, target: Target) -> bool:
-        """Before an attempt: a fallback to another model counts against that model's own limits;
-        False when they have no room (the attempt is skipped)."""
-        if await self.runtime.gate.admit_attempt(self.request.ctx, self.held, target, self.demand):
+    def entering(self, target: Target) -> Awaitable[bool] | None:
+        """Before an attempt: a fallback to another model counts against that model's own limits
+        (None: nothing to count, the attempt goes)."""
+        held = self.held
+        if target.model == held.model or target.model in held.attempts:
+            return None
+        return self._enter(target)
+
+    async def _enter(self, target: Target) -> bool:
+        """False when the fallback's own per-model limits have no room (the attempt is skipped)."""
+        if await self.runtime.gate.admit_attempt(self.request.ctx, self.held, target, self._demand()):
             return True
         self.record.skipped = [*self.record.skipped, f"{target.model}:rate_limited"]
         return False

@@ -199,6 +199,9 @@ class _Chained:
         return out + self._outer.finish(usage)
 
 
+# A call passed through in its own API: stateless, one per API.
+_PASSTHROUGH = {name: Translation(api, api) for name, api in API.items()}
+
 # A call in another API carried over chat: its translation, made per attempt.
 OVER_CHAT: dict[str, Callable[[], Translation]] = {"messages": MessagesOverChat, "responses": ResponsesOverChat}
 
@@ -207,7 +210,7 @@ def translation_for(client: Api, provider: Provider) -> Translation:
     """How a call in `client`'s API reaches `provider`; TranslationError when it cannot."""
     apis = provider.apis
     if client.name in apis:
-        return Translation(client, client)
+        return _PASSTHROUGH[client.name]
     to_wire: Translation | None = None
     if "chat" not in apis:
         if "messages" not in apis:
