@@ -77,17 +77,13 @@ class CallRecord:
     error_type: str | None = None
     ended: float = 0.0
 
-    @property
-    def ctx(self) -> CallContext:
-        return self.request.ctx
+    ctx: CallContext = field(init=False)  # the request's, at hand: every sink reads them
+    api: Api = field(init=False)
+    stream: bool = field(init=False)
 
-    @property
-    def api(self) -> Api:
-        return self.request.api
-
-    @property
-    def stream(self) -> bool:
-        return self.request.stream
+    def __post_init__(self) -> None:
+        request = self.request
+        self.ctx, self.api, self.stream = request.ctx, request.api, request.stream
 
     @property
     def duration_s(self) -> float:
