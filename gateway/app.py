@@ -63,7 +63,8 @@ def create_app(
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
         scrubber.add(config.secrets())
         scrubber.install()
-        async with open_services(config, span_sink, shutdown) as services:
+        watch = worker is None or worker.worker == 0  # one worker of `serve --workers N` watches for anomalies
+        async with open_services(config, span_sink, shutdown, watch=watch) as services:
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -188,6 +189,9 @@ def _watch_sighup(app: GatewayApp, services: Services, path: str | Path) -> Call
         restart_only = ("server", "ledger", "telemetry", "state", "console")
         if any(getattr(config, name) != getattr(running, name) for name in restart_only):
             log.warning("config reload: changes under %s take effect after a restart", ", ".join(restart_only))
+        agentops = config.agentops.model_copy(update={"versions": running.agentops.versions})
+        if agentops != running.agentops:
+            log.warning("config reload: changes under agentops (but agentops.versions) take effect after a restart")
         app.state.runtime = runtime
         log.info("config reloaded from %s", path)
 

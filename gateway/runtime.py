@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from gateway import __version__
 from gateway.admission import Gate, Policies
+from gateway.agentops.service import AgentOps, open_agentops
+from gateway.agentops.versions import Versions
 from gateway.auth import KeyStore, Principal
 from gateway.config import Config
 from gateway.errors import (
@@ -46,6 +48,7 @@ class Services:
     health: HealthTracker  # per target: latency, breaker; survives config reloads
     policies: Policies  # the state store, rate limiter and budget engine
     shutdown: Shutdown  # the calls in flight, cut when a graceful shutdown runs out of time
+    agentops: AgentOps  # version registry, online evaluation, anomaly watcher, their alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Runtime:
     meter: Meter
     gate: Gate
     guards: Guards
+    versions: Versions  # workflow versions of calls (gateway.agentops)
 
     @property
     def catalog(self) -> Catalog:
@@ -101,6 +105,7 @@ def build_runtime(config: Config, services: Services) -> Runtime:
     apis = {name: provider.apis for name, provider in providers.items()}
     router = Router(config.models, config.routes, config.routing, services.health, provider_apis=apis)
     meter = Meter(config.models, services.counter, services.ledger)
+    guards = Guards(config, services.client)
     return Runtime(
         config=config,
         services=services,
@@ -110,17 +115,18 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         forwarder=Forwarder(providers, services.health),
         meter=meter,
         gate=Gate(config, services.policies, meter.prices),
-        guards=Guards(config, services.client),
+        guards=guards,
+        versions=Versions(config.agentops.versions, guards, services.agentops.registry),
     )
 
 
 @contextlib.asynccontextmanager
 async def open_services(
-    config: Config, span_sink: SpanSink | None, shutdown: Shutdown | None = None
+    config: Config, span_sink: SpanSink | None, shutdown: Shutdown | None = None, *, watch: bool = True
 ) -> AsyncIterator[Services]:
     """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
     thing, after the server has drained the in-flight calls). `span_sink` replaces the configured
-    trace exporter (tests read spans from memory)."""
+    trace exporter (tests read spans from memory); `watch`: this process runs the anomaly watcher."""
     counter = TokenCounter()
     counter.preload()
     client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
@@ -147,7 +153,11 @@ async def open_services(
                 metrics.watch_ledger_writes(
                     lambda: opened.written, lambda: opened.write_failures, lambda: opened.spooled
                 )
-        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
+        capture = config.telemetry.capture_content.enabled
+        async with open_agentops(config.agentops, client, ledger, metrics, capture=capture, watch=watch) as agentops:
+            yield Services(
+                client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown(), agentops
+            )
     finally:
         try:
             await policies.drain()  # settlements of the calls that just finished, alert deliveries

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="end (default: now)")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     for name in FILTERS:
-        flag = "--key-name" if name == "key" else f"--{name}"
+        flag = "--key-name" if name == "key" else f"--{name.replace('_', '-')}"
         parser.add_argument(flag, dest=f"only_{name}", help=f"only this {name}", metavar=name.upper())
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (see --api-key)")
@@ -74,7 +74,14 @@ class UsageError(Exception):
 
 
 # The report's parameters as this command's options, for error messages.
-_FLAGS = {"from": "--since", "to": "--until", "group_by": "--group-by", "format": "--format", "key": "--key-name"}
+_FLAGS = {
+    "from": "--since",
+    "to": "--until",
+    "group_by": "--group-by",
+    "format": "--format",
+    "key": "--key-name",
+    "agent_version": "--agent-version",
+}
 
 
 def _in_flags(message: str, param: str | None) -> str:

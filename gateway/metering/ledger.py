@@ -29,7 +29,7 @@ from gateway.errors import ServiceUnavailable
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
 from gateway.metering.config import LedgerConfig
 from gateway.metering.events import UsageEvent
-from gateway.metering.ledger_schema import SCOPE_COLUMNS, content_row, event_row
+from gateway.metering.ledger_schema import COLUMNS, SCOPE_COLUMNS, content_row, event_row
 from gateway.metering.spool import Spool, claim
 
 log = logging.getLogger("agentgw.ledger")
@@ -176,9 +176,12 @@ class Ledger:
             return
         self.state = "spooling"
         self._spill()
+        width = len(COLUMNS)
         for spool in spools:
             while (batch := spool.peek()) is not None:
                 events, contents, size = batch
+                # Spooled by an earlier version with fewer columns (they are only ever appended): NULL the rest.
+                events = [row if len(row) >= width else (*row, *(None,) * (width - len(row))) for row in events]
                 await self._write(events, contents)
                 spool.pop(len(events), size)
                 await asyncio.sleep(0)  # calls go on while a long spool replays
@@ -272,6 +275,17 @@ class Ledger:
             return await self.backend.insert(sql, params)
         except LedgerUnavailable as exc:
             log.error("ledger insert failed: %s", exc)
+            raise ServiceUnavailable("The usage ledger's database cannot be reached right now.") from None
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One writing statement (an INSERT that may conflict, for rare writes); the rows it changed. 503
+        when the database is down."""
+        try:
+            if not self._opened:
+                raise LedgerUnavailable(f"{self.backend.location}: not reached since the start")
+            return await self.backend.execute(sql, params)
+        except LedgerUnavailable as exc:
+            log.error("ledger write failed: %s", exc)
             raise ServiceUnavailable("The usage ledger's database cannot be reached right now.") from None
 
     async def spent_nanos(self, team: str, kind: str, name: str, since: float | None) -> int:

@@ -31,6 +31,7 @@ DIMENSIONS = {
     "route": "route",
     "key": "key_name",
     "operation": "operation",
+    "agent_version": "agent_version",
 }
 BUCKETS = ("day", "hour")  # SQL per dialect: LedgerBackend.bucket
 METRICS = (

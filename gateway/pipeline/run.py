@@ -110,6 +110,9 @@ class Call:
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
             self.record.admitted = True
+            request = self.request
+            versions = self.runtime.versions
+            self.record.agent_version = versions.assign(request.ctx, request.api.name, request.body, request.model)
             return await (self._stream() if self.request.stream else self._complete())
         except asyncio.CancelledError:
             if not self.runtime.services.shutdown.was_cut():
@@ -363,6 +366,8 @@ class Call:
         }
         if self.record.route is not None:
             headers["x-agentgw-route"] = self.record.route
+        if self.record.agent_version is not None:
+            headers["x-agentgw-agent-version"] = self.record.agent_version
         return headers
 
     def _estimate(self, target: Target, output_text: str) -> Usage:
@@ -432,6 +437,9 @@ class Call:
                 remaining = self.held.hold.remaining_after(cost)
                 record.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             sinks.ledger(self.runtime.meter, record)
+            online = services.agentops.online
+            if online is not None:
+                online.offer(self.runtime, record, output)
         try:
             sinks.metrics(services.telemetry.metrics, record, error)
             sinks.span(services.telemetry.tracing, record)
