@@ -41,25 +41,29 @@ from gateway.agentops.config import VersionsConfig
 
 CACHE_SIZE = 4096
 PREFIX = "fp-"
-_SPACE = re.compile(r"\s+")
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
     r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 )
-# Applied in this order: the longer forms first, so a date-time is one placeholder.
-BUILTIN_VARIABLES: tuple[tuple[str, str], ...] = (
+# Applied in this order (the longer forms first, so a date-time is one placeholder), to lines that hold
+# a digit: every pattern but the email's and the weekday's needs one, and most lines of a prompt have none.
+DIGIT_VARIABLES: tuple[tuple[str, str], ...] = (
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<uuid>"),
-    (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>"),
     (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b", "<date>"),
     (rf"\b{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b", "<date>"),
     (rf"\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}}\b", "<date>"),
     (r"\b\d{1,2}/\d{1,2}/\d{2,4}\b", "<date>"),
     (r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?(?:[AaPp]\.[Mm]\.|[AaPp][Mm]\b))?(?:\s?(?:UTC|GMT)\b)?", "<time>"),
-    (r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b", "<weekday>"),
     (r"\b[A-Za-z]{2,8}_[A-Za-z0-9]{8,}\b", "<id>"),
     (r"\b[0-9a-fA-F]{16,}\b", "<id>"),
     (r"\b\d{5,}\b", "<n>"),
 )
+EMAIL = (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>")  # on lines with an @
+WEEKDAY = (r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b", "<weekday>")  # lines with "day"
+BUILTIN_VARIABLES = (EMAIL, *DIGIT_VARIABLES, WEEKDAY)
+_DIGITS = b"0123456789"
+LINE_CACHE_CHARS = 2_000_000  # the normalised lines kept (raw and normalised characters)
+LONG_LINE = 400  # a longer line is cached sentence by sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +105,55 @@ class Raw:
 
 
 class Normaliser:
-    """The operator's variable patterns, then the built-in ones, then whitespace."""
+    """The operator's variable patterns over the whole prompt, then, line by line (a long line sentence by
+    sentence), the built-in ones and whitespace. A line's normal form is kept (bounded), so a prompt
+    whose one line changes per call costs the patterns of that line only."""
 
-    def __init__(self, config: VersionsConfig) -> None:
-        rules = [(re.compile(p), "<var>") for p in config.variables]
-        if config.builtin_variables:
-            rules += [(re.compile(p), placeholder) for p, placeholder in BUILTIN_VARIABLES]
-        self._rules = rules
+    def __init__(self, config: VersionsConfig, max_chars: int = LINE_CACHE_CHARS) -> None:
+        self._operator = [re.compile(p) for p in config.variables]
+        self._builtin = config.builtin_variables
+        self._digit_rules = [(re.compile(p), placeholder) for p, placeholder in DIGIT_VARIABLES]
+        self._email = re.compile(EMAIL[0])
+        self._weekday = re.compile(WEEKDAY[0])
+        self._lines: dict[str, str] = {}
+        self._chars = 0
+        self._max_chars = max_chars
 
     def __call__(self, text: str) -> str:
-        for pattern, placeholder in self._rules:
-            text = pattern.sub(placeholder, text)
-        return _SPACE.sub(" ", text).strip()
+        for pattern in self._operator:
+            text = pattern.sub("<var>", text)
+        out = []
+        for line in text.split("\n"):
+            if len(line) > LONG_LINE:  # a prompt on one line: its sentences are cached instead
+                normal = ". ".join(self._cached(sentence) for sentence in line.split(". ")).strip()
+            else:
+                normal = self._cached(line)
+            if normal:
+                out.append(normal)
+        return " ".join(out)
+
+    def _cached(self, line: str) -> str:
+        normal = self._lines.get(line)
+        if normal is None:
+            normal = self._line(line)
+            self._chars += len(line) + len(normal)
+            if self._chars > self._max_chars:  # prompts that vary everywhere: start again
+                self._lines.clear()
+                self._chars = len(line) + len(normal)
+            self._lines[line] = normal
+        return normal
+
+    def _line(self, line: str) -> str:
+        if self._builtin:
+            if "@" in line:
+                line = self._email.sub(EMAIL[1], line)
+            raw = line.encode()
+            if len(raw.translate(None, _DIGITS)) != len(raw):
+                for pattern, placeholder in self._digit_rules:
+                    line = pattern.sub(placeholder, line)
+            if "day" in line:
+                line = self._weekday.sub(WEEKDAY[1], line)
+        return " ".join(line.split())
 
 
 class Fingerprinter:

@@ -137,3 +137,19 @@ def test_bad_variable_patterns_are_config_errors() -> None:
         VersionsConfig(variables=["(unclosed"])
     with pytest.raises(ValueError, match="empty string"):
         VersionsConfig(variables=[".*"])
+
+
+def test_a_prompt_on_one_long_line_is_read_sentence_by_sentence() -> None:
+    body = " ".join(["Plan trips for the travel desk and answer with three options."] * 12)
+    first = version(chat(f"Today is 2026-12-05. Ticket 84512399. {body}"))
+    assert version(chat(f"Today is 2027-02-11. Ticket 10000002. {body}")) == first
+    assert version(chat(f"Today is 2027-02-11. Ticket 10000002. {body} Be brief.")) != first
+
+
+def test_the_line_cache_is_bounded() -> None:
+    fingerprinter = Fingerprinter(VersionsConfig(), cache_size=8)
+    normalise = fingerprinter.normalise
+    normalise._max_chars = 1000
+    for i in range(200):
+        normalise(f"Line {i} of a prompt that changes everywhere: {'x' * i}")
+    assert normalise._chars <= 1000 and len(normalise._lines) < 20
