@@ -24,6 +24,7 @@ from gateway.endpoints.agents import agents
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
+from gateway.endpoints.evals import list_runs, post_run
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.guardrail_scores import guardrail_scores
 from gateway.endpoints.guardrail_triggers import guardrail_triggers
@@ -105,6 +106,8 @@ def create_app(
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
+        Route("/v1/evals/runs", Endpoint(post_run), methods=["POST"]),
+        Route("/v1/evals/runs", Endpoint(list_runs), methods=["GET"]),
         Route("/metrics", Endpoint(metrics), methods=["GET"]),
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
