@@ -124,7 +124,12 @@ MIGRATIONS: tuple[str, ...] = (
             SUM(cost_nanos)
         FROM usage_rollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
     """,
-    # 5, agentops (issue 17): each call's workflow version; versions as first seen, eval runs and the scores
+    # 5 is issue 19's (the MCP gateway's tool-call columns), which lands on main first; this placeholder
+    # keeps agentops at 6 until that merge replaces it.
+    """
+    SELECT 1
+    """,
+    # 6, agentops (issue 17): each call's workflow version; versions as first seen, eval runs and the scores
     # of judged calls and eval cases, anomalies raised (`gateway.agentops`). Reports by version read the
     # events, like reports by task.
     """

@@ -89,7 +89,9 @@ CREATE TABLE usage_rollup_daily (
     PRIMARY KEY (bucket, {", ".join(ROLLUP_DIMENSIONS)})
 );
 """,
-    # 2, agentops (issue 17): as SQLite's migration 5 (`ledger_schema`).
+    # 2 is issue 19's (the MCP gateway), which lands on main first; this placeholder keeps agentops at 3.
+    "SELECT 1",
+    # 3, agentops (issue 17): as SQLite's migration 6 (`ledger_schema`).
     """
 ALTER TABLE usage_events ADD COLUMN agent_version text;
 CREATE TABLE agent_versions (

@@ -1,4 +1,4 @@
-"""The agentops migration (SQLite 5, PostgreSQL 2) on both backends: a ledger of the schema before it
+"""The agentops migration (SQLite 6, PostgreSQL 3) on both backends: a ledger of the schema before it
 is brought forward with its events kept, events spooled by the version before it still land, and the
 statements agentops adds (`execute`, `interval`) mean the same on both."""
 
@@ -88,7 +88,7 @@ def test_sqlite_ledger_of_the_schema_before(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "old.db", spool_dir=tmp_path / "spool")
     assert asyncio.run(after_upgrade(ledger)) == EXPECTED
     with sqlite3.connect(tmp_path / "old.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(ledger_schema.MIGRATIONS) == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(ledger_schema.MIGRATIONS) == 6
 
 
 def test_postgresql_ledger_of_the_schema_before(postgres_dsn: str, tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_postgresql_ledger_of_the_schema_before(postgres_dsn: str, tmp_path: Pat
         finally:
             await conn.close()
 
-    assert asyncio.run(versions()) == [1, 2] == list(range(1, len(postgres_schema.MIGRATIONS) + 1))
+    assert asyncio.run(versions()) == [1, 2, 3] == list(range(1, len(postgres_schema.MIGRATIONS) + 1))
 
 
 @pytest.mark.parametrize("table", ["agent_versions", "eval_runs", "eval_scores", "anomalies"])
