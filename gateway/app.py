@@ -20,7 +20,7 @@ from gateway.apis import API
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
 from gateway.console.routes import Console
-from gateway.endpoints.agents import agents
+from gateway.endpoints.agents import agents, compare
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
@@ -99,6 +99,7 @@ def create_app(
         Route("/v1/usage/latency", Endpoint(latency), methods=["GET"]),
         Route("/v1/overview", Endpoint(overview), methods=["GET"]),
         Route("/v1/agents", Endpoint(agents), methods=["GET"]),
+        Route("/v1/agents/compare", Endpoint(compare), methods=["GET"]),
         Route("/v1/guardrails/triggers", Endpoint(guardrail_triggers), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
