@@ -198,4 +198,3 @@ def _injection_verdict(guard: Guard, phase: Phase, slots: list[Slot]) -> Verdict
     return Verdict(
         guard.name, phase, guard.action, tuple(sorted(categories)), over, score=best, signals=tuple(sorted(signals))
     )
-
