@@ -100,6 +100,10 @@ class Call:
         (once) before this returns or raises; refusals and failures raise after that."""
         untrack = self.runtime.services.shutdown.track(asyncio.current_task())
         try:
+            # The version first (of the request as sent): calls a guardrail blocks or a limit refuses count too.
+            request = self.request
+            versions = self.runtime.versions
+            self.record.agent_version = versions.assign(request.ctx, request.api.name, request.body, request.model)
             if self.guard is not None and self.guard.has_input_guards:
                 await self._guard_input()
             shape = self._shape = self.request.api.shape(self.record.body)
@@ -110,9 +114,6 @@ class Call:
                 self.plan = self.held.plan
                 self.record.skipped = [f"{model}:{reason}" for model, reason in self.plan.skipped()]
             self.record.admitted = True
-            request = self.request
-            versions = self.runtime.versions
-            self.record.agent_version = versions.assign(request.ctx, request.api.name, request.body, request.model)
             return await (self._stream() if self.request.stream else self._complete())
         except asyncio.CancelledError:
             if not self.runtime.services.shutdown.was_cut():
