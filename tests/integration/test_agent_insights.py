@@ -160,4 +160,3 @@ def test_the_judge_spends_its_own_budget_and_a_sample_rate_of_zero_judges_nothin
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
-
