@@ -13,7 +13,8 @@ small change a departure.
 An alert is raised when `consecutive` points in a row depart, and cleared when as many in a row do
 not. Departing points do not move the baseline (a spike is not learned); a departure that lasts
 `relearn_after` points is accepted as the new normal: the baseline restarts from it and the alert
-clears. A baseline needs `warmup_intervals` points before it may alert.
+clears. A baseline needs `warmup_intervals` points before it may alert; an hour of the day that is
+still learning its own baseline learns from every point (the overall baseline stands in meanwhile).
 """
 
 from __future__ import annotations
@@ -145,11 +146,15 @@ class Detector:
                     return Change(False, point, self.since)
             return None
         self.calm = 0
+        if self.hours:  # an hour of the day still learning learns from every point, departing or not
+            slot = self.hours[int(when // 3600) % 24]
+            if slot.n < self.config.warmup_intervals:
+                slot.update(x, self.config.alpha)
         self.departing += 1
         if self.departing == 1:
             self.since = when
         if self.departing >= self.config.relearn_after:
-            self._relearn(x)
+            self._relearn(x, when)
             was_active, self.active, self.departing = self.active, False, 0
             return Change(False, point, self.since, relearned=True) if was_active else None
         if not self.active and self.departing >= self.config.consecutive:
@@ -157,9 +162,9 @@ class Detector:
             return Change(True, point, self.since)
         return None
 
-    def _relearn(self, x: float) -> None:
-        """The departure is the new normal: every baseline moves to it, keeping its spread."""
-        old = self.overall.mean
+    def _relearn(self, x: float, when: float) -> None:
+        """The departure is the new normal: the baseline moves to it, keeping its spread (with a daily
+        shape, the overall baseline and this hour's; other hours accept it when they depart too)."""
         self.overall.mean = x
-        for slot in self.hours:
-            slot.mean = slot.mean * (x / old) if old else x
+        if self.hours:
+            self.hours[int(when // 3600) % 24].mean = x

@@ -5,7 +5,7 @@ agentops:
   versions: {variables: ["(?s)<context>.*?</context>"]}    # what varies per call, on top of the built-ins
   alerts: {url: "https://hooks.example.com/agentops"}       # new versions and anomalies
   online_eval: {enabled: true, key: judge, judge_model: gpt-4o-mini, sample_rate: 0.02}
-  anomalies: {interval_minutes: 5}
+  anomalies: {interval_seconds: 300}
 ```
 """
 
@@ -111,7 +111,9 @@ class AnomaliesConfig(_Strict):
     and judge scores, read from the ledger once per interval (`gateway.agentops.watch`)."""
 
     enabled: bool = True
-    interval_minutes: int = Field(default=5, ge=1, le=1440, description="One point of every series per interval.")
+    interval_seconds: int = Field(
+        default=300, ge=1, le=86400, description="One point of every series per interval (aligned on the epoch)."
+    )
     settle_seconds: float = Field(
         default=30.0, ge=0, le=3600, description="Wait after an interval ends for late ledger writes."
     )

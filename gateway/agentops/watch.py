@@ -3,8 +3,8 @@
 Off the request path entirely: a background task, at each interval's end plus `settle_seconds` (late
 writes), asks the ledger for the interval's calls per team, agent and version, and feeds each series
 to its detector (`gateway.agentops.anomaly`), per agent (`version` `*`: all its versions together) and
-per version. At start it reads `history_hours` of the ledger the same way to learn the baselines, so a
-restart does not forget them. Since every replica reads the same ledger, replicas compute the same
+per version (alerting on a version only in intervals when its agent ran several). At start it reads
+`history_hours` of the ledger the same way to learn the baselines, so a restart does not forget them. Since every replica reads the same ledger, replicas compute the same
 baselines; an anomaly goes into the ledger's `anomalies` once (`ON CONFLICT DO NOTHING`), and only
 the process whose insert landed logs it, counts it and posts the webhook. Every process shows it on
 `agentgw_agentops_anomaly` while it lasts.
@@ -114,7 +114,7 @@ class AnomalyWatcher:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.interval = config.interval_minutes * 60
+        self.interval = config.interval_seconds
         self._ledger = ledger
         self._alerts = alerts
         self._metrics = metrics
@@ -209,12 +209,18 @@ class AnomalyWatcher:
         agents: dict[Key, Tally] = defaultdict(Tally)
         for (team, agent, _), tally in tallies.items():
             agents[(team, agent, ALL)].add(tally)
+        versions: dict[tuple[str, str], int] = defaultdict(int)
+        for team, agent, _ in tallies:
+            versions[(team, agent)] += 1
         raised: list[Anomaly] = []
         for key, tally in [*agents.items(), *((k, t) for k, t in tallies.items() if k[2])]:
+            # A version's own alert only when its agent ran several in the interval: with one, the
+            # agent's series is the same numbers, already alerted on.
+            alone = key[2] != ALL and versions[(key[0], key[1])] == 1
             for series, value in tally.points(self.config.min_calls).items():
                 detector = self._detector((*key, series))
                 change = detector.observe(value, start)
-                if change is not None and alert:
+                if change is not None and alert and not alone:
                     raised += self._changed(key, series, start, change)
                 if key[2] == ALL and alert and detector.last is not None:
                     self._gauge(key, series, detector)
