@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import preflight, usage_cli
-from gateway.agentops import eval_cli
+from gateway.agentops import eval_cli, report_cli
 from gateway.config_file import ConfigError, load_config
 
 DEFAULT_CONFIG = "config.yaml"
@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     evals = commands.add_parser("eval", help="evaluation gates: replay eval cases through the gateway")
     eval_cli.add_arguments(evals)
 
+    people = commands.add_parser("report", help="a report for people: cost, movers, SLOs, guardrails, versions")
+    report_cli.add_arguments(people)
+
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_cli.run(args)
     if args.command == "eval":
         return eval_cli.run(args)
+    if args.command == "report":
+        return report_cli.run(args)
     return _serve(args)
 
 

@@ -147,7 +147,7 @@ def config_key(config_path: str) -> str | None:
 
 
 def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
-    config = _ledger_config(args.ledger) if args.ledger else _ledger_of(args.config)
+    config = ledger_config(args.ledger) if args.ledger else ledger_of(args.config)
     if config.kind == "sqlite" and not Path(config.path).exists():
         raise UsageError(f"no ledger at {config.path}")
     query = report.parse_query(params)
@@ -168,7 +168,7 @@ def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, 
     return asyncio.run(read())
 
 
-def _ledger_config(value: str) -> LedgerConfig:
+def ledger_config(value: str) -> LedgerConfig:
     """`--ledger`: a path, the config's own form sqlite:///<path>, or a postgresql:// URL."""
     try:
         if value.startswith((SQLITE_PREFIX, *POSTGRES_SCHEMES)):
@@ -183,7 +183,7 @@ def _ledger_config(value: str) -> LedgerConfig:
         raise UsageError(f"--ledger: {exc}") from None
 
 
-def _ledger_of(config_path: str) -> LedgerConfig:
+def ledger_of(config_path: str) -> LedgerConfig:
     """The ledger the config names, from its `ledger:` section alone: the other sections' unset
     variables (a provider's API key) are no concern of a report."""
     try:

@@ -1,13 +1,14 @@
 """The anomaly watcher: every agent's series read from the ledger once per interval, against baselines.
 
 Off the request path entirely: a background task, at each interval's end plus `settle_seconds` (late
-writes), asks the ledger for the interval's calls per team, agent and version, and feeds each series
-to its detector (`gateway.agentops.anomaly`), per agent (`version` `*`: all its versions together) and
-per version (alerting on a version only in intervals when its agent ran several). At start it reads
-`history_hours` of the ledger the same way to learn the baselines, so a restart does not forget them. Since every replica reads the same ledger, replicas compute the same
-baselines; an anomaly goes into the ledger's `anomalies` once (`ON CONFLICT DO NOTHING`), and only
-the process whose insert landed logs it, counts it and posts the webhook. Every process shows it on
-`agentgw_agentops_anomaly` while it lasts.
+writes), asks the ledger for the interval's calls per team, agent and version, and feeds each series to
+its detector (`gateway.agentops.anomaly`), per agent (`version` `*`: all its versions together) and per
+version (alerting on a version only in intervals when its agent ran several). At start it reads
+`history_hours` of the ledger the same way to learn the baselines, so a restart does not forget them.
+Since every replica reads the same ledger, replicas compute the same baselines; an anomaly goes into
+the ledger's `anomalies` once (`ON CONFLICT DO NOTHING`), and only the process whose insert landed logs
+it, counts it and posts the webhook. Every process shows it on `agentgw_agentops_anomaly` while it
+lasts.
 
 The series, per interval, over calls that are not eval runs or judge calls:
 
