@@ -1,5 +1,5 @@
-"""The agentops migration (SQLite 6, PostgreSQL 3) on both backends: a ledger of the schema before it
-is brought forward with its events kept, events spooled by the version before it still land, and the
+"""The agentops migration (SQLite 6, PostgreSQL 3) on both backends: ledgers of every earlier schema
+are brought forward with their events kept, events spooled by the version before it still land, and the
 statements agentops adds (`execute`, `interval`) mean the same on both."""
 
 from __future__ import annotations
@@ -35,15 +35,19 @@ def old_row(i: int) -> tuple[Any, ...]:
     return event_row(event(i))[:OLD_WIDTH]
 
 
-def sqlite_before(path: Path) -> None:
+def sqlite_before(path: Path, schema: int) -> None:
+    """A ledger file at `schema` (its migrations only) holding one event in the columns it had then."""
     with sqlite3.connect(path, isolation_level=None) as db:
-        for script in ledger_schema.MIGRATIONS[:4]:
+        for script in ledger_schema.MIGRATIONS[:schema]:
             for statement in script.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        db.execute("PRAGMA user_version = 4")
-        names, marks = ", ".join(COLUMNS[:OLD_WIDTH]), ", ".join("?" * OLD_WIDTH)
-        db.execute(f"INSERT INTO usage_events ({names}) VALUES ({marks})", old_row(0))  # noqa: S608 - constants
+        db.execute(f"PRAGMA user_version = {schema}")
+        present = {row[1] for row in db.execute("PRAGMA table_info(usage_events)")}
+        row = dict(zip(COLUMNS, event_row(event(0)), strict=True))
+        names = [c for c in COLUMNS if c in present]
+        marks = ", ".join("?" * len(names))
+        db.execute(f"INSERT INTO usage_events ({', '.join(names)}) VALUES ({marks})", [row[c] for c in names])  # noqa: S608
 
 
 def spool_old_batch(directory: Path) -> None:
@@ -82,23 +86,33 @@ EXPECTED = {
 }
 
 
-def test_sqlite_ledger_of_the_schema_before(tmp_path: Path) -> None:
-    sqlite_before(tmp_path / "old.db")
+@pytest.mark.parametrize("schema", range(1, len(ledger_schema.MIGRATIONS)))
+def test_sqlite_ledgers_of_every_earlier_schema(tmp_path: Path, schema: int) -> None:
+    sqlite_before(tmp_path / "old.db", schema)
     spool_old_batch(tmp_path / "spool" / "slot-0")
     ledger = Ledger(tmp_path / "old.db", spool_dir=tmp_path / "spool")
     assert asyncio.run(after_upgrade(ledger)) == EXPECTED
     with sqlite3.connect(tmp_path / "old.db") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(ledger_schema.MIGRATIONS) == 6
+        columns = [row[1] for row in db.execute("PRAGMA table_info(usage_events)")]
+    assert columns == ["id", *COLUMNS]  # every column, in the order rows are written
 
 
-def test_postgresql_ledger_of_the_schema_before(postgres_dsn: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", range(1, len(postgres_schema.MIGRATIONS)))
+def test_postgresql_ledgers_of_every_earlier_schema(postgres_dsn: str, tmp_path: Path, schema: int) -> None:
     async def before() -> None:
         conn = await asyncpg.connect(postgres_dsn)
         await conn.execute("CREATE TABLE agentgw_schema (version int NOT NULL)")
-        await conn.execute(postgres_schema.MIGRATIONS[0])
-        await conn.execute("INSERT INTO agentgw_schema VALUES (1)")
-        names, marks = ", ".join(COLUMNS[:OLD_WIDTH]), ", ".join(f"${i + 1}" for i in range(OLD_WIDTH))
-        await conn.execute(f"INSERT INTO usage_events ({names}) VALUES ({marks})", *old_row(0))  # noqa: S608
+        for number, script in enumerate(postgres_schema.MIGRATIONS[:schema], 1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO agentgw_schema VALUES ($1)", number)
+        present = {r[0] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage_events'")}  # fmt: skip
+        row = dict(zip(COLUMNS, event_row(event(0)), strict=True))
+        names = [c for c in COLUMNS if c in present]
+        marks = ", ".join(f"${i + 1}" for i in range(len(names)))
+        await conn.execute(f"INSERT INTO usage_events ({', '.join(names)}) VALUES ({marks})",  # noqa: S608
+                           *[row[c] for c in names])  # fmt: skip
         await conn.close()
 
     asyncio.run(before())
