@@ -114,3 +114,42 @@ def test_on_sqlite(tmp_path: Path) -> None:
 def test_on_postgresql(postgres_dsn: str, tmp_path: Path) -> None:
     config = LedgerConfig.model_validate({"url": postgres_dsn, "spool_dir": str(tmp_path / "spool")})
     check(asyncio.run(scenario(lambda: open_ledger(config))))
+
+
+def test_a_version_alerts_on_its_own_when_its_agent_runs_several(tmp_path: Path) -> None:
+    """Half of an agent's tasks on version A, half on B; B's cost per task doubles: B is flagged, and
+    the agent (its cost per task up by half); A is not."""
+
+    async def run() -> list[tuple[str, str, str]]:
+        rng = random.Random(2)
+        ledger = Ledger(tmp_path / "ledger.db")
+        await ledger.start()
+        client = create_client("aiohttp", max_connections=4)
+
+        def interval(i: int, doubled: bool) -> None:
+            for task in range(2 * TASKS):
+                version = "fp-b" if task % 2 else "fp-a"
+                calls = 2 if doubled and version == "fp-b" else 1
+                for call in range(calls):
+                    ledger.record(UsageEvent(
+                        ts=START + i * STEP + task, request_id=f"{i}-{task}-{call}", key_name="k", team="research",
+                        agent="crawler", operation="chat", requested_model="m", model="m", provider="p",
+                        status=200, outcome="ok", usage=Usage(100, 20), cost_nanos=int(20_000 * rng.gauss(1, 0.05)),
+                        latency_ms=800.0, task=f"{i}-{task}", agent_version=version,
+                    ))  # fmt: skip
+
+        for i in range(HISTORY):
+            interval(i, False)
+        await ledger.flush()
+        watcher = AnomalyWatcher(AnomaliesConfig(), ledger, Alerts(AlertsConfig(), client), None)
+        await watcher.warm_up(START + HISTORY * STEP)
+        raised = []
+        for i in (HISTORY, HISTORY + 1):
+            interval(i, True)
+            await ledger.flush()
+            raised += [(a.agent, a.version, a.series) for a in await watcher.step()]
+        await client.aclose()
+        await ledger.close()
+        return raised
+
+    assert sorted(asyncio.run(run())) == [("crawler", "*", "cost_per_task"), ("crawler", "fp-b", "cost_per_task")]
