@@ -41,10 +41,13 @@ def config(standin: StandIn, judge_budget_usd: float = 10.0, sample_rate: float 
     return config
 
 
-def call(http: httpx.Client, version: str, system: str, user: str, task: str, model: str = "oa-gpt-x") -> str:
+def call(
+    http: httpx.Client, version: str, system: str, user: str, task: str, model: str = "oa-gpt-x", stream: bool = False
+) -> str:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     response = http.post(
         "/v1/chat/completions",
-        json={"model": model, "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]},
+        json={"model": model, "messages": messages, "stream": stream},
         headers={"x-agent-version": version, "x-task-id": task},
     )
     assert response.status_code in (200, 502), response.text
@@ -79,8 +82,8 @@ def test_two_versions_side_by_side_with_online_judge_scores(
     gateway = gateway_factory(config(standin))
     agent = gateway.http(AGENT_KEY)
     brief, thorough = "You plan trips. Be brief.", "You plan trips. Be thorough and cite sources."
-    for task in ("t1", "t1", "t2", "t2"):
-        call(agent, "v1", brief, "Plan Lisbon. SCORE=0.9", task)
+    for i, task in enumerate(("t1", "t1", "t2", "t2")):
+        call(agent, "v1", brief, "Plan Lisbon. SCORE=0.9", task, stream=i == 3)  # a streamed answer is judged too
     v2_calls = [
         call(agent, "v2", thorough, "Plan Porto. SCORE=0.2", "t3"),
         call(agent, "v2", thorough, "Plan Porto, mail ana@example.com SCORE=0.2", "t3"),
