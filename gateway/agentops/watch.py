@@ -191,9 +191,11 @@ class AnomalyWatcher:
             f"WHERE ts >= ? AND ts < ? AND guardrails <> '[]' AND {NOT_EVAL}",
             [start, end],
         )
-        for w, team, agent, version, verdicts in (tuple(r) for r in guarded):
+        for i, (w, team, agent, version, verdicts) in enumerate(tuple(r) for r in guarded):
             if any(int(v.get("count") or 0) for v in orjson.loads(verdicts)):
                 out[float(w)][(team, agent, version or "")].guarded += 1
+            if i % 2000 == 1999:
+                await asyncio.sleep(0)  # a day of history read at start: calls go on meanwhile
         judged = await ledger.query(
             f"SELECT {window}, team, agent, agent_version, COUNT(*), SUM(score) FROM eval_scores "  # noqa: S608
             "WHERE kind = 'online' AND score IS NOT NULL AND ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4",
