@@ -11,6 +11,7 @@ after a warm-up, and printed as p50, p99 and mean microseconds per call:
            patterns, the others from the line cache) and hashes the canonical parts
     one-line miss  the same, with the whole prompt on one line: the patterns run over all of it
     header the agent sends X-Agent-Version: no fingerprint at all once the registry knows it
+    bare   no system prompt, no tools (the body bench/proxy_bench.py and overhead_bench.py send)
 
 Measurements to read, never assertions.
 
@@ -132,6 +133,8 @@ def main() -> None:
 
         print(f"{args.calls} calls per case; Python {sys.version.split()[0]}")
         n = args.calls
+        bare = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
+        measure("chat, no system prompt, no tools", n, [("chat", bare, plain)] * n, assign)
         for size in (2_000, 20_000):
             for api, shape in (("chat", chat), ("responses", responses), ("messages", messages)):
                 steady = shape(prompt(size, None))
