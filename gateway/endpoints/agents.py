@@ -4,7 +4,8 @@
 per task, sessions, latency percentiles, the APIs and models it used, its guardrail trigger rate,
 feedback and online judge scores, and its workflow versions (`gateway.agentops.insights`: first and
 last seen, calls, cost per task, error rate, guardrail trigger rate, feedback score, judge score, eval
-runs, what defines each); most expensive first. Window and filters as `/v1/usage`, scoped the same way.
+runs, what defines each; `versions=false` leaves them out, and reads half as much); most expensive
+first. Window and filters as `/v1/usage`, scoped the same way.
 
 `/v1/agents/compare?agent=NAME&a=VERSION&b=VERSION`: two versions of one agent side by side, with b
 minus a on each number and what changed in their definition (model, tools, guardrails, prompt).
@@ -20,15 +21,18 @@ from starlette.responses import JSONResponse
 from gateway.agentops import insights as versions
 from gateway.endpoints.intake import identify, runtime_of
 from gateway.endpoints.scope import feedback_filter
-from gateway.endpoints.window import scoped_query
+from gateway.endpoints.window import choice, scoped_query
 from gateway.errors import InvalidRequest, NotFound
 from gateway.metering import insights, report
 
 
 async def agents(request: Request) -> JSONResponse:
-    query, _, ledger = await scoped_query(request)
+    query, extra, ledger = await scoped_query(request, ("versions",))
     principal = identify(request, runtime_of(request)).principal
     rows = await insights.agents(ledger, query)
+    if choice(extra, "versions", ("true", "false"), "true") == "false":  # the console's table draws none
+        return JSONResponse({"object": "list", "from": report.iso(query.start), "to": report.iso(query.end),
+                             "data": rows})  # fmt: skip
     by_agent: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in await versions.versions(ledger, query, feedback_filter(principal, "f")):
         by_agent.setdefault((row["team"], row["agent"]), []).append(row)

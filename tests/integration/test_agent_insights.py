@@ -116,6 +116,8 @@ def test_two_versions_side_by_side_with_online_judge_scores(
     assert v1["definition"]["guardrails"] == ["pii"] and v1["first_seen"] <= v1["last_seen"]
     assert row["judge_score"] == pytest.approx((4 * 0.9 + 3 * 0.2) / 7, abs=1e-4)
     assert row["guardrail_rate"] == 0.125 and row["feedback_score"] == 0.5
+    plain = crawler(gateway, versions="false")  # what the console reads: the agent's own numbers only
+    assert "versions" not in plain and "judge_score" not in plain and plain["requests"] == row["requests"]
 
     compared = gateway.http().get("/v1/agents/compare", params={"agent": "crawler", "a": "v1", "b": "v2"}).json()
     assert compared["a"]["version"] == "v1" and compared["b"]["version"] == "v2"
