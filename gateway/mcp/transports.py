@@ -9,11 +9,11 @@ gateway's whole environment.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
 from mcp import Client, StdioServerParameters, stdio_client
+from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
@@ -21,10 +21,8 @@ from mcp_types import Implementation
 from gateway import __version__
 from gateway.mcp.config import McpServerConfig, SseServer, StdioServer
 
-MessageHandler = Callable[[Any], Awaitable[None]]
 
-
-def sdk_client(config: McpServerConfig, on_message: MessageHandler | None = None) -> Client:
+def sdk_client(config: McpServerConfig, on_message: MessageHandlerFnT | None = None) -> Client:
     """An unopened SDK client for `config` (`async with` opens the connection). It negotiates the
     protocol revision (the 2026-07-28 requests, else the initialize handshake) and keeps no response
     cache: the gateway asks for what it needs when it needs it."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mcp import Client
+from mcp.client.session import MessageHandlerFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, Tool, ToolListChangedNotification
 
@@ -111,6 +112,7 @@ class Upstream:
         self._opening = asyncio.Lock()
         self._tools: dict[str, Tool] = {}
         self._tools_at = -CATALOG_SECONDS
+        self._closing: asyncio.Task[None] | None = None
 
     @property
     def network_transport(self) -> str:
@@ -156,7 +158,7 @@ class Upstream:
         finally:
             self.in_flight -= 1
             if self.retired and self.in_flight == 0:
-                asyncio.get_running_loop().create_task(self.aclose())
+                self._close_soon()
 
     def _failure(self, kind: str, message: str) -> UpstreamFailed:
         self.health.failed(kind, down=True)
@@ -235,7 +237,11 @@ class Upstream:
         """No longer configured: close once the requests running on it have finished."""
         self.retired = True
         if self.in_flight == 0:
-            asyncio.get_running_loop().create_task(self.aclose())
+            self._close_soon()
+
+    def _close_soon(self) -> None:
+        if self._connection is not None and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self.aclose(), name="mcp-upstream-close")
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
@@ -246,7 +252,7 @@ class Upstream:
 class _Connection:
     """An open SDK client, held by a task of its own until `close()`."""
 
-    def __init__(self, config: McpServerConfig, on_message: Callable[[Any], Awaitable[None]]) -> None:
+    def __init__(self, config: McpServerConfig, on_message: MessageHandlerFnT) -> None:
         self._config = config
         self._on_message = on_message
         self._client: Client | None = None
