@@ -204,8 +204,10 @@ class Upstream:
     # -- what the server offers -------------------------------------------------------------------
 
     async def tools(self, *, fresh: bool = False) -> dict[str, Tool]:
-        """The server's tools by its own names: its last answer when recent, else asked anew."""
-        if not fresh and time.monotonic() - self._tools_at < CATALOG_SECONDS:
+        """The server's tools by its own names: its last answer when recent and the server has not
+        failed since, else asked anew."""
+        recent = time.monotonic() - self._tools_at < CATALOG_SECONDS
+        if not fresh and recent and self.health.state != "down":
             return self._tools
 
         async def listing(client: Client) -> list[Tool]:

@@ -4,18 +4,23 @@ against stand-in MCP servers built with the official SDK, all on loopback."""
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from gateway.telemetry.tracing import MemorySink
 from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, base_config
-from tests.mcp import standin as mcp_standin
-from tests.mcp.client import gateway_client
+from tests.mcp_standin import servers as mcp_standin
+from tests.mcp_standin.client import gateway_client
 from tests.standin import ServerThread, StandIn
 
 UPSTREAM_TOKEN = "upstream-github-SECRET-token-0001"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +74,259 @@ def test_tools_listed_and_called_through_the_gateway(
     headers = calls[0]["headers"]
     assert headers.get("authorization") == f"Bearer {UPSTREAM_TOKEN}"  # the server's own credential
     assert ADMIN_KEY not in str(headers)  # never the gateway key
+
+
+def traced(config: dict[str, Any]) -> dict[str, Any]:
+    config["telemetry"] = {"tracing": {"batch_delay_ms": 10}}
+    return config
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_tool_calls_are_metered_reported_and_replayed_with_the_model_calls(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["github"].update({"cost_per_call_usd": 0.001, "tool_costs": {"add": 0.25}})
+    config["teams"]["ops"] = {"budget": {"usd": 10, "period": "day"}}
+    gateway = gateway_factory(config)
+    attribution = {"x-session-id": "sess-mcp-1", "x-task-id": "ticket-7", "x-agent-id": "planner"}
+    model = gateway.client(default_headers=attribution)
+
+    def chat(text: str) -> None:
+        model.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": text}])
+
+    async def main() -> None:
+        async with gateway_client(gateway.url, headers=attribution) as client:
+            await asyncio.to_thread(chat, "plan")
+            assert (await client.call_tool("github__add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+            await asyncio.to_thread(chat, "go")
+            assert (await client.call_tool("github__echo", {"text": "hi"})).content[0].text == "hi"
+            failed = await client.call_tool("github__fail", {})
+            assert failed.is_error  # the tool's own error: a result, passed on
+
+    asyncio.run(main())
+    with gateway.http() as http:
+        report = http.get("/v1/usage", params={"group_by": "server,tool", "operation": "tool_call"}).json()
+        rows = {(r["server"], r["tool"]): r for r in report["data"]}
+        assert set(rows) == {("github", "add"), ("github", "echo"), ("github", "fail")}
+        assert rows[("github", "add")]["cost_usd"] == 0.25 and rows[("github", "echo")]["cost_usd"] == 0.001
+        assert rows[("github", "fail")]["errors"] == 1
+        assert report["totals"]["requests"] == 3
+        by_operation = http.get("/v1/usage", params={"group_by": "operation"}).json()["data"]
+        assert {r["operation"]: r["requests"] for r in by_operation} == {"chat": 2, "tool_call": 3}
+        replay = http.get("/v1/sessions/sess-mcp-1").json()
+        budgets = http.get("/v1/budgets").json()
+    calls = replay["calls"]
+    assert [c["operation"] for c in calls] == ["chat", "tool_call", "chat", "tool_call", "tool_call"]
+    tool = calls[1]
+    assert tool["requested_model"] == "github__add" and tool["task"] == "ticket-7" and tool["agent"] == "planner"
+    assert tool["tool"]["server"] == "github" and tool["tool"]["name"] == "add"
+    assert tool["tool"]["bytes_in"] == len('{"a":1,"b":1}') and tool["tool"]["bytes_out"] > 0
+    assert calls[4]["outcome"] == "error" and calls[4]["error_type"] == "tool_error"
+    team = next(b for b in budgets["data"] if b["scope"]["kind"] == "team")
+    assert team["spent_usd"] >= 0.252 - 1e-9  # the tools' prices count against the team's budget
+
+
+def test_one_span_per_tool_call_a_child_of_the_callers_trace(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    sink = MemorySink()
+    gateway = gateway_factory(traced(mcp_config(standin, upstream.url)), span_sink=sink)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    mcp_standin.SEEN.clear()
+
+    async def main() -> None:
+        headers = {"traceparent": f"00-{trace_id}-{parent_id}-01", "x-session-id": "sess-traced"}
+        async with gateway_client(gateway.url, headers=headers) as client:
+            await client.call_tool("github__echo", {"text": "traced"})
+
+    asyncio.run(main())
+    spans = wait_for(lambda: len(sink.spans) >= 2 and sink.spans)
+    [call] = [s for s in spans if s.name == "execute_tool github__echo"]
+    [upstream_span] = [s for s in spans if s.name == "tools/call echo"]
+    assert f"{call.trace_id:032x}" == trace_id and f"{call.parent_span_id:016x}" == parent_id
+    attrs = call.attributes
+    assert attrs["gen_ai.operation.name"] == "execute_tool" and attrs["gen_ai.tool.name"] == "github__echo"
+    assert attrs["gen_ai.tool.call.id"].startswith("req_") and attrs["gen_ai.conversation.id"] == "sess-traced"
+    assert attrs["mcp.method.name"] == "tools/call" and attrs["agentgw.mcp.server"] == "github"
+    assert attrs["agentgw.outcome"] == "ok" and "error.type" not in attrs
+    assert upstream_span.parent_span_id == call.span_id and upstream_span.trace_id == call.trace_id
+    assert upstream_span.attributes["server.port"] == upstream.port
+    # the upstream server's work is a child of the gateway's request to it (SEP-414: params._meta)
+    [seen] = [s for s in mcp_standin.SEEN if s["tool"] == "echo"]
+    assert seen["meta"]["traceparent"] == f"00-{trace_id}-{upstream_span.span_id:016x}-01"
+    with gateway.http() as http:
+        metrics = http.get("/metrics").text
+    assert 'agentgw_tool_calls_total{server="github",tool="echo",outcome="ok",code="ok"} 1.0' in metrics
+    assert 'agentgw_tool_call_duration_seconds_count{server="github",tool="echo",error_type=""} 1' in metrics
+    assert 'agentgw_mcp_server_up{server="github"} 1.0' in metrics
+    assert UPSTREAM_TOKEN not in metrics
+
+
+def guarded(config: dict[str, Any], **guardrails: Any) -> dict[str, Any]:
+    config["guardrails"] = guardrails
+    config["teams"]["ops"] = {"guardrails": list(guardrails)}
+    return config
+
+
+def test_guardrails_on_tool_calls_and_results(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = guarded(
+        mcp_config(standin, upstream.url),
+        injection={"type": "prompt_injection", "action": "block", "scan_tool_results": True},
+        pii={"type": "pii", "action": "redact", "entities": ["email"]},
+        secrets={"type": "secrets", "action": "block"},
+        tools={"type": "tool_access", "action": "block", "deny": ["*__environment"]},
+    )
+    gateway = gateway_factory(config)
+    mcp_standin.SEEN.clear()
+
+    async def main() -> None:
+        async with gateway_client(gateway.url, headers={"x-session-id": "sess-guarded"}) as client:
+            with pytest.raises(MCPError) as injected:
+                await client.call_tool("github__fetch_page", {"url": "https://shop.example.com/review"})
+            assert injected.value.code == -32012 and injected.value.data["code"] == "guardrail_blocked"
+            assert "injection" in injected.value.message and "IGNORE" not in injected.value.message
+            redacted = await client.call_tool("github__contact", {"person": "Jane"})
+            assert redacted.content[0].text == "Jane can be reached at [EMAIL]"
+            with pytest.raises(MCPError) as secret:
+                await client.call_tool("github__echo", {"text": "key sk-proj-" + "a1B2c3D4e5" * 5})
+            assert secret.value.data["code"] == "guardrail_blocked" and "secrets" in secret.value.message
+            with pytest.raises(MCPError) as tool_access:  # a tool_access rule holds for MCP calls too
+                await client.call_tool("github__environment", {})
+            assert "tools" in tool_access.value.message
+            with pytest.raises(MCPError) as invalid:
+                await client.call_tool("github__add", {"a": "two", "b": 3})
+            assert invalid.value.code == -32602 and invalid.value.data["param"] == "arguments"
+
+    asyncio.run(main())
+    assert [s["tool"] for s in mcp_standin.SEEN] == ["fetch_page", "contact"]  # refused calls never left
+    with gateway.http() as http:
+        calls = http.get("/v1/sessions/sess-guarded").json()["calls"]
+    assert [c["requested_model"] for c in calls] == ["github__fetch_page", "github__contact"]  # admitted ones
+    blocked, redacted = calls
+    assert blocked["outcome"] == "error" and blocked["error_type"] == "guardrail_blocked"
+    verdicts = {v["guardrail"]: v for v in blocked["guardrails"]}
+    assert verdicts["injection"]["phase"] == "output" and verdicts["injection"]["action"] == "block"
+    assert redacted["outcome"] == "ok" and redacted["guardrails"][0]["entities"] == ["email"]
+
+
+def test_an_upstream_that_hangs_or_dies_gives_a_protocol_error(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    doomed = mcp_standin.serve_http("doomed")
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["github"]["timeout_seconds"] = 0.5
+    config["mcp"]["servers"]["doomed"] = {"transport": "streamable_http", "url": doomed.url + "/mcp"}
+    gateway = gateway_factory(config)
+
+    async def main() -> None:
+        async with gateway_client(gateway.url) as client:
+            with pytest.raises(MCPError) as hung:
+                await client.call_tool("github__slow", {"seconds": 30})
+            assert hung.value.code == -32017 and hung.value.data["code"] == "upstream_timeout"
+            assert "did not answer tools/call slow within 0.5 s" in hung.value.message
+            assert (await client.call_tool("github__echo", {"text": "still here"})).content[0].text == "still here"
+            assert (await client.call_tool("doomed__echo", {"text": "alive"})).content[0].text == "alive"
+            await asyncio.to_thread(doomed.stop)
+            with pytest.raises(MCPError) as dead:
+                await client.call_tool("doomed__echo", {"text": "anyone?"})
+            assert dead.value.code == -32016 and dead.value.data["code"] == "upstream_error"
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            assert "github__echo" in tools and not any(t.startswith("doomed__") for t in tools)
+
+    asyncio.run(main())
+    with gateway.http() as http:
+        servers = {s["name"]: s for s in http.get("/v1/mcp/servers").json()["data"]}
+    assert servers["github"]["timeouts"] == 1 and servers["github"]["state"] == "up"
+    assert servers["doomed"]["state"] == "down" and servers["doomed"]["last_error"] in ("failed", "closed", "connect")
+    assert servers["github"]["location"] == f"{upstream.url}/mcp" and UPSTREAM_TOKEN not in str(servers)
+
+
+def test_servers_and_their_health_are_scoped_to_what_a_key_may_use(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["other"] = {"transport": "streamable_http", "url": upstream.url + "/mcp"}
+    config["mcp"]["access"] = [{"team": "ops", "allow": ["*"]}, {"team": "research", "allow": ["other__echo"]}]
+    gateway = gateway_factory(config)
+    with gateway.http(AGENT_KEY) as http:
+        assert [s["name"] for s in http.get("/v1/mcp/servers").json()["data"]] == ["other"]
+    with gateway.http() as http:
+        assert [s["name"] for s in http.get("/v1/mcp/servers").json()["data"]] == ["github", "other"]
+
+    async def main() -> None:
+        async with gateway_client(gateway.url, key=AGENT_KEY) as client:
+            assert [tool.name for tool in (await client.list_tools()).tools] == ["other__echo"]
+
+    asyncio.run(main())
+
+
+def test_the_endpoint_refuses_what_the_gateway_refuses(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    gateway = gateway_factory(mcp_config(standin, upstream.url))
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    accept = {"accept": "application/json, text/event-stream"}
+    with gateway.http(None) as http:
+        missing = http.post("/mcp", json=body, headers=accept)
+        assert missing.status_code == 401
+        assert missing.json()["error"]["data"]["code"] == "invalid_api_key" and missing.json()["id"] is None
+        wrong = http.post("/mcp", json=body, headers={**accept, "authorization": "Bearer not-a-gateway-key"})
+        assert wrong.status_code == 401
+    with gateway.http() as http:
+        foreign = http.post("/mcp", json=body, headers={**accept, "origin": "https://evil.example"})
+        assert foreign.status_code == 403 and foreign.json()["error"]["data"]["code"] == "permission_denied"
+        assert http.get("/mcp").status_code == 405  # no standing stream
+    with gateway.http(AGENT_KEY) as http:  # this key is pinned to agent `crawler`
+        other = http.post("/mcp", json=body, headers={**accept, "x-agent-id": "somebody-else"})
+        assert other.status_code == 403
+
+
+def test_stdio_and_sse_servers(standin: StandIn, gateway_factory: Callable[..., Any], monkeypatch: Any) -> None:
+    monkeypatch.setenv("AGENTGW_TEST_PROVIDER_SECRET", "sk-test-gateway-environment-0001")
+    sse = mcp_standin.serve_sse("legacy")
+    try:
+        config = base_config(standin)
+        config["mcp"] = {
+            "servers": {
+                "files": {
+                    "transport": "stdio",
+                    "command": sys.executable,
+                    "args": ["-m", "tests.mcp_standin.servers", "files"],
+                    "cwd": str(ROOT),
+                    "env": {"FILES_ROOT": "/srv/shared"},
+                },
+                "legacy": {"transport": "sse", "url": sse.url + "/sse"},
+            },
+            "access": [{"allow": ["*"]}],
+        }
+        gateway = gateway_factory(config)
+
+        async def main() -> None:
+            async with gateway_client(gateway.url) as client:
+                tools = {tool.name for tool in (await client.list_tools()).tools}
+                assert {"files__echo", "legacy__echo"} <= tools
+                assert (await client.call_tool("legacy__add", {"a": 40, "b": 2})).structured_content == {"result": 42}
+                env = (await client.call_tool("files__environment", {})).structured_content["result"]
+                assert "FILES_ROOT" in env and "PATH" in env
+                assert "AGENTGW_TEST_PROVIDER_SECRET" not in env  # never the gateway's own environment
+                prompt = await client.get_prompt("files__greet", {"person": "Ada"})
+                assert prompt.messages[0].content.text == "Say hello to Ada."
+                resources = [r.uri for r in (await client.list_resources()).resources]
+                assert "files+note://today" in resources and "legacy+note://today" in resources
+                read = await client.read_resource("legacy+note://today")
+                assert read.contents[0].text == "Buy milk." and read.contents[0].uri == "legacy+note://today"
+
+        asyncio.run(main())
+    finally:
+        sse.stop()

@@ -1,6 +1,6 @@
 """Stand-in MCP servers for the tests, built with the official SDK's server side (`MCPServer`) and
 served on loopback ports (streamable HTTP or SSE), or run as a stdio process (`python -m
-tests.mcp.standin`). Each records the headers and `_meta` of the tool calls it receives."""
+tests.mcp_standin.servers`). Each records the headers and `_meta` of the tool calls it receives."""
 
 from __future__ import annotations
 
@@ -69,6 +69,14 @@ def build(name: str = "standin") -> MCPServer:
         seen("fail", ctx)
         raise ValueError("the tool broke")
 
+    @server.tool()
+    def environment(ctx: Context) -> list[str]:
+        """The names of this server's environment variables."""
+        seen("environment", ctx)
+        import os
+
+        return sorted(os.environ)
+
     @server.prompt()
     def greet(person: str) -> str:
         """A greeting."""
@@ -92,5 +100,5 @@ def serve_sse(name: str = "standin") -> ServerThread:
     return ServerThread(build(name).sse_app(), "127.0.0.1", 0).start()
 
 
-if __name__ == "__main__":  # a stdio server: python -m tests.mcp.standin NAME
+if __name__ == "__main__":  # a stdio server: python -m tests.mcp_standin.servers NAME
     build(sys.argv[1] if len(sys.argv) > 1 else "standin").run("stdio")
