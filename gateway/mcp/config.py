@@ -63,7 +63,7 @@ class _Server(_Strict):
 
 
 class _HttpServer(_Server):
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="The server's MCP endpoint.")
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="The server's MCP endpoint.", repr=False)
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Sent to this server only (its credentials: `${ENV_VAR}`)."
     )
