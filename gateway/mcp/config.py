@@ -7,7 +7,7 @@ mcp:
     github: {transport: streamable_http, url: "https://mcp.example.com/mcp",
              headers: {authorization: "Bearer ${GITHUB_MCP_TOKEN}"}, timeout_seconds: 30}
     search: {transport: sse, url: "http://127.0.0.1:9000/sse", cost_per_call_usd: 0.002}
-    files:  {transport: stdio, command: mcp-server-files, args: ["/srv/shared"], env: {LOG: "warn"}}
+    files:  {transport: stdio, command: mcp-server-files, args: ["/srv/docs"], env: {LOG: "warn"}}
   access:                           # nothing is allowed unless a rule allows it; deny wins
     - {team: research, allow: ["github__*", "search__*"], deny: ["github__delete_*"]}
 ```
