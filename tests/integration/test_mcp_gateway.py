@@ -328,5 +328,31 @@ def test_stdio_and_sse_servers(standin: StandIn, gateway_factory: Callable[..., 
                 assert read.contents[0].text == "Buy milk." and read.contents[0].uri == "legacy+note://today"
 
         asyncio.run(main())
+        # The gateway first: the SDK's SSE server, stopped under an open stream, leaves its streams unclosed.
+        gateway.stop()
     finally:
         sse.stop()
+
+
+def test_rate_limits_and_budgets_hold_tool_calls_too(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["github"]["tool_costs"] = {"add": 0.6}
+    config["teams"]["ops"] = {"budget": {"usd": 1, "period": "day"}}
+    config["keys"][0]["limits"] = {"rpm": 2}  # the admin key
+    gateway = gateway_factory(config)
+
+    async def main() -> None:
+        async with gateway_client(gateway.url) as client:
+            assert (await client.call_tool("github__add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+            with pytest.raises(MCPError) as budget:
+                await client.call_tool("github__add", {"a": 1, "b": 2})
+            assert budget.value.code == -32014 and budget.value.data["code"] == "budget_exceeded"
+            assert (await client.call_tool("github__echo", {"text": "free"})).content[0].text == "free"
+            with pytest.raises(MCPError) as limited:
+                await client.call_tool("github__echo", {"text": "one too many"})
+            assert limited.value.code == -32013 and limited.value.data["code"] == "rate_limit_exceeded"
+            assert limited.value.data["retry_after"] >= 1
+
+    asyncio.run(main())
