@@ -41,9 +41,7 @@ class Candidate:
         "window_or_unbounded",
     )
 
-    def __init__(
-        self, target: Target, index: int, health: TargetHealth, apis: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, target: Target, index: int, health: TargetHealth, apis: frozenset[str] = frozenset()) -> None:
         spec = target.spec
         self.target = target
         self.apis = apis  # the APIs the target's provider speaks natively

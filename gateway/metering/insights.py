@@ -10,6 +10,7 @@ Only names from `report.DIMENSIONS` reach the SQL text; every value is a bound p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,8 +22,10 @@ import orjson
 from gateway.metering.ledger import Ledger
 from gateway.metering.pricing import usd
 from gateway.metering.report import DIMENSIONS, UsageQuery, iso, time_column
+from gateway.metering.report import run as run_report
 
 PERCENTILES = (50, 95, 99)
+NANOS = 1_000_000_000
 ERROR = "CASE WHEN outcome IN ('error', 'shutdown') THEN 1 ELSE 0 END"  # as the report counts errors
 BUCKET_FORMATS = {"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H:00:00Z"}  # the report's day and hour buckets
 
@@ -74,59 +77,80 @@ async def latency(ledger: Ledger, query: UsageQuery, by: Sequence[str] = ()) -> 
 
 async def agents(ledger: Ledger, query: UsageQuery) -> list[dict[str, Any]]:
     """Each agent (by team) with its calls, errors, cost, tasks and cost per task, sessions, tokens,
-    latency percentiles, the APIs (operations) and models it used, most expensive first."""
+    latency percentiles, the APIs (operations) and models it used, most expensive first.
+
+    The counts by operation and model come from the usage report (the rollups for whole hours); the
+    rest (tasks, sessions, first and last call, latencies) from one pass over the window's events,
+    added up here: reading the rows once costs less than three aggregates that each read them."""
     condition, params = await where(ledger, query)
-    mix, work, lat = await asyncio.gather(  # the ledger answers reads side by side
+    mix, events = await asyncio.gather(  # the ledger answers reads side by side
+        run_report(ledger, dataclasses.replace(query, group_by=("team", "agent", "operation", "model"))),
         ledger.query(
-            f"SELECT team, agent, operation, model, COUNT(*), SUM({ERROR}), SUM(cost_nanos), SUM(input_tokens), "  # noqa: S608 - constants
-            f"SUM(output_tokens), MIN(ts), MAX(ts) FROM usage_events WHERE {condition} "
-            "GROUP BY team, agent, operation, model",
+            "SELECT team, agent, task, session, ts, outcome, latency_ms, cost_nanos "  # noqa: S608 - constants
+            f"FROM usage_events WHERE {condition}",
             params,
         ),
-        ledger.query(
-            "SELECT team, agent, COUNT(DISTINCT task), SUM(CASE WHEN task IS NULL THEN 0 ELSE cost_nanos END), "  # noqa: S608 - constants
-            f"COUNT(DISTINCT session) FROM usage_events WHERE {condition} GROUP BY team, agent",
-            params,
-        ),
-        latency(ledger, query, ("team", "agent")),
     )
-    latencies = {(r["team"], r["agent"]): r for r in lat}
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for team, agent, operation, model, calls, errors, nanos, t_in, t_out, first, last in (tuple(r) for r in mix):
-        item = found.setdefault((team, agent), {
-            "team": team, "agent": agent, "requests": 0, "errors": 0, "_nanos": 0, "input_tokens": 0,
-            "output_tokens": 0, "operations": {}, "_models": {}, "first_seen": first, "last_seen": last,
+    for row in mix.rows:
+        item = found.setdefault((row["team"], row["agent"]), {
+            "team": row["team"], "agent": row["agent"], "requests": 0, "errors": 0, "_nanos": 0,
+            "input_tokens": 0, "output_tokens": 0, "operations": {}, "_models": {},
         })  # fmt: skip
-        item["requests"] += calls
-        item["errors"] += int(errors or 0)
-        item["_nanos"] += int(nanos or 0)
-        item["input_tokens"] += int(t_in or 0)
-        item["output_tokens"] += int(t_out or 0)
-        item["operations"][operation] = item["operations"].get(operation, 0) + calls
-        used = item["_models"].setdefault(model, [0, 0])
-        used[0] += calls
-        used[1] += int(nanos or 0)
-        item["first_seen"], item["last_seen"] = min(item["first_seen"], first), max(item["last_seen"], last)
-    tasks = {(r[0], r[1]): (int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in (tuple(r) for r in work)}
+        nanos = round(row["cost_usd"] * NANOS)  # exact: the report's amounts are nano-dollars / 1e9
+        item["requests"] += row["requests"]
+        item["errors"] += row["errors"]
+        item["_nanos"] += nanos
+        item["input_tokens"] += row["input_tokens"]
+        item["output_tokens"] += row["output_tokens"]
+        item["operations"][row["operation"]] = item["operations"].get(row["operation"], 0) + row["requests"]
+        used = item["_models"].setdefault(row["model"], [0, 0])
+        used[0] += row["requests"]
+        used[1] += nanos
+    work: dict[tuple[str, str], _Work] = defaultdict(_Work)
+    for team, agent, task, session, ts, outcome, latency_ms, nanos in (tuple(r) for r in events):
+        done = work[(team, agent)]
+        done.first, done.last = min(done.first, ts), max(done.last, ts)
+        if task is not None:
+            done.tasks.add(task)
+            done.task_nanos += nanos
+        if session is not None:
+            done.sessions.add(session)
+        if outcome == "ok":
+            done.latencies.append(latency_ms)
     out = sorted(found.values(), key=lambda item: (-item["_nanos"], item["team"], item["agent"]))
     for item in out:
-        key = (item["team"], item["agent"])
-        task_count, task_nanos, session_count = tasks.get(key, (0, 0, 0))
-        lat = latencies.get(key, {})
+        done = work.get((item["team"], item["agent"])) or _Work()
+        done.latencies.sort()
         nanos = item.pop("_nanos")
         models = item.pop("_models")
+        tasks = len(done.tasks)
         item.update({
             "error_rate": round(item["errors"] / item["requests"], 4) if item["requests"] else 0.0,
-            "cost_usd": usd(nanos), "tasks": task_count,
-            "cost_per_task_usd": usd(task_nanos // task_count) if task_count else None,
-            "sessions": session_count,
-            "latency_p50_ms": lat.get("latency_p50_ms"), "latency_p95_ms": lat.get("latency_p95_ms"),
+            "cost_usd": usd(nanos), "tasks": tasks,
+            "cost_per_task_usd": usd(done.task_nanos // tasks) if tasks else None,
+            "sessions": len(done.sessions),
+            "latency_p50_ms": _ms(percentile(done.latencies, 50)),
+            "latency_p95_ms": _ms(percentile(done.latencies, 95)),
             "operations": dict(sorted(item["operations"].items())),
             "models": [{"model": m, "requests": c, "cost_usd": usd(n)}
                        for m, (c, n) in sorted(models.items(), key=lambda entry: -entry[1][1])],
-            "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),
+            "first_seen": iso(done.first) if done.first < math.inf else None,
+            "last_seen": iso(done.last) if done.last > -math.inf else None,
         })  # fmt: skip
     return out
+
+
+@dataclasses.dataclass(slots=True)
+class _Work:
+    """What one agent did in the window, as read from its events."""
+
+    first: float = math.inf
+    last: float = -math.inf
+    tasks: set[str] = dataclasses.field(default_factory=set)
+    sessions: set[str] = dataclasses.field(default_factory=set)
+    task_nanos: int = 0
+    latencies: list[float] = dataclasses.field(default_factory=list)
 
 
 async def sessions(
@@ -163,13 +187,17 @@ async def sessions(
     if not picked:
         return []
     window, window_params = await where(ledger, query, by_index=True)
-    pairs = " OR ".join(["(session = ? AND team = ?)"] * len(picked))
+    # By session id alone, so the database reads the session index; a session id another team also
+    # used comes back as a group of its own and is dropped here. (Pairs of session and team OR-ed
+    # together made SQLite read each team's whole window once per pair instead.)
+    ids = list(dict.fromkeys(session for session, _ in picked))
     rows = await ledger.query(
-        f"{_SESSION_COLUMNS} WHERE ({pairs}) AND {window} GROUP BY session, team",
-        [*(value for pair in picked for value in pair), *window_params],
+        f"{_SESSION_COLUMNS} WHERE session IN ({', '.join('?' * len(ids))}) AND {window} GROUP BY session, team",
+        [*ids, *window_params],
     )
     order = {pair: i for i, pair in enumerate(picked)}
-    return [_session_row(row) for row in sorted(rows, key=lambda r: order[(r[0], r[1])])]
+    mine = [row for row in rows if (row[0], row[1]) in order]
+    return [_session_row(row) for row in sorted(mine, key=lambda r: order[(r[0], r[1])])]
 
 
 _SESSION_COLUMNS = (

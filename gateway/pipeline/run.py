@@ -234,8 +234,9 @@ class Call:
         completion, answer = await self.runtime.forwarder.complete(self.plan, self._outbound(), self)
         api = self.request.api
         self._answered_by(answer, completion.data)
-        data, raw = self._client_answer(completion, answer)
-        usage = completion.usage or self._estimate(answer.target, api.output_text(data))
+        wire = answer.translation.wire
+        usage = completion.usage or self._estimate(answer.target, wire.output_text(completion.data))
+        data, raw = self._client_answer(completion, answer, usage)
         cost = self.runtime.meter.cost_nanos(answer.target.model, usage)
         self.record.finish_reasons = api.finish_reasons(data)
         try:
@@ -257,11 +258,13 @@ class Call:
         self.finish(usage=usage, cost=cost, output=data)
         return Reply(body, {**self.answer_headers(answer), "x-agentgw-cost-usd": format_usd(cost)})
 
-    def _client_answer(self, completion: Completion, answer: Answer) -> tuple[dict[str, Any], bytes | None]:
-        """The answer in the client's API (translated back when the call was translated)."""
+    def _client_answer(
+        self, completion: Completion, answer: Answer, usage: Usage
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """The answer in the client's API (translated back, with the call's usage, when it was translated)."""
         if answer.translation.passthrough:
             return completion.data, completion.raw
-        return answer.translation.response(completion.data), None
+        return answer.translation.response(completion.data, usage), None
 
     async def _stream(self) -> StreamReply:
         assert self.plan is not None

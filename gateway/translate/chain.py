@@ -42,8 +42,9 @@ class Translation:
         """The wire request for `model` (the provider's name for it)."""
         return {**body, "model": model}
 
-    def response(self, data: dict[str, Any]) -> dict[str, Any]:
-        """A whole wire answer in the client's shape."""
+    def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
+        """A whole wire answer in the client's shape; `usage` is the call's (the provider's count, or the
+        gateway's own where it gave none), for client APIs whose answers must carry one."""
         return data
 
     def stream(self) -> StreamTranslation | None:
@@ -71,7 +72,7 @@ class ChatOverMessages(Translation):
             payload.pop("stream", None)
         return payload
 
-    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+    def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
         with _readable("message"):
             translated, _ = from_anthropic_response(data, created=int(time.time()), json_tool=self._json_tool)
         return translated
@@ -94,9 +95,9 @@ class MessagesOverChat(Translation):
         self._model = str(body.get("model") or model)
         return messages_to_chat.to_chat_request(body, model=model)
 
-    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+    def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
         with _readable("chat completion"):
-            return messages_to_chat.from_chat_response(data, model=self._model)
+            return messages_to_chat.from_chat_response(data, model=self._model, usage=usage)
 
     def stream(self) -> StreamTranslation:
         return _Checked(messages_to_chat.StreamTranslator(model=self._model))
@@ -127,11 +128,11 @@ class ResponsesOverChat(Translation):
         self._request = body
         return responses_to_chat.to_chat_request(body, model=model)
 
-    def response(self, data: dict[str, Any]) -> dict[str, Any]:
+    def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
         model = str(self._request.get("model") or "")
         with _readable("chat completion"):
             return responses_to_chat.from_chat_response(
-                data, request=self._request, model=model, created_at=self._created
+                data, request=self._request, model=model, created_at=self._created, usage=usage
             )
 
     def stream(self) -> StreamTranslation:
@@ -176,8 +177,8 @@ class Composed(Translation):
     def request(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         return self._inner.request(self._outer.request(body, model), model)
 
-    def response(self, data: dict[str, Any]) -> dict[str, Any]:
-        return self._outer.response(self._inner.response(data))
+    def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
+        return self._outer.response(self._inner.response(data, usage), usage)
 
     def stream(self) -> StreamTranslation | None:
         inner, outer = self._inner.stream(), self._outer.stream()

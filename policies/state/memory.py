@@ -318,8 +318,11 @@ class MemoryStore(StateStore):
 
     def _live(self, key: str, now_ms: int) -> bool:
         account = self._accounts.get(key)
-        return account is not None and not account.expired(now_ms) and (account.seeded > 0 or account.spent > 0
-            or account.reserved > 0 or bool(account.holds))
+        return (
+            account is not None
+            and not account.expired(now_ms)
+            and (account.seeded > 0 or account.spent > 0 or account.reserved > 0 or bool(account.holds))
+        )
 
     async def seed(self, account: Account, spent: int, now_ms: int) -> bool:
         if self._live(account.key, now_ms):

@@ -152,8 +152,6 @@ def redis_client(location: StoreLocation, *, connect_timeout: float, timeout: fl
         return RedisCluster(startup_nodes=nodes, max_connections=max_connections, **auth, **options)
     if location.kind == "sentinel":
         assert location.service_name is not None
-        sentinel = Sentinel(
-            list(location.hosts), sentinel_kwargs={**auth, **options}, **auth, **options
-        )
+        sentinel = Sentinel(list(location.hosts), sentinel_kwargs={**auth, **options}, **auth, **options)
         return sentinel.master_for(location.service_name, max_connections=max_connections)
     raise ValueError(f"not a redis location: {location.kind}")

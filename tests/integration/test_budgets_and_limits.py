@@ -336,3 +336,17 @@ def test_a_routes_target_whose_model_limit_is_full_is_skipped(standin: StandIn, 
     with pytest.raises(openai.RateLimitError) as info:  # asked for by name, the full model is refused
         client.chat.completions.create(model="priced", messages=USER)
     assert "model priced" in info.value.body["message"]
+
+
+def test_concurrency_leases_are_given_back_under_load(standin: StandIn, gateway_factory: Any, state: Any) -> None:
+    """Waves of simultaneous calls, together many times a key's concurrency limit: every lease a call
+    takes is given back when it ends (with limits and budgets on, as a loaded gateway has them), so no
+    wave finds the limit full of leases from calls long finished."""
+    config = budget_config(standin, budget={"usd": 1000, "period": "day"}, task_budget={"usd": 1000, "period": "total"})
+    config["keys"][1]["limits"] = {"rpm": 100_000, "concurrent": 12}
+    config["state"] = state
+    gateway = gateway_factory(config)
+    with gateway.http(AGENT_KEY) as http:
+        for wave in range(12):  # 144 calls, 12 at a time
+            assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 12, **{"x-task-id": f"wave-{wave}"})) == [200] * 12
+            assert http.get("/v1/budgets").status_code == 200  # answers once the wave's settlements landed

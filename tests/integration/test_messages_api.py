@@ -277,3 +277,13 @@ def test_tool_access_applies_to_tool_use(gateway: Any, standin: StandIn, model: 
         client(gateway, key=GUARDED_KEY).messages.create(model=model, max_tokens=50, messages=USER, tools=[delete_user])
     assert "'tools'" in refused.value.body["error"]["message"]
     assert standin.requests == []
+
+
+def test_usage_the_provider_did_not_report_is_counted_for_the_client_too(gateway: Any) -> None:
+    """Translated to a server that reports no usage: the message still carries usage, the gateway's
+    count, and the ledger marks it estimated."""
+    raw = client(gateway).messages.with_raw_response.create(model="oa-no-usage", max_tokens=50, messages=USER)
+    message = raw.parse()
+    row = ledger_row(gateway, raw.headers["x-request-id"])
+    assert row["estimated"] == 1 and message.usage.output_tokens == row["output_tokens"] > 0
+    assert message.usage.input_tokens == row["input_tokens"] > 0

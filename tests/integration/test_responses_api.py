@@ -288,3 +288,21 @@ def test_span_names_the_api(gateway: Any, spans: MemorySink) -> None:
     [span] = found
     assert span.attributes["agentgw.api"] == "responses" and span.attributes["agentgw.translated"] is True
     assert span.attributes["gen_ai.usage.output_tokens"] == raw.parse().usage.output_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_the_provider_did_not_report_is_counted_and_marked(gateway: Any, stream: bool) -> None:
+    """A chat-only server that reports no usage: the gateway counts the Responses call itself (the
+    client still gets a usage object) and the ledger marks the count estimated."""
+    sdk = gateway.client()
+    if stream:
+        with sdk.responses.with_streaming_response.create(model="cc-no-usage", input="Count me", stream=True) as raw:
+            request_id = raw.headers["x-request-id"]
+            events = [line for line in raw.iter_lines() if line.startswith("data: ")]
+        final = json.loads(events[-1].removeprefix("data: "))["response"]
+    else:
+        raw_answer = sdk.responses.with_raw_response.create(model="cc-no-usage", input="Count me")
+        request_id, final = raw_answer.headers["x-request-id"], json.loads(raw_answer.text)
+    row = ledger_row(gateway, request_id)
+    assert row["estimated"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] > 0
+    assert final["usage"]["output_tokens"] == row["output_tokens"]

@@ -368,6 +368,37 @@ def test_session_replay(gateway: Any, standin: StandIn) -> None:
         assert http.get("/v1/sessions/never-seen").status_code == 404
 
 
+def test_replay_and_feedback_hold_calls_of_every_api(gateway: Any) -> None:
+    """A session mixing the three APIs (each passed through and translated) replays in order, each call
+    with its operation and the captured messages in the conventions' shape; feedback exports it."""
+    headers = {"x-session-id": "sess-apis", "authorization": f"Bearer {AGENT_KEY}"}
+    text = "Tell me about tracing."
+    with gateway.http(None) as http:
+        for path, body in [
+            ("/v1/chat/completions", {"model": "an-gpt-x", "messages": USER}),
+            ("/v1/responses", {"model": "oa-gpt-x", "input": text, "instructions": "Be brief."}),
+            ("/v1/responses", {"model": "an-gpt-x", "input": text, "stream": True}),
+            ("/v1/messages", {"model": "oa-gpt-x", "max_tokens": 50, "messages": USER}),
+            ("/v1/messages", {"model": "an-gpt-x", "max_tokens": 50, "messages": USER, "stream": True}),
+        ]:
+            assert http.post(path, json=body, headers=headers).status_code == 200
+    with gateway.http(AGENT_KEY) as http:
+        replay = http.get("/v1/sessions/sess-apis").json()
+        calls = replay["calls"]
+        assert [c["operation"] for c in calls] == ["chat", "responses", "responses", "messages", "messages"]
+        for call in calls:
+            user = [m for m in call["input_messages"] if m["role"] == "user"]
+            assert user[0]["parts"][0]["content"] == text
+            assert "Hello from stand-in" in call["output_messages"][0]["parts"][0]["content"]
+        assert calls[1]["input_messages"][0] == {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]}
+        flagged = http.post("/v1/feedback", json={"session_id": "sess-apis", "label": "review"})
+        assert flagged.status_code == 201
+        cases = [
+            json.loads(line) for line in http.get("/v1/feedback/export", params={"label": "review"}).text.splitlines()
+        ]
+    assert len(cases) == 5 and all(case["input"] and case["output"] for case in cases)
+
+
 def test_feedback_round_trip(gateway: Any) -> None:
     client = gateway.client(AGENT_KEY)
     bad = client.chat.completions.with_raw_response.create(model="oa-gpt-x", messages=USER, extra_headers=SESSION)
