@@ -34,8 +34,14 @@ def base(**mcp: Any) -> dict[str, Any]:
     [
         ({"servers": {"Git_Hub": {"transport": "stdio", "command": "x"}}}, "server name 'Git_Hub'"),
         ({"servers": {"gh": {"transport": "sse", "url": "ftp://x"}}}, "url"),
-        ({"servers": {"gh": {"transport": "streamable_http", "url": "http://x", "headers": {"Mcp-Session-Id": "1"}}}},
-         "sets these headers itself"),
+        (
+            {
+                "servers": {
+                    "gh": {"transport": "streamable_http", "url": "http://x", "headers": {"Mcp-Session-Id": "1"}}
+                }
+            },
+            "sets these headers itself",
+        ),
         ({"access": [{"team": "nobody", "allow": ["*"]}]}, "mcp.access.0.team: unknown team 'nobody'"),
         ({"access": [{"key": "nobody", "allow": ["*"]}]}, "mcp.access.0.key: unknown key 'nobody'"),
     ],
@@ -50,8 +56,11 @@ def test_upstream_credentials_are_secrets_and_not_shown() -> None:
     config = McpConfig.model_validate(
         {
             "servers": {
-                "gh": {"transport": "streamable_http", "url": "https://user:pw-SECRET@mcp.example.com:8443/mcp?token=t0k3n",
-                       "headers": {"authorization": "Bearer gh-SECRET-token"}},
+                "gh": {
+                    "transport": "streamable_http",
+                    "url": "https://user:pw-SECRET@mcp.example.com:8443/mcp?token=t0k3n",
+                    "headers": {"authorization": "Bearer gh-SECRET-token"},
+                },
                 "files": {"transport": "stdio", "command": "srv", "env": {"API_TOKEN": "env-SECRET-value"}},
             }
         }
