@@ -124,6 +124,7 @@ class ToolCall:
         schema = await upstream.tool(tool)
         if schema is None:
             raise self._not_found()
+        self.record.tool = tool  # only a tool the server has: callers choose names, metrics label by them
         arguments = await self._guard_arguments()
         check_arguments(schema.input_schema, arguments)
         price = upstream.config.cost_nanos(tool)
@@ -152,7 +153,6 @@ class ToolCall:
         record.server = upstream.name
         if not mcp.allows(ctx.team, ctx.key_name, ctx.agent, record.name):
             raise self._not_found()
-        record.tool = split[1]
         record.transport = upstream.network_transport
         record.address = getattr(upstream.config, "address", None)
         self.record.bytes_in = len(orjson.dumps(self.arguments))

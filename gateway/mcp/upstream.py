@@ -35,6 +35,7 @@ log = logging.getLogger("agentgw.mcp")
 
 T = TypeVar("T")
 CATALOG_SECONDS = 60.0  # a server's tool list is asked again after this long (or when it says it changed)
+MISS_SECONDS = 2.0  # a name not in the list asks the server again, at most this often (callers choose names)
 MAX_PAGES = 50
 CLOSE_SECONDS = 5.0
 MAX_MESSAGE = 500
@@ -112,6 +113,7 @@ class Upstream:
         self._opening = asyncio.Lock()
         self._tools: dict[str, Tool] = {}
         self._tools_at = -CATALOG_SECONDS
+        self._listed_at = float("-inf")  # when the server last answered tools/list
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -223,13 +225,16 @@ class Upstream:
 
         found = await self.request(listing, "tools/list")
         self._tools = {tool.name: tool for tool in found}
-        self._tools_at = time.monotonic()
+        self._tools_at = self._listed_at = time.monotonic()
         return self._tools
 
     async def tool(self, name: str) -> Tool | None:
-        """One of the server's tools (its catalog asked again once if the name is not in it)."""
+        """One of the server's tools. A name not in the list it gave asks it again (it may have added
+        the tool since), unless it was just asked: unknown names cost the server one listing per
+        `MISS_SECONDS` at most, however many a caller sends."""
+        listed = self._listed_at
         tools = await self.tools()
-        if name not in tools:
+        if name not in tools and self._listed_at == listed and time.monotonic() - listed >= MISS_SECONDS:
             tools = await self.tools(fresh=True)
         return tools.get(name)
 
@@ -296,6 +301,8 @@ class _Connection:
 
     async def close(self) -> None:
         self._stop.set()
+        if self._client is None:  # still opening (a server that never answers): nothing to close politely
+            self._task.cancel()
         if not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=CLOSE_SECONDS)
             if not done:

@@ -4,6 +4,9 @@ against stand-in MCP servers built with the official SDK, all on loopback."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -198,6 +201,7 @@ def test_guardrails_on_tool_calls_and_results(
             assert "injection" in injected.value.message and "IGNORE" not in injected.value.message
             redacted = await client.call_tool("github__contact", {"person": "Jane"})
             assert redacted.content[0].text == "Jane can be reached at [EMAIL]"
+            assert redacted.structured_content == {"result": "Jane can be reached at [EMAIL]"}
             with pytest.raises(MCPError) as secret:
                 await client.call_tool("github__echo", {"text": "key sk-proj-" + "a1B2c3D4e5" * 5})
             assert secret.value.data["code"] == "guardrail_blocked" and "secrets" in secret.value.message
@@ -354,5 +358,155 @@ def test_rate_limits_and_budgets_hold_tool_calls_too(
                 await client.call_tool("github__echo", {"text": "one too many"})
             assert limited.value.code == -32013 and limited.value.data["code"] == "rate_limit_exceeded"
             assert limited.value.data["retry_after"] >= 1
+
+    asyncio.run(main())
+
+
+def test_each_upstream_gets_its_own_credentials_and_nothing_of_the_callers(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["search"] = {
+        "transport": "streamable_http",
+        "url": upstream.url + "/mcp",
+        "headers": {"x-api-key": "upstream-search-SECRET-0002"},
+    }
+    gateway = gateway_factory(config)
+    mcp_standin.SEEN.clear()
+    caller = {"x-session-id": "sess-creds", "x-task-id": "t-1", "x-agent-id": "planner", "cookie": "sid=caller"}
+
+    async def main() -> None:
+        async with gateway_client(gateway.url, headers=caller) as client:
+            await client.call_tool("github__echo", {"text": "one"})
+            await client.call_tool("search__echo", {"text": "two"})
+
+    asyncio.run(main())
+    github, search = (seen["headers"] for seen in mcp_standin.SEEN)
+    assert github["authorization"] == f"Bearer {UPSTREAM_TOKEN}" and "x-api-key" not in github
+    assert search["x-api-key"] == "upstream-search-SECRET-0002" and "authorization" not in search
+    for headers in (github, search):
+        assert ADMIN_KEY not in str(headers)
+        assert not {"x-session-id", "x-task-id", "x-agent-id", "cookie"} & set(headers)
+
+
+def test_a_flagged_result_is_passed_on_and_its_verdict_kept(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = guarded(
+        mcp_config(standin, upstream.url),
+        injection={"type": "prompt_injection", "action": "flag", "scan_tool_results": True},
+    )
+    gateway = gateway_factory(config)
+
+    async def main() -> None:
+        async with gateway_client(gateway.url, headers={"x-session-id": "sess-flagged"}) as client:
+            page = await client.call_tool("github__fetch_page", {"url": "https://shop.example.com/review"})
+            assert page.content[0].text == mcp_standin.INJECTED_PAGE
+
+    asyncio.run(main())
+    with gateway.http() as http:
+        [call] = http.get("/v1/sessions/sess-flagged").json()["calls"]
+        metrics = http.get("/metrics").text
+    [verdict] = call["guardrails"]
+    assert call["outcome"] == "ok" and verdict["action"] == "flag" and verdict["phase"] == "output"
+    assert verdict["count"] >= 1 and verdict["score"] >= 0.5
+    assert 'agentgw_guardrail_triggers_total{guardrail="injection",phase="output",action="flag"} 1.0' in metrics
+
+
+def test_unknown_tool_names_cost_the_upstream_little(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    gateway = gateway_factory(mcp_config(standin, upstream.url))
+
+    def upstream_requests() -> int:
+        with gateway.http() as http:
+            [server] = http.get("/v1/mcp/servers").json()["data"]
+        return int(server["requests"])
+
+    async def main() -> None:
+        async with gateway_client(gateway.url) as client:
+            await client.call_tool("github__echo", {"text": "warm"})
+            before = await asyncio.to_thread(upstream_requests)
+            for i in range(20):
+                with pytest.raises(MCPError) as missing:
+                    await client.call_tool(f"github__made_up_{i}", {})
+                assert missing.value.data["code"] == "tool_not_found"
+            # at most one listing per MISS_SECONDS, not one per name a caller makes up
+            assert await asyncio.to_thread(upstream_requests) - before <= 2
+
+    asyncio.run(main())
+    with gateway.http() as http:
+        metrics = http.get("/metrics").text
+    assert "made_up" not in metrics  # a name the server does not have never becomes a label
+    assert 'agentgw_tool_calls_total{server="github",tool="",outcome="error",code="tool_not_found"} 20.0' in metrics
+
+
+def test_a_server_that_never_answers_costs_its_timeout_not_a_hang(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    with socket.socket() as hole:  # accepts connections (the kernel's backlog), never reads or answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        config = mcp_config(standin, upstream.url)
+        config["mcp"]["servers"]["hole"] = {
+            "transport": "streamable_http",
+            "url": f"http://127.0.0.1:{hole.getsockname()[1]}/mcp",
+            "timeout_seconds": 0.5,
+            "connect_timeout_seconds": 0.3,
+        }
+        gateway = gateway_factory(config)
+
+        async def main() -> None:
+            async with gateway_client(gateway.url) as client:
+                started = time.monotonic()
+                tools = {tool.name for tool in (await client.list_tools()).tools}
+                assert "github__echo" in tools and not any(name.startswith("hole__") for name in tools)
+                for _ in range(2):
+                    with pytest.raises(MCPError) as hung:
+                        await client.call_tool("hole__echo", {"text": "anyone?"})
+                    assert hung.value.data["code"] in ("upstream_timeout", "upstream_error")
+                assert time.monotonic() - started < 5
+                assert (await client.call_tool("github__echo", {"text": "fine"})).content[0].text == "fine"
+
+        asyncio.run(main())
+        with gateway.http() as http:
+            servers = {s["name"]: s for s in http.get("/v1/mcp/servers").json()["data"]}
+            metrics = http.get("/metrics").text
+    assert servers["hole"]["state"] == "down" and servers["hole"]["last_error"] in ("timeout", "connect")
+    assert 'agentgw_mcp_server_up{server="hole"} 0.0' in metrics
+
+
+def test_a_stdio_server_that_dies_mid_call_gives_an_error_and_is_started_again(
+    standin: StandIn, gateway_factory: Callable[..., Any]
+) -> None:
+    config = base_config(standin)
+    config["mcp"] = {
+        "servers": {
+            "files": {
+                "transport": "stdio",
+                "command": sys.executable,
+                "args": ["-m", "tests.mcp_standin.servers", "files"],
+                "cwd": str(ROOT),
+                "timeout_seconds": 10,
+            }
+        },
+        "access": [{"allow": ["*"]}],
+    }
+    gateway = gateway_factory(config)
+
+    async def main() -> None:
+        async with gateway_client(gateway.url) as client:
+            first = (await client.call_tool("files__pid", {})).structured_content["result"]
+            slow = asyncio.create_task(client.call_tool("files__slow", {"seconds": 30}))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            os.kill(first, signal.SIGKILL)
+            with pytest.raises(MCPError) as died:
+                await slow
+            assert died.value.code == -32016 and died.value.data["code"] == "upstream_error"
+            assert "closed the connection during tools/call slow" in died.value.message
+            assert time.monotonic() - started < 5  # at once, not at the server's timeout
+            second = (await client.call_tool("files__pid", {})).structured_content["result"]
+            assert second != first
 
     asyncio.run(main())

@@ -77,6 +77,14 @@ def build(name: str = "standin") -> MCPServer:
 
         return sorted(os.environ)
 
+    @server.tool()
+    def pid(ctx: Context) -> int:
+        """The server's process id (a stdio server's, for a test that kills it)."""
+        seen("pid", ctx)
+        import os
+
+        return os.getpid()
+
     @server.prompt()
     def greet(person: str) -> str:
         """A greeting."""
