@@ -104,11 +104,13 @@ async def _list_tools(ctx: Ctx, params: PaginatedRequestParams | None) -> ListTo
         return list((await upstream.tools()).values())
 
     found = await _each_server(caller, listing, "tools/list")
+    guard = caller.runtime.guards.for_principal(caller.ctx.principal)
     tools = [
         tool.model_copy(update={"name": name})
         for upstream, items in found
         for tool in items
         if caller.allows(name := names.qualified(upstream.name, tool.name))
+        and (guard is None or not guard.blocks_tool(name))  # a tool_access guardrail would refuse the call
     ]
     return ListToolsResult(tools=tools)
 

@@ -58,6 +58,14 @@ class GuardrailSet:
         self._tool_result_guards = local + readers + tuple(g for g in output if isinstance(g, WebhookGuard))
         self.has_tool_call_guards = any(not isinstance(g, InjectionGuard) for g in self._by_phase["input"])
         self.has_tool_result_guards = bool(self._tool_result_guards)
+        self._blocking_tool_guards = tuple(
+            g for g in self._by_phase["input"] if isinstance(g, ToolGuard) and g.action == "block"
+        )
+
+    def blocks_tool(self, name: str) -> bool:
+        """Whether a `tool_access` guardrail that blocks refuses every call to the tool `name` (the MCP
+        gateway leaves such tools out of `tools/list`: a list shows what may be called)."""
+        return any(guard.policy.disallowed([name]) for guard in self._blocking_tool_guards)
 
     @classmethod
     def from_config(

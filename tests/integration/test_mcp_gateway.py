@@ -195,6 +195,8 @@ def test_guardrails_on_tool_calls_and_results(
 
     async def main() -> None:
         async with gateway_client(gateway.url, headers={"x-session-id": "sess-guarded"}) as client:
+            listed = {tool.name for tool in (await client.list_tools()).tools}
+            assert "github__echo" in listed and "github__environment" not in listed  # tool_access: not callable
             with pytest.raises(MCPError) as injected:
                 await client.call_tool("github__fetch_page", {"url": "https://shop.example.com/review"})
             assert injected.value.code == -32012 and injected.value.data["code"] == "guardrail_blocked"
