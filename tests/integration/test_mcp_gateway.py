@@ -512,3 +512,30 @@ def test_a_stdio_server_that_dies_mid_call_gives_an_error_and_is_started_again(
             assert second != first
 
     asyncio.run(main())
+
+
+def test_a_handshake_session_belongs_to_the_key_that_opened_it(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
+) -> None:
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["access"] = [{"allow": ["*"]}]  # both keys may list the tools
+    gateway = gateway_factory(config)
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    admin, agent = {"authorization": f"Bearer {ADMIN_KEY}"}, {"authorization": f"Bearer {AGENT_KEY}"}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    with gateway.http(None) as http:
+        opened = http.post("/mcp", json=initialize, headers={**headers, **admin})
+        assert opened.status_code == 200
+        headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert http.post("/mcp", json=initialized, headers={**headers, **admin}).status_code == 202
+        assert http.post("/mcp", json=listing, headers={**headers, **agent}).status_code == 404  # not its session
+        assert http.delete("/mcp", headers={**headers, **agent}).status_code == 404  # nor its to end
+        owner = http.post("/mcp", json=listing, headers={**headers, **admin})
+        assert owner.status_code == 200 and "github__echo" in owner.text
