@@ -144,15 +144,22 @@ def test_one_span_per_tool_call_a_child_of_the_callers_trace(
     sink = MemorySink()
     gateway = gateway_factory(traced(mcp_config(standin, upstream.url)), span_sink=sink)
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    meta_trace, meta_parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
     mcp_standin.SEEN.clear()
 
     async def main() -> None:
         headers = {"traceparent": f"00-{trace_id}-{parent_id}-01", "x-session-id": "sess-traced"}
         async with gateway_client(gateway.url, headers=headers) as client:
             await client.call_tool("github__echo", {"text": "traced"})
+            # MCP's own place for the caller's context (params._meta) wins over the HTTP header
+            await client.call_tool(
+                "github__add", {"a": 1, "b": 2}, meta={"traceparent": f"00-{meta_trace}-{meta_parent}-01"}
+            )
 
     asyncio.run(main())
-    spans = wait_for(lambda: len(sink.spans) >= 2 and sink.spans)
+    spans = wait_for(lambda: len(sink.spans) >= 4 and sink.spans)
+    [by_meta] = [s for s in spans if s.name == "execute_tool github__add"]
+    assert f"{by_meta.trace_id:032x}" == meta_trace and f"{by_meta.parent_span_id:016x}" == meta_parent
     [call] = [s for s in spans if s.name == "execute_tool github__echo"]
     [upstream_span] = [s for s in spans if s.name == "tools/call echo"]
     assert f"{call.trace_id:032x}" == trace_id and f"{call.parent_span_id:016x}" == parent_id
