@@ -8,6 +8,7 @@ gateway's whole environment.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -20,6 +21,10 @@ from mcp_types import Implementation
 
 from gateway import __version__
 from gateway.mcp.config import McpServerConfig, SseServer, StdioServer
+
+# httpx2 (the SDK's HTTP client) logs every request at INFO: a line per tool call at the gateway's
+# default level, where a model call logs none. Its warnings stay.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def sdk_client(config: McpServerConfig, on_message: MessageHandlerFnT | None = None) -> Client:

@@ -4,6 +4,7 @@ against stand-in MCP servers built with the official SDK, all on loopback."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -546,3 +547,22 @@ def test_a_handshake_session_belongs_to_the_key_that_opened_it(
         assert http.delete("/mcp", headers={**headers, **agent}).status_code == 404  # nor its to end
         owner = http.post("/mcp", json=listing, headers={**headers, **admin})
         assert owner.status_code == 200 and "github__echo" in owner.text
+
+
+def test_a_tool_call_adds_no_log_line_at_the_default_level(
+    standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # `agentgw serve`'s default level
+    config = mcp_config(standin, upstream.url)
+    config["mcp"]["servers"]["github"]["url"] = upstream.url + "/mcp?token=upstream-url-SECRET-0003"
+    gateway = gateway_factory(config)
+
+    async def main() -> None:
+        async with gateway_client(gateway.url) as client:
+            caplog.clear()
+            for _ in range(3):
+                assert (await client.call_tool("github__echo", {"text": "hi"})).content[0].text == "hi"
+
+    asyncio.run(main())
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("httpx2")] == []  # the SDK's HTTP client
+    assert "SECRET" not in caplog.text
