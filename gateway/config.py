@@ -11,6 +11,7 @@ from gateway.agent_names import name_problems
 from gateway.auth import KeyConfig
 from gateway.console.config import ConsoleConfig
 from gateway.exposure import dev_key_problems
+from gateway.mcp.config import McpConfig
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
@@ -104,6 +105,7 @@ class Config(_Strict):
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
     console: ConsoleConfig = ConsoleConfig()
+    mcp: McpConfig = McpConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
@@ -149,6 +151,7 @@ class Config(_Strict):
                 if allowed != "*" and allowed not in self.models and allowed not in self.routes:
                     problems.append(f"keys.{i}.models.{j}: unknown model or route '{allowed}'")
         problems += name_problems(self.keys)
+        problems += self.mcp.problems(self.teams, (key.name for key in self.keys))
         if not self.server.allow_dev_key_on_network:
             problems += dev_key_problems(self.keys, self.server.host, "server.host")
         if problems:
@@ -161,6 +164,7 @@ class Config(_Strict):
         values |= set(self.state.secrets())
         values |= set(self.ledger.secrets())
         values |= set(self.console.secrets())
+        values |= set(self.mcp.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())
         values |= {v for g in self.guardrails.values() for v in getattr(g, "headers", {}).values() if len(v) >= 4}

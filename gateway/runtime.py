@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import __version__
 from gateway.admission import Gate, Policies
@@ -22,6 +22,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.guards import Guards
+from gateway.mcp.registry import McpServers, Upstreams
 from gateway.metering.ledger import Ledger, open_ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
@@ -46,6 +47,7 @@ class Services:
     health: HealthTracker  # per target: latency, breaker; survives config reloads
     policies: Policies  # the state store, rate limiter and budget engine
     shutdown: Shutdown  # the calls in flight, cut when a graceful shutdown runs out of time
+    mcp: Upstreams = field(default_factory=Upstreams)  # upstream MCP servers; across reloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class Runtime:
     meter: Meter
     gate: Gate
     guards: Guards
+    mcp: McpServers
 
     @property
     def catalog(self) -> Catalog:
@@ -101,6 +104,8 @@ def build_runtime(config: Config, services: Services) -> Runtime:
     apis = {name: provider.apis for name, provider in providers.items()}
     router = Router(config.models, config.routes, config.routing, services.health, provider_apis=apis)
     meter = Meter(config.models, services.counter, services.ledger)
+    gate = Gate(config, services.policies, meter.prices)
+    guards = Guards(config, services.client)
     return Runtime(
         config=config,
         services=services,
@@ -109,8 +114,10 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         providers=providers,
         forwarder=Forwarder(providers, services.health),
         meter=meter,
-        gate=Gate(config, services.policies, meter.prices),
-        guards=Guards(config, services.client),
+        gate=gate,
+        guards=guards,
+        # last: nothing after it can fail, so a refused reload never retires the running servers
+        mcp=McpServers(config.mcp, services.mcp.for_config(config.mcp.servers)),
     )
 
 
@@ -147,7 +154,11 @@ async def open_services(
                 metrics.watch_ledger_writes(
                     lambda: opened.written, lambda: opened.write_failures, lambda: opened.spooled
                 )
-        yield Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
+        services = Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
+        try:
+            yield services
+        finally:
+            await services.mcp.aclose()  # upstream MCP connections (stdio servers stopped)
     finally:
         try:
             await policies.drain()  # settlements of the calls that just finished, alert deliveries

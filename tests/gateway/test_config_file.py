@@ -123,6 +123,7 @@ def test_the_full_example_config_is_valid() -> None:
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "CRAWLER_KEY": "crawler-key-000001",
         "OTLP_TOKEN": "t",
+        "GITHUB_MCP_TOKEN": "gh-token",
     }
     text = (Path(__file__).parents[2] / "examples" / "config.full.yaml").read_text()
     config = parse_config(text, "config.full.yaml", env)
