@@ -274,8 +274,25 @@ class Gate:
         if not held.holds:
             return held
         tokens, cost = self.worst_case(plan, demand.prompt_tokens, demand.max_output, demand.choices)
+        return await self._take(held, rules, tokens, cost, self._exact(plan, demand))
+
+    async def admit_tool(self, ctx: CallContext, cost_nanos: int) -> Held:
+        """Admission of a tool call (MCP): it counts against the caller's request and concurrency limits
+        (a tool call uses no tokens) and holds its price against every budget that applies, in one
+        store step; 429 or 503 like a model call. Per-model limits do not apply."""
+        rules = self.rules_for(ctx, "")
+        budgets = self.budgets_for(ctx)
+        held = Held(budgets=budgets, holds=bool(rules or budgets))
+        if not held.holds:
+            return held
+        return await self._take(held, rules, 0, cost_nanos, None)
+
+    async def _take(
+        self, held: Held, rules: tuple[LimitRule, ...], tokens: int, cost: int, exact: Exact | None
+    ) -> Held:
+        budgets = held.budgets
         try:
-            held.hold = await self.policies.calls.admit(rules, budgets, tokens, cost, self._exact(plan, demand))
+            held.hold = await self.policies.calls.admit(rules, budgets, tokens, cost, exact)
         except LimitRefusal as refusal:
             raise _rate_limited(refusal) from None
         except BudgetRefusal as refusal:

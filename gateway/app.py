@@ -30,6 +30,7 @@ from gateway.endpoints.guardrail_scores import guardrail_scores
 from gateway.endpoints.guardrail_triggers import guardrail_triggers
 from gateway.endpoints.health import healthz, metrics, readyz, refresh_breakers
 from gateway.endpoints.latency import latency
+from gateway.endpoints.mcp_servers import mcp_servers
 from gateway.endpoints.models import list_models, list_routes
 from gateway.endpoints.overview import overview
 from gateway.endpoints.session_search import find_sessions
@@ -37,6 +38,7 @@ from gateway.endpoints.sessions import session
 from gateway.endpoints.usage import usage
 from gateway.gc_tuning import tune_for_serving
 from gateway.log_scrub import scrubber
+from gateway.mcp.endpoint import McpEndpoint
 from gateway.middleware import EdgeMiddleware
 from gateway.runtime import Services, build_runtime, open_services
 from gateway.shutdown import Shutdown
@@ -65,7 +67,7 @@ def create_app(
         scrubber.add(config.secrets())
         scrubber.install()
         watch = worker is None or worker.worker == 0  # one worker of `serve --workers N` watches for anomalies
-        async with open_services(config, span_sink, shutdown, watch=watch) as services:
+        async with open_services(config, span_sink, shutdown, watch=watch) as services, mcp.running():
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -87,6 +89,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await publishing
 
+    mcp = McpEndpoint(config.server.max_body_bytes)  # its sessions live as long as the process
     routes = [
         Route("/v1/chat/completions", Endpoint(call_endpoint(API["chat"])), methods=["POST"]),
         Route("/v1/embeddings", Endpoint(call_endpoint(API["embeddings"])), methods=["POST"]),
@@ -112,6 +115,8 @@ def create_app(
         Route("/metrics", Endpoint(metrics), methods=["GET"]),
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
+        Route("/mcp", mcp, methods=["POST", "DELETE"]),  # the MCP gateway (GET: 405, no standing stream)
+        Route("/v1/mcp/servers", Endpoint(mcp_servers), methods=["GET"]),
     ]
     console_config = config.console
     if console_secret is not None and console_config.session_secret is None:

@@ -12,6 +12,7 @@ from gateway.agentops.config import AgentOpsConfig
 from gateway.auth import KeyConfig
 from gateway.console.config import ConsoleConfig
 from gateway.exposure import dev_key_problems
+from gateway.mcp.config import McpConfig
 from gateway.metering.config import LedgerConfig
 from gateway.providers.config import ProviderConfig
 from gateway.telemetry.config import TelemetryConfig
@@ -106,6 +107,7 @@ class Config(_Strict):
     keys: list[KeyConfig] = Field(min_length=1)
     console: ConsoleConfig = ConsoleConfig()
     agentops: AgentOpsConfig = AgentOpsConfig()
+    mcp: McpConfig = McpConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
@@ -153,6 +155,7 @@ class Config(_Strict):
         problems += name_problems(self.keys)
         key_models = {key.name: frozenset(key.models) for key in self.keys}
         problems += self.agentops.problems(key_models, {*self.models, *self.routes})
+        problems += self.mcp.problems(self.teams, (key.name for key in self.keys))
         if not self.server.allow_dev_key_on_network:
             problems += dev_key_problems(self.keys, self.server.host, "server.host")
         if problems:
@@ -166,6 +169,7 @@ class Config(_Strict):
         values |= set(self.ledger.secrets())
         values |= set(self.console.secrets())
         values |= set(self.agentops.secrets())
+        values |= set(self.mcp.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())
         values |= {v for g in self.guardrails.values() for v in getattr(g, "headers", {}).values() if len(v) >= 4}

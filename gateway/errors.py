@@ -6,6 +6,7 @@
      ├── AuthenticationFailed         401   invalid_api_key
      ├── PermissionDenied             403   permission_denied
      ├── ModelNotFound                404   model_not_found
+     ├── ToolNotFound                 404   tool_not_found       (MCP: no such tool, or not for this key)
      ├── NotFound                     404   not_found            (a session, a request id)
      ├── UnknownEndpoint              404   unknown_endpoint
      ├── MethodNotAllowed             405   method_not_allowed
@@ -88,6 +89,13 @@ class PermissionDenied(GatewayError):
 
 class ModelNotFound(GatewayError):
     status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class ToolNotFound(GatewayError):
+    """An MCP tool, prompt or resource that does not exist or that the caller may not see (the same
+    answer for both, so a key learns nothing of what it may not use)."""
+
+    status, type, code = 404, "invalid_request_error", "tool_not_found"
 
 
 class NotFound(GatewayError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import __version__
 from gateway.admission import Gate, Policies
@@ -24,6 +24,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.guards import Guards
+from gateway.mcp.registry import McpServers, Upstreams
 from gateway.metering.ledger import Ledger, open_ledger
 from gateway.metering.meter import Meter
 from gateway.metering.tokens import TokenCounter
@@ -49,6 +50,7 @@ class Services:
     policies: Policies  # the state store, rate limiter and budget engine
     shutdown: Shutdown  # the calls in flight, cut when a graceful shutdown runs out of time
     agentops: AgentOps  # version registry, online evaluation, anomaly watcher, their alerts
+    mcp: Upstreams = field(default_factory=Upstreams)  # upstream MCP servers; across reloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class Runtime:
     gate: Gate
     guards: Guards
     versions: Versions  # workflow versions of calls (gateway.agentops)
+    mcp: McpServers
 
     @property
     def catalog(self) -> Catalog:
@@ -105,6 +108,7 @@ def build_runtime(config: Config, services: Services) -> Runtime:
     apis = {name: provider.apis for name, provider in providers.items()}
     router = Router(config.models, config.routes, config.routing, services.health, provider_apis=apis)
     meter = Meter(config.models, services.counter, services.ledger)
+    gate = Gate(config, services.policies, meter.prices)
     guards = Guards(config, services.client)
     return Runtime(
         config=config,
@@ -114,9 +118,11 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         providers=providers,
         forwarder=Forwarder(providers, services.health),
         meter=meter,
-        gate=Gate(config, services.policies, meter.prices),
+        gate=gate,
         guards=guards,
         versions=Versions(config.agentops.versions, guards, services.agentops.registry),
+        # last: nothing after it can fail, so a refused reload never retires the running servers
+        mcp=McpServers(config.mcp, services.mcp.for_config(config.mcp.servers)),
     )
 
 
@@ -155,9 +161,13 @@ async def open_services(
                 )
         capture = config.telemetry.capture_content.enabled
         async with open_agentops(config.agentops, client, ledger, metrics, capture=capture, watch=watch) as agentops:
-            yield Services(
+            services = Services(
                 client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown(), agentops
             )
+            try:
+                yield services
+            finally:
+                await services.mcp.aclose()  # upstream MCP connections (stdio servers stopped)
     finally:
         try:
             await policies.drain()  # settlements of the calls that just finished, alert deliveries

@@ -65,10 +65,11 @@ async def metrics(request: Request) -> Response:
 
 
 def refresh_breakers(runtime: Runtime, metrics: Metrics) -> None:
-    """The breaker gauges from the router's targets, now."""
+    """The breaker gauges from the router's targets, and the upstream MCP servers' state, now."""
     metrics.update_breakers(
         [t for item in runtime.router.describe() if item["type"] == "model" for t in item["targets"]]
     )
+    metrics.update_mcp_servers({name: u.health.state != "down" for name, u in runtime.mcp.upstreams.items()})
 
 
 def check_bearer(authorization: str | None, token: str) -> None:

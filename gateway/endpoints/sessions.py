@@ -19,7 +19,7 @@ _SELECT = (
     "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, e.operation, "
     "e.requested_model, e.route, e.model, e.provider, e.stream, e.status, e.outcome, e.error_type, e.input_tokens, "
     "e.output_tokens, e.cached_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.attempts, e.attempt_log, "
-    "e.guardrails, e.agent_version, c.input_messages, c.output_messages "
+    "e.guardrails, e.agent_version, e.server, e.tool, e.bytes_in, e.bytes_out, c.input_messages, c.output_messages "
     "FROM usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "
     "WHERE e.session = ? AND {scope} ORDER BY e.ts, e.id"
 )
@@ -85,6 +85,13 @@ def call_record(row: Any) -> dict[str, Any]:
         "failed_attempts": orjson.loads(row["attempt_log"]),
         "guardrails": orjson.loads(row["guardrails"]),
     }
+    if row["server"] is not None:  # a tool call (MCP)
+        record["tool"] = {
+            "server": row["server"],
+            "name": row["tool"],
+            "bytes_in": row["bytes_in"],
+            "bytes_out": row["bytes_out"],
+        }
     if row["input_messages"] is not None:
         record["input_messages"] = orjson.loads(row["input_messages"])
     if row["output_messages"] is not None:

@@ -18,8 +18,8 @@ class UsageEvent:
     key_name: str
     team: str
     agent: str
-    operation: str  # chat | embeddings
-    requested_model: str
+    operation: str  # chat | embeddings | responses | messages | tool_call
+    requested_model: str  # a tool call's: the tool's gateway name (`github__create_issue`)
     model: str | None  # the gateway model that answered (or was last tried)
     provider: str | None
     status: int  # the HTTP status the client got
@@ -42,3 +42,9 @@ class UsageEvent:
     guardrails: list[Mapping[str, Any]] = field(default_factory=list)  # verdicts, never the matched text
     input_messages: str | None = None  # captured content (JSON), only when capture is on
     output_messages: str | None = None
+    # a tool call's (MCP): the upstream server, the tool's own name there, the JSON bytes of its
+    # arguments and of its result
+    server: str | None = None
+    tool: str | None = None
+    bytes_in: int | None = None
+    bytes_out: int | None = None

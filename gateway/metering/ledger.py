@@ -29,7 +29,7 @@ from gateway.errors import ServiceUnavailable
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
 from gateway.metering.config import LedgerConfig
 from gateway.metering.events import UsageEvent
-from gateway.metering.ledger_schema import COLUMNS, SCOPE_COLUMNS, content_row, event_row
+from gateway.metering.ledger_schema import SCOPE_COLUMNS, content_row, event_row
 from gateway.metering.spool import Spool, claim
 
 log = logging.getLogger("agentgw.ledger")
@@ -176,12 +176,9 @@ class Ledger:
             return
         self.state = "spooling"
         self._spill()
-        width = len(COLUMNS)
         for spool in spools:
             while (batch := spool.peek()) is not None:
                 events, contents, size = batch
-                # Spooled by an earlier version with fewer columns (they are only ever appended): NULL the rest.
-                events = [row if len(row) >= width else (*row, *(None,) * (width - len(row))) for row in events]
                 await self._write(events, contents)
                 spool.pop(len(events), size)
                 await asyncio.sleep(0)  # calls go on while a long spool replays

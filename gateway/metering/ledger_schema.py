@@ -124,10 +124,14 @@ MIGRATIONS: tuple[str, ...] = (
             SUM(cost_nanos)
         FROM usage_rollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
     """,
-    # 5 is issue 19's (the MCP gateway's tool-call columns), which lands on main first; this placeholder
-    # keeps agentops at 6 until that merge replaces it.
+    # 5 (issue 19, the MCP gateway): tool calls are events too, with operation `tool_call`; they name
+    # the upstream server and its tool, and the bytes of the tool's arguments and result (NULL for
+    # model calls). Reports by server or tool read the events (the rollups do not keep them).
     """
-    SELECT 1
+    ALTER TABLE usage_events ADD COLUMN server TEXT;
+    ALTER TABLE usage_events ADD COLUMN tool TEXT;
+    ALTER TABLE usage_events ADD COLUMN bytes_in INTEGER;
+    ALTER TABLE usage_events ADD COLUMN bytes_out INTEGER;
     """,
     # 6, agentops (issue 17): each call's workflow version; versions as first seen, eval runs and the scores
     # of judged calls and eval cases, anomalies raised (`gateway.agentops`). Reports by version read the
@@ -170,13 +174,15 @@ MIGRATIONS: tuple[str, ...] = (
 # The column each budget scope kind is summed by (besides the team), for `Ledger.spent_nanos`.
 SCOPE_COLUMNS = {"team": None, "key": "key_name", "key_agents": "key_name", "agent": "agent", "task": "task"}
 
-COLUMNS = (
+COLUMNS_V1 = (
     "ts", "request_id", "trace_id", "key_name", "team", "agent", "task", "session", "tags", "route",
     "requested_model", "model", "provider", "operation", "stream", "status", "outcome", "error_type",
     "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "estimated",
     "cost_nanos", "latency_ms", "ttft_ms", "attempts", "attempt_log", "guardrails", "client_request_id",
-    "agent_version",
 )  # fmt: skip
+# The columns a write fills, in order: the first schema's (COLUMNS_V1, which PostgreSQL's first migration
+# creates and must keep creating), then those later migrations added.
+COLUMNS = (*COLUMNS_V1, "server", "tool", "bytes_in", "bytes_out", "agent_version")
 # The rollups behind fast reports: one row per hour (usage_rollup) or UTC day (usage_rollup_daily) and
 # combination of these dimensions (NULL stored as ''), summed. Only rows a write really inserted are
 # added, so a repeated write adds nothing.
@@ -186,7 +192,7 @@ ROLLUP_METRICS = ("requests", "errors", "input_tokens", "output_tokens", "cached
                   "cost_nanos")  # fmt: skip
 PRUNED_BY_TS = ("eval_runs", "eval_scores", "anomalies")  # retention deletes these by their `ts` too
 ERROR_OUTCOMES = ("error", "shutdown")  # what the report counts as errors
-ROWS_PER_INSERT = 25  # one INSERT binds 30 x 25 parameters: the GIL is held for tens of microseconds
+ROWS_PER_INSERT = 25  # one INSERT binds 36 x 25 parameters: the GIL is held for tens of microseconds
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -266,7 +272,8 @@ def event_row(e: UsageEvent) -> Row:
         int(e.stream), e.status, e.outcome, e.error_type, u.input_tokens, u.output_tokens, u.cached_tokens,
         u.cache_write_tokens, u.reasoning_tokens, int(u.estimated), e.cost_nanos, round(e.latency_ms, 3),
         None if e.ttft_ms is None else round(e.ttft_ms, 3), e.attempts, orjson.dumps(e.attempt_log).decode(),
-        orjson.dumps(e.guardrails).decode(), e.client_request_id, e.agent_version,
+        orjson.dumps(e.guardrails).decode(), e.client_request_id, e.server, e.tool, e.bytes_in, e.bytes_out,
+        e.agent_version,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ replicas starting together apply each one exactly once. Append, never edit.
 
 from __future__ import annotations
 
-from gateway.metering.ledger_schema import COLUMNS, ROLLUP_DIMENSIONS, ROLLUP_METRICS, ROLLUPS
+from gateway.metering.ledger_schema import COLUMNS, COLUMNS_V1, ROLLUP_DIMENSIONS, ROLLUP_METRICS, ROLLUPS
 
 PG_TYPES: dict[str, str] = {
     **{name: "text" for name in COLUMNS},
@@ -28,6 +28,8 @@ PG_TYPES: dict[str, str] = {
     "latency_ms": "float8",
     "ttft_ms": "float8",
     "attempts": "int4",
+    "bytes_in": "int8",
+    "bytes_out": "int8",
 }
 NOT_NULL = {
     "ts", "request_id", "key_name", "team", "agent", "tags", "requested_model", "operation", "stream", "status",
@@ -38,9 +40,8 @@ NOT_NULL = {
 # Any fixed number: the lock every replica takes around migrations ("agentgw" in ASCII).
 MIGRATION_LOCK = 0x6167656E74677700
 
-# The event columns of the first schema; columns added later come with their own migration.
-FIRST_COLUMNS = COLUMNS[: COLUMNS.index("agent_version")]
-_EVENT_COLUMNS = ",\n    ".join(f"{c} {PG_TYPES[c]}{' NOT NULL' if c in NOT_NULL else ''}" for c in FIRST_COLUMNS)
+# The first migration creates the first schema's columns (never more: later ones add theirs).
+_EVENT_COLUMNS = ",\n    ".join(f"{c} {PG_TYPES[c]}{' NOT NULL' if c in NOT_NULL else ''}" for c in COLUMNS_V1)
 _ROLLUP_COLUMNS = ",\n    ".join(
     [f"{d} text NOT NULL" for d in ROLLUP_DIMENSIONS] + [f"{m} int8 NOT NULL" for m in ROLLUP_METRICS]
 )
@@ -89,8 +90,13 @@ CREATE TABLE usage_rollup_daily (
     PRIMARY KEY (bucket, {", ".join(ROLLUP_DIMENSIONS)})
 );
 """,
-    # 2 is issue 19's (the MCP gateway), which lands on main first; this placeholder keeps agentops at 3.
-    "SELECT 1",
+    # 2 (issue 19, the MCP gateway): tool calls' server, tool, and bytes of arguments and result.
+    """
+ALTER TABLE usage_events ADD COLUMN server text;
+ALTER TABLE usage_events ADD COLUMN tool text;
+ALTER TABLE usage_events ADD COLUMN bytes_in int8;
+ALTER TABLE usage_events ADD COLUMN bytes_out int8;
+""",
     # 3, agentops (issue 17): as SQLite's migration 6 (`ledger_schema`).
     """
 ALTER TABLE usage_events ADD COLUMN agent_version text;

@@ -31,6 +31,8 @@ DIMENSIONS = {
     "route": "route",
     "key": "key_name",
     "operation": "operation",
+    "server": "server",  # tool calls (MCP): the upstream server and its tool's own name
+    "tool": "tool",
     "agent_version": "agent_version",
 }
 BUCKETS = ("day", "hour")  # SQL per dialect: LedgerBackend.bucket

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from gateway.metering.ledger_schema import COLUMNS, COLUMNS_V1
+
 log = logging.getLogger("agentgw.ledger")
 
 Row = tuple[Any, ...]
@@ -148,7 +150,7 @@ class Spool:
                 line = segment.readline()
             if line:
                 batch = orjson.loads(line)
-                return [tuple(r) for r in batch["e"]], [tuple(r) for r in batch["c"]], len(line)
+                return [_padded(r) for r in batch["e"]], [tuple(r) for r in batch["c"]], len(line)
             if len(self._segments) == 1:
                 return None
             path.unlink()  # fully written; the next segment starts at its beginning
@@ -221,3 +223,11 @@ def claim(root: Path, max_bytes: int) -> tuple[Spool, list[Spool]]:
         else:
             orphan.close()
     return mine, orphans
+
+
+def _padded(row: list[Any]) -> Row:
+    """An event row as the ledger writes it now: a row spooled by an older version, before later
+    migrations added columns (all of them nullable), gets NULL for those."""
+    if len(COLUMNS_V1) <= len(row) < len(COLUMNS):
+        return (*row, *(None,) * (len(COLUMNS) - len(row)))
+    return tuple(row)

@@ -22,6 +22,7 @@ from gateway.metering.usage import Usage
 from policies.state import RetryQueue, StoreFailurePolicy
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+MCP_DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)  # the MCP conventions'
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MAX_LABEL_VALUES = 1000
@@ -273,6 +274,20 @@ class Metrics:
         self.ledger_spooled = Gauge(
             "agentgw_ledger_spool_events", "Usage events waiting in the local spool for the database to return."
         )
+        self.tool_calls = Counter(
+            "agentgw_tool_calls",
+            "MCP tool calls, by upstream server, tool, outcome and error code.",
+            ("server", "tool", "outcome", "code"),
+        )
+        self.tool_duration = Histogram(
+            "agentgw_tool_call_duration_seconds",
+            "MCP tool call duration as the gateway's client saw it.",
+            ("server", "tool", "error_type"),
+            MCP_DURATION_BUCKETS,
+        )
+        self.mcp_server_up = Gauge(
+            "agentgw_mcp_server_up", "Upstream MCP server: 0 when its last request failed, else 1.", ("server",)
+        )
         self.spans_dropped = CollectedCounter(
             "agentgw_spans_dropped", "Spans not exported: the queue was full or the export failed.", ("reason",)
         )
@@ -306,9 +321,9 @@ class Metrics:
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
             self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
             self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
-            self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped,
-            self.agent_versions_new, self.online_eval_scores, self.online_eval_samples, self.anomaly_active,
-            self.anomaly_zscore, self.anomalies,
+            self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped, self.tool_calls,
+            self.tool_duration, self.mcp_server_up, self.agent_versions_new, self.online_eval_scores,
+            self.online_eval_samples, self.anomaly_active, self.anomaly_zscore, self.anomalies,
         ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 
@@ -373,6 +388,21 @@ class Metrics:
         if usage is not None:
             self.tokens.labels(*labels, "input").observe(usage.input_tokens)
             self.tokens.labels(*labels, "output").observe(usage.output_tokens)
+
+    def observe_tool_call(
+        self, *, server: str, tool: str, outcome: str, code: str, error_type: str | None, duration_s: float
+    ) -> None:
+        """One MCP tool call: `tool` is bounded like agent names (upstream servers name their tools)."""
+        if tool and self.bounded("tool", f"{server}/{tool}") == OTHER:
+            tool = OTHER
+        self.tool_calls.labels(server, tool, outcome, code).inc()
+        self.tool_duration.labels(server, tool, error_type or "").observe(duration_s)
+
+    def update_mcp_servers(self, up: Mapping[str, bool]) -> None:
+        """The upstream MCP servers' state at scrape time (servers no longer configured are dropped)."""
+        self.mcp_server_up.children = {(name,): self.mcp_server_up.children.get((name,)) or GaugeChild() for name in up}
+        for name, is_up in up.items():
+            self.mcp_server_up.labels(name).set(1.0 if is_up else 0.0)
 
     def update_breakers(self, targets: Sequence[dict[str, Any]]) -> None:
         """Breaker states at scrape time, from the router's description of its models' targets

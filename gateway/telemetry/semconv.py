@@ -14,6 +14,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes import server_attributes as srv
 
 if TYPE_CHECKING:
+    from gateway.mcp.record import ToolCallRecord
     from gateway.pipeline.call import CallRecord
 
 AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
@@ -94,6 +95,73 @@ def call_attributes(record: CallRecord) -> dict[str, AttributeValue]:
     _put(attrs, "gen_ai.input.messages", record.input_messages)
     _put(attrs, "gen_ai.output.messages", record.output_messages)
     attrs["agentgw.outcome"] = record.outcome  # ok | error | client_disconnected (not an error of ours)
+    return attrs
+
+
+EXECUTE_TOOL = "execute_tool"
+TOOL_TYPE = "extension"  # the conventions' kind for a tool that calls out of the agent (MCP's are)
+
+
+def tool_span_name(tool: str) -> str:
+    """A tool call's span: `execute_tool {gen_ai.tool.name}`."""
+    return f"{EXECUTE_TOOL} {tool}"
+
+
+def tool_call_attributes(record: ToolCallRecord) -> dict[str, AttributeValue]:
+    """Every attribute a tool call's span carries: the GenAI `execute_tool` span's, MCP's server-side
+    ones (`mcp.method.name`, `mcp.protocol.version`, `mcp.session.id`, `jsonrpc.request.id`), and the
+    gateway's own."""
+    ctx = record.ctx
+    attrs: dict[str, AttributeValue] = {
+        ga.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
+        ga.GEN_AI_TOOL_NAME: record.name,
+        ga.GEN_AI_TOOL_CALL_ID: ctx.request_id,
+        ga.GEN_AI_TOOL_TYPE: TOOL_TYPE,
+        "mcp.method.name": "tools/call",
+    }
+    _put(attrs, "mcp.protocol.version", record.rpc.protocol_version)
+    _put(attrs, "mcp.session.id", record.rpc.session_id)
+    _put(attrs, "jsonrpc.request.id", record.rpc.request_id)
+    _put(attrs, ga.GEN_AI_CONVERSATION_ID, ctx.session)
+    _put(attrs, ga.GEN_AI_AGENT_ID, ctx.agent)
+    _put(attrs, err.ERROR_TYPE, record.error_type)
+    if record.rpc_code is not None:
+        attrs["rpc.response.status_code"] = str(record.rpc_code)
+    _put(attrs, "agentgw.mcp.server", record.server)
+    _put(attrs, "agentgw.mcp.tool", record.tool)
+    _put(attrs, "agentgw.team", ctx.team)
+    _put(attrs, "agentgw.task", ctx.task)
+    if ctx.tags:
+        attrs["agentgw.tags"] = [f"{k}={v}" for k, v in ctx.tags]
+    _put(attrs, "agentgw.key", ctx.key_name)
+    if record.admitted:
+        attrs["agentgw.cost_usd"] = record.cost_nanos / 1e9
+    _put(attrs, "agentgw.bytes_in", record.bytes_in)
+    _put(attrs, "agentgw.bytes_out", record.bytes_out)
+    if record.verdicts:
+        attrs["agentgw.guardrails"] = guardrail_labels(record.verdicts)
+    for scope, remaining in record.budget_remaining_usd.items():
+        attrs[f"agentgw.budget.{scope}.remaining_usd"] = remaining
+    _put(attrs, ga.GEN_AI_TOOL_CALL_ARGUMENTS, record.arguments)
+    _put(attrs, ga.GEN_AI_TOOL_CALL_RESULT, record.result)
+    attrs["agentgw.outcome"] = record.outcome
+    return attrs
+
+
+def tool_upstream_attributes(
+    server: str, tool: str, address: tuple[str, int] | None, transport: str
+) -> dict[str, AttributeValue]:
+    """The span of the gateway's own request to the upstream server (MCP's client span), whose context
+    the server receives in `params._meta.traceparent`."""
+    attrs: dict[str, AttributeValue] = {
+        "mcp.method.name": "tools/call",
+        ga.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
+        ga.GEN_AI_TOOL_NAME: tool,
+        "network.transport": transport,
+        "agentgw.mcp.server": server,
+    }
+    if address is not None:
+        attrs[srv.SERVER_ADDRESS], attrs[srv.SERVER_PORT] = address
     return attrs
 
 

@@ -23,7 +23,7 @@ from policies.guardrails.guards import (
 )
 from policies.guardrails.judging import apply_findings, run_webhooks
 from policies.guardrails.messages import Path, Slot, embedding_slots, with_edits
-from policies.guardrails.shapes import Api, Shape, shape
+from policies.guardrails.shapes import Api, Shape, mcp, shape
 from policies.guardrails.streaming import StreamGuard
 from policies.guardrails.verdicts import Finding, Phase, ScanResult, Verdict
 from policies.guardrails.webhook import PostJson
@@ -52,6 +52,20 @@ class GuardrailSet:
         output = self._by_phase["output"]
         self.has_input_guards = bool(self._by_phase["input"])
         self.has_output_guards = any(not isinstance(g, InjectionGuard) for g in output)
+        # A tool's result (MCP): the output phase's guards, and prompt injection where it reads tool output.
+        local = tuple(g for g in output if not isinstance(g, WebhookGuard))
+        readers = tuple(g for g in guards if isinstance(g, InjectionGuard) and "tool" in g.roles)
+        self._tool_result_guards = local + readers + tuple(g for g in output if isinstance(g, WebhookGuard))
+        self.has_tool_call_guards = any(not isinstance(g, InjectionGuard) for g in self._by_phase["input"])
+        self.has_tool_result_guards = bool(self._tool_result_guards)
+        self._blocking_tool_guards = tuple(
+            g for g in self._by_phase["input"] if isinstance(g, ToolGuard) and g.action == "block"
+        )
+
+    def blocks_tool(self, name: str) -> bool:
+        """Whether a `tool_access` guardrail that blocks refuses every call to the tool `name` (the MCP
+        gateway leaves such tools out of `tools/list`: a list shows what may be called)."""
+        return any(guard.policy.disallowed([name]) for guard in self._blocking_tool_guards)
 
     @classmethod
     def from_config(
@@ -100,6 +114,23 @@ class GuardrailSet:
         slots = api_shape.response_slots(data)
         return await self._scan(data, "output", slots, api_shape.response_tool_names(data), api_shape=api_shape)
 
+    async def scan_tool_call(self, tool: str, arguments: Mapping[str, Any]) -> ScanResult:
+        """Input phase of a tool call the gateway forwards (MCP `tools/call`): its name against the
+        `tool_access` guardrails, the texts of its arguments against the others. The body scanned and
+        returned is `{"arguments": ...}`. Prompt injection does not read arguments (the model wrote them)."""
+        body = {"arguments": dict(arguments)}
+        if not self.has_tool_call_guards:
+            return ScanResult(body)
+        return await self._scan(body, "input", mcp.call_slots(arguments), [tool], injection=False)
+
+    async def scan_tool_result(self, result: Mapping[str, Any]) -> ScanResult:
+        """What a tool (or an MCP server's resource or prompt) gave back, in MCP's wire shape: its texts
+        against the output phase's guardrails, and against prompt injection where `scan_tool_results`
+        is on (tool output is where indirect injection arrives). Verdicts carry phase `output`."""
+        if not self.has_tool_result_guards or not isinstance(result, dict):
+            return ScanResult(result)
+        return await self._scan(result, "output", mcp.result_slots(result), [], guards=self._tool_result_guards)
+
     def stream_guard(self, api: Api = "chat") -> StreamGuard:
         """A fresh guard for one streamed response (output phase) whose events are in the client's API
         shape. Not needed when `has_output_guards` is false: then events can go out untouched."""
@@ -121,12 +152,14 @@ class GuardrailSet:
         *,
         injection: bool = True,
         api_shape: Shape | None = None,
+        guards: tuple[Guard, ...] | None = None,
     ) -> ScanResult:
-        """`api_shape`, for a response: its `redaction_extras` are applied with the redactions."""
+        """`api_shape`, for a response: its `redaction_extras` are applied with the redactions. `guards`:
+        these instead of the phase's own."""
         verdicts: list[Verdict] = []
         to_redact: dict[int, list[Finding]] = {}
         webhooks: list[WebhookGuard] = []
-        for guard in self._by_phase[phase]:
+        for guard in self._by_phase[phase] if guards is None else guards:
             verdict: Verdict | None = None
             if isinstance(guard, WebhookGuard):
                 webhooks.append(guard)

@@ -124,6 +124,7 @@ def test_the_full_example_config_is_valid() -> None:
         "CRAWLER_KEY": "crawler-key-000001",
         "JUDGE_KEY": "judge-key-000001",
         "OTLP_TOKEN": "t",
+        "GITHUB_MCP_TOKEN": "gh-token",
     }
     text = (Path(__file__).parents[2] / "examples" / "config.full.yaml").read_text()
     config = parse_config(text, "config.full.yaml", env)

@@ -132,6 +132,14 @@ def test_tool_access_on_declared_tools() -> None:
     assert scan(["tools"], forced).blocked_by == "tools"
 
 
+def test_blocks_tool_names_what_a_blocking_tool_access_rule_refuses() -> None:
+    guards = dict(GUARDS, tools_flag={"type": "tool_access", "action": "flag", "deny": ["get_weather"]})
+    blocking = gset(guards, ["tools"])
+    assert not blocking.blocks_tool("search_web") and not blocking.blocks_tool("get_weather")
+    assert blocking.blocks_tool("search_private_notes") and blocking.blocks_tool("delete_repo")
+    assert not gset(guards, ["tools_flag", "pii"]).blocks_tool("get_weather")  # flagged, still callable
+
+
 def test_embeddings_input() -> None:
     guards = gset(GUARDS, ["pii", "inj"])
     single = asyncio.run(guards.scan_embeddings({"model": "e", "input": "mail me at a@b.io"}))
