@@ -1,12 +1,12 @@
 """Workflow versions for `GET /v1/agents` and `GET /v1/agents/compare`: per agent and version, what it
 is (model, tools, guardrails, prompt digest, as first seen) and how it does in the window.
 
-Over the window's production calls (not eval runs' calls, tasks `eval-*`, nor the online judge's,
-task `online-eval`): calls, errors and error rate, cost and cost per task, latency, the share of calls
-a guardrail fired on, the mean feedback score (feedback on a call, its session or its task counts for
-every version the calls it reaches ran), the online judge's mean score and pass rate; and the version's
-latest eval runs (`agentgw eval run`), whenever they ran. First and last seen: the version's first
-call ever (the `agent_versions` table), its last call in the window.
+Over the window's production model calls (not eval runs' calls, tasks `eval-*`, nor the online judge's,
+task `online-eval`; MCP tool calls carry no version): calls, errors and error rate, cost and cost per
+task, latency, the share of calls a guardrail fired on, the mean feedback score (feedback on a call,
+its session or its task counts for every version the calls it reaches ran), the online judge's mean
+score and pass rate; and the version's latest eval runs (`agentgw eval run`), whenever they ran. First
+and last seen: the version's first call ever (the `agent_versions` table), its last call in the window.
 
 Only constant SQL; every value is a bound parameter. Rows without a version (calls before versions
 were kept, or with fingerprinting off and no X-Agent-Version) appear as version `null`.
@@ -26,6 +26,7 @@ from gateway.metering.pricing import usd
 from gateway.metering.report import DIMENSIONS, UsageQuery, iso
 
 NOT_EVAL = "(e.task IS NULL OR (e.task NOT LIKE 'eval-%' AND e.task <> 'online-eval'))"
+MODEL_CALLS = "e.operation <> 'tool_call'"  # MCP tool calls carry no workflow version
 ERROR = "CASE WHEN e.outcome IN ('error', 'shutdown') THEN 1 ELSE 0 END"
 RUNS_PER_VERSION = 5
 # What the two versions of a comparison are compared on (b minus a).
@@ -58,13 +59,14 @@ async def versions(
             f"SELECT e.team, e.agent, e.agent_version, COUNT(*), SUM({ERROR}), SUM(e.cost_nanos), MIN(e.ts), "  # noqa: S608 - constants
             "MAX(e.ts), COUNT(DISTINCT e.task), SUM(CASE WHEN e.task IS NULL THEN 0 ELSE e.cost_nanos END), "
             "SUM(CASE WHEN e.outcome = 'ok' THEN e.latency_ms ELSE 0 END), SUM(CASE WHEN e.outcome = 'ok' THEN 1 "
-            f"ELSE 0 END) FROM usage_events e WHERE e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} "
+            "ELSE 0 END) FROM usage_events e "
+            f"WHERE e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} AND {MODEL_CALLS} "
             "GROUP BY e.team, e.agent, e.agent_version",
             window,
         ),
         ledger.query(
             "SELECT e.team, e.agent, e.agent_version, e.guardrails FROM usage_events e "  # noqa: S608 - constants
-            f"WHERE e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} AND e.guardrails <> '[]'",
+            f"WHERE e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} AND {MODEL_CALLS} AND e.guardrails <> '[]'",
             window,
         ),
         _feedback(ledger, query, feedback_scope),
@@ -106,7 +108,7 @@ async def _feedback(ledger: Ledger, query: UsageQuery, feedback_scope: tuple[str
     rows = await ledger.query(
         "SELECT DISTINCT f.id, f.score, e.team, e.agent, e.agent_version FROM feedback f CROSS JOIN usage_events e "  # noqa: S608
         "WHERE f.score IS NOT NULL AND e.team = f.team AND (e.request_id = f.request_id OR e.session = f.session "
-        f"OR e.task = f.task) AND e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} AND {scope}",
+        f"OR e.task = f.task) AND e.ts >= ? AND e.ts < ? AND {where} AND {NOT_EVAL} AND {MODEL_CALLS} AND {scope}",
         [query.start, query.end, *params, *scope_params],
     )
     out: dict[Key, list[float]] = defaultdict(list)

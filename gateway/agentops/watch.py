@@ -14,7 +14,7 @@ The series, per interval, over calls that are not eval runs or judge calls:
 
     cost_per_task   cost of calls with a task (X-Task-Id) / distinct tasks (at least 3 tasks)
     error_rate      calls that ended in an error / calls
-    latency_ms      mean latency of answered calls
+    latency_ms      mean latency of answered model calls (not MCP tool calls)
     guardrail_rate  calls on which a guardrail found something / calls
     judge_score     mean online-eval score (at least 5 judged calls)
 """
@@ -48,6 +48,7 @@ MAX_DETECTORS = 20_000
 MIN_TASKS = 3
 MIN_JUDGED = 5
 NOT_EVAL = "(task IS NULL OR (task NOT LIKE 'eval-%' AND task <> 'online-eval'))"
+MODEL_OK = "outcome = 'ok' AND operation <> 'tool_call'"  # latency: answered model calls (MCP tool calls apart)
 INSERT = (
     "INSERT INTO anomalies (ts, team, agent, agent_version, series, window_start, window_end, value, baseline, "
     "stddev, z) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -178,7 +179,7 @@ class AnomalyWatcher:
             f"SELECT {window}, team, agent, agent_version, COUNT(*), "  # noqa: S608 - constants only
             "SUM(CASE WHEN outcome IN ('error', 'shutdown') THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN task IS NULL THEN 0 ELSE cost_nanos END), COUNT(DISTINCT task), "
-            "SUM(CASE WHEN outcome = 'ok' THEN latency_ms ELSE 0 END), SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) "
+            f"SUM(CASE WHEN {MODEL_OK} THEN latency_ms ELSE 0 END), SUM(CASE WHEN {MODEL_OK} THEN 1 ELSE 0 END) "
             f"FROM usage_events WHERE ts >= ? AND ts < ? AND {NOT_EVAL} GROUP BY 1, 2, 3, 4",
             [start, end],
         )
