@@ -81,7 +81,8 @@ _ALL = merge(merge(_TRACING, _POLICIES), _GUARDRAILS)
 VARIANTS: dict[str, dict[str, Any]] = {
     "minimal": _BARE,
     "ledger": {"telemetry": {"metrics": {"enabled": False}}},
-    "ledger+metrics": {},
+    "ledger+metrics": {},  # the defaults: workflow versions on, anomaly watcher on
+    "versions-off": {"agentops": {"versions": {"enabled": False}, "anomalies": {"enabled": False}}},
     "tracing": _TRACING,
     "tracing+capture": merge(_TRACING, {"telemetry": {"capture_content": {"enabled": True}}}),
     "limits+budgets": merge(_BARE, _POLICIES),

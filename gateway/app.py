@@ -20,10 +20,11 @@ from gateway.apis import API
 from gateway.config import Config
 from gateway.config_file import ConfigError, load_config
 from gateway.console.routes import Console
-from gateway.endpoints.agents import agents
+from gateway.endpoints.agents import agents, compare
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.calls import call_endpoint
 from gateway.endpoints.count_tokens import count_tokens
+from gateway.endpoints.evals import list_runs, post_run
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.guardrail_scores import guardrail_scores
 from gateway.endpoints.guardrail_triggers import guardrail_triggers
@@ -65,7 +66,8 @@ def create_app(
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
         scrubber.add(config.secrets())
         scrubber.install()
-        async with open_services(config, span_sink, shutdown) as services, mcp.running():
+        watch = worker is None or worker.worker == 0  # one worker of `serve --workers N` watches for anomalies
+        async with open_services(config, span_sink, shutdown, watch=watch) as services, mcp.running():
             app.state.runtime = build_runtime(config, services)
             tune_for_serving()
             stop_watching = _watch_sighup(app, services, config_path) if config_path is not None else None
@@ -100,6 +102,7 @@ def create_app(
         Route("/v1/usage/latency", Endpoint(latency), methods=["GET"]),
         Route("/v1/overview", Endpoint(overview), methods=["GET"]),
         Route("/v1/agents", Endpoint(agents), methods=["GET"]),
+        Route("/v1/agents/compare", Endpoint(compare), methods=["GET"]),
         Route("/v1/guardrails/triggers", Endpoint(guardrail_triggers), methods=["GET"]),
         Route("/v1/routes", Endpoint(list_routes), methods=["GET"]),
         Route("/v1/budgets", Endpoint(budgets), methods=["GET"]),
@@ -107,6 +110,8 @@ def create_app(
         Route("/v1/sessions/{session_id}", Endpoint(session), methods=["GET"]),
         Route("/v1/feedback", Endpoint(post_feedback), methods=["POST"]),
         Route("/v1/feedback/export", Endpoint(export_feedback), methods=["GET"]),
+        Route("/v1/evals/runs", Endpoint(post_run), methods=["POST"]),
+        Route("/v1/evals/runs", Endpoint(list_runs), methods=["GET"]),
         Route("/metrics", Endpoint(metrics), methods=["GET"]),
         Route("/healthz", Endpoint(healthz), methods=["GET"]),
         Route("/readyz", Endpoint(readyz), methods=["GET"]),
@@ -193,6 +198,9 @@ def _watch_sighup(app: GatewayApp, services: Services, path: str | Path) -> Call
         restart_only = ("server", "ledger", "telemetry", "state", "console")
         if any(getattr(config, name) != getattr(running, name) for name in restart_only):
             log.warning("config reload: changes under %s take effect after a restart", ", ".join(restart_only))
+        agentops = config.agentops.model_copy(update={"versions": running.agentops.versions})
+        if agentops != running.agentops:
+            log.warning("config reload: changes under agentops (but agentops.versions) take effect after a restart")
         app.state.runtime = runtime
         log.info("config reloaded from %s", path)
 

@@ -1,4 +1,4 @@
-"""The `agentgw` command: serve, check-config, usage."""
+"""The `agentgw` command: serve, check-config, usage, eval, report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import preflight, usage_cli
+from gateway.agentops import eval_cli, report_cli
 from gateway.config_file import ConfigError, load_config
 
 DEFAULT_CONFIG = "config.yaml"
@@ -35,11 +36,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage = commands.add_parser("usage", help="print the usage (chargeback) report")
     usage_cli.add_arguments(usage)
 
+    evals = commands.add_parser("eval", help="evaluation gates: replay eval cases through the gateway")
+    eval_cli.add_arguments(evals)
+
+    people = commands.add_parser("report", help="a report for people: cost, movers, SLOs, guardrails, versions")
+    report_cli.add_arguments(people)
+
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "usage":
         return usage_cli.run(args)
+    if args.command == "eval":
+        return eval_cli.run(args)
+    if args.command == "report":
+        return report_cli.run(args)
     return _serve(args)
 
 

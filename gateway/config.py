@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.agent_names import name_problems
+from gateway.agentops.config import AgentOpsConfig
 from gateway.auth import KeyConfig
 from gateway.console.config import ConsoleConfig
 from gateway.exposure import dev_key_problems
@@ -105,6 +106,7 @@ class Config(_Strict):
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] = Field(min_length=1)
     console: ConsoleConfig = ConsoleConfig()
+    agentops: AgentOpsConfig = AgentOpsConfig()
     mcp: McpConfig = McpConfig()
 
     @model_validator(mode="after")
@@ -151,6 +153,8 @@ class Config(_Strict):
                 if allowed != "*" and allowed not in self.models and allowed not in self.routes:
                     problems.append(f"keys.{i}.models.{j}: unknown model or route '{allowed}'")
         problems += name_problems(self.keys)
+        key_models = {key.name: frozenset(key.models) for key in self.keys}
+        problems += self.agentops.problems(key_models, {*self.models, *self.routes})
         problems += self.mcp.problems(self.teams, (key.name for key in self.keys))
         if not self.server.allow_dev_key_on_network:
             problems += dev_key_problems(self.keys, self.server.host, "server.host")
@@ -164,6 +168,7 @@ class Config(_Strict):
         values |= set(self.state.secrets())
         values |= set(self.ledger.secrets())
         values |= set(self.console.secrets())
+        values |= set(self.agentops.secrets())
         values |= set(self.mcp.secrets())
         if self.budget_alerts is not None:
             values |= set(self.budget_alerts.secrets())

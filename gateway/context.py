@@ -30,6 +30,7 @@ class CallContext:
     session: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     client_request_id: str | None = None
+    version: str | None = None  # X-Agent-Version: the agent's own name for its workflow version
     started: float = field(default_factory=time.perf_counter)
     received_at: float = field(default_factory=time.time)
 
@@ -68,6 +69,7 @@ def attribute(
         session=_identifier(headers, "x-session-id"),
         tags=_tags(headers.get("x-tags")),
         client_request_id=client_request_id,
+        version=_identifier(headers, "x-agent-version"),
     )
 
 

@@ -3,6 +3,7 @@ webhook guardrails, and verdicts in the forms spans, the ledger and metrics take
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ class Guards:
         self._config = config
         self._client = client
         self._sets: dict[tuple[str, ...], GuardrailSet | None] = {}
+        self._identities: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
         for key in config.keys:  # built now, so a guardrail that cannot be built fails at start-up
             self.for_names(key.team, tuple(key.guardrails))
 
@@ -31,9 +33,23 @@ class Guards:
         """The team's guardrails plus the key's; None when there are none."""
         return self.for_names(principal.team, principal.guardrails)
 
-    def for_names(self, team_name: str, key_guardrails: tuple[str, ...]) -> GuardrailSet | None:
+    def identity(self, principal: Principal) -> tuple[tuple[str, ...], str]:
+        """The guardrails in force for the principal, as part of a workflow version: their names, and a
+        digest of their names and settings (a changed threshold is a changed workflow)."""
+        names = self._names(principal.team, principal.guardrails)
+        found = self._identities.get(names)
+        if found is None:
+            configs = [[name, self._config.guardrails[name].model_dump(mode="json")] for name in dict.fromkeys(names)]
+            digest = hashlib.blake2b(orjson.dumps(configs, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+            found = self._identities[names] = (tuple(dict.fromkeys(names)), digest)
+        return found
+
+    def _names(self, team_name: str, key_guardrails: tuple[str, ...]) -> tuple[str, ...]:
         team = self._config.teams.get(team_name)
-        names = (*(team.guardrails if team is not None else ()), *key_guardrails)
+        return (*(team.guardrails if team is not None else ()), *key_guardrails)
+
+    def for_names(self, team_name: str, key_guardrails: tuple[str, ...]) -> GuardrailSet | None:
+        names = self._names(team_name, key_guardrails)
         if names not in self._sets:
             self._sets[names] = (
                 GuardrailSet.from_config(self._config.guardrails, names, post_json=self.post_json) if names else None

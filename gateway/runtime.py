@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from gateway import __version__
 from gateway.admission import Gate, Policies
+from gateway.agentops.service import AgentOps, open_agentops
+from gateway.agentops.versions import Versions
 from gateway.auth import KeyStore, Principal
 from gateway.config import Config
 from gateway.errors import (
@@ -47,6 +49,7 @@ class Services:
     health: HealthTracker  # per target: latency, breaker; survives config reloads
     policies: Policies  # the state store, rate limiter and budget engine
     shutdown: Shutdown  # the calls in flight, cut when a graceful shutdown runs out of time
+    agentops: AgentOps  # version registry, online evaluation, anomaly watcher, their alerts
     mcp: Upstreams = field(default_factory=Upstreams)  # upstream MCP servers; across reloads
 
 
@@ -61,6 +64,7 @@ class Runtime:
     meter: Meter
     gate: Gate
     guards: Guards
+    versions: Versions  # workflow versions of calls (gateway.agentops)
     mcp: McpServers
 
     @property
@@ -116,6 +120,7 @@ def build_runtime(config: Config, services: Services) -> Runtime:
         meter=meter,
         gate=gate,
         guards=guards,
+        versions=Versions(config.agentops.versions, guards, services.agentops.registry),
         # last: nothing after it can fail, so a refused reload never retires the running servers
         mcp=McpServers(config.mcp, services.mcp.for_config(config.mcp.servers)),
     )
@@ -123,11 +128,11 @@ def build_runtime(config: Config, services: Services) -> Runtime:
 
 @contextlib.asynccontextmanager
 async def open_services(
-    config: Config, span_sink: SpanSink | None, shutdown: Shutdown | None = None
+    config: Config, span_sink: SpanSink | None, shutdown: Shutdown | None = None, *, watch: bool = True
 ) -> AsyncIterator[Services]:
     """The process-wide resources, opened in order and closed in reverse (the ledger flushes last
     thing, after the server has drained the in-flight calls). `span_sink` replaces the configured
-    trace exporter (tests read spans from memory)."""
+    trace exporter (tests read spans from memory); `watch`: this process runs the anomaly watcher."""
     counter = TokenCounter()
     counter.preload()
     client = create_client(config.server.upstream_client, max_connections=config.server.max_upstream_connections)
@@ -154,11 +159,15 @@ async def open_services(
                 metrics.watch_ledger_writes(
                     lambda: opened.written, lambda: opened.write_failures, lambda: opened.spooled
                 )
-        services = Services(client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown())
-        try:
-            yield services
-        finally:
-            await services.mcp.aclose()  # upstream MCP connections (stdio servers stopped)
+        capture = config.telemetry.capture_content.enabled
+        async with open_agentops(config.agentops, client, ledger, metrics, capture=capture, watch=watch) as agentops:
+            services = Services(
+                client, counter, ledger, telemetry, HealthTracker(), policies, shutdown or Shutdown(), agentops
+            )
+            try:
+                yield services
+            finally:
+                await services.mcp.aclose()  # upstream MCP connections (stdio servers stopped)
     finally:
         try:
             await policies.drain()  # settlements of the calls that just finished, alert deliveries

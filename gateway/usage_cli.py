@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="end (default: now)")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     for name in FILTERS:
-        flag = "--key-name" if name == "key" else f"--{name}"
+        flag = "--key-name" if name == "key" else f"--{name.replace('_', '-')}"
         parser.add_argument(flag, dest=f"only_{name}", help=f"only this {name}", metavar=name.upper())
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8080 (see --api-key)")
@@ -74,7 +74,14 @@ class UsageError(Exception):
 
 
 # The report's parameters as this command's options, for error messages.
-_FLAGS = {"from": "--since", "to": "--until", "group_by": "--group-by", "format": "--format", "key": "--key-name"}
+_FLAGS = {
+    "from": "--since",
+    "to": "--until",
+    "group_by": "--group-by",
+    "format": "--format",
+    "key": "--key-name",
+    "agent_version": "--agent-version",
+}
 
 
 def _in_flags(message: str, param: str | None) -> str:
@@ -140,7 +147,7 @@ def config_key(config_path: str) -> str | None:
 
 
 def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, Any]:
-    config = _ledger_config(args.ledger) if args.ledger else _ledger_of(args.config)
+    config = ledger_config(args.ledger) if args.ledger else ledger_of(args.config)
     if config.kind == "sqlite" and not Path(config.path).exists():
         raise UsageError(f"no ledger at {config.path}")
     query = report.parse_query(params)
@@ -161,7 +168,7 @@ def _from_ledger(args: argparse.Namespace, params: dict[str, str]) -> dict[str, 
     return asyncio.run(read())
 
 
-def _ledger_config(value: str) -> LedgerConfig:
+def ledger_config(value: str) -> LedgerConfig:
     """`--ledger`: a path, the config's own form sqlite:///<path>, or a postgresql:// URL."""
     try:
         if value.startswith((SQLITE_PREFIX, *POSTGRES_SCHEMES)):
@@ -176,7 +183,7 @@ def _ledger_config(value: str) -> LedgerConfig:
         raise UsageError(f"--ledger: {exc}") from None
 
 
-def _ledger_of(config_path: str) -> LedgerConfig:
+def ledger_of(config_path: str) -> LedgerConfig:
     """The ledger the config names, from its `ledger:` section alone: the other sections' unset
     variables (a provider's API key) are no concern of a report."""
     try:

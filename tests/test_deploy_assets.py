@@ -46,6 +46,8 @@ def test_alert_rules_parse_and_use_real_metrics() -> None:
         "AgentgwLedgerSpooling",
         "AgentgwLedgerWriteFailures",
         "AgentgwSpansDropped",
+        "AgentgwAgentAnomaly",
+        "AgentgwOnlineEvalNotScoring",
     } <= set(alerts)
     exported = exported_names()
     for alert, expr in alerts.items():

@@ -49,7 +49,7 @@ class FeedbackIn(BaseModel):
 _TARGETS = {"request_id": "request_id", "session_id": "session", "task_id": "task"}
 _EXPORT = (
     "SELECT e.request_id, e.ts, e.requested_model, e.model, e.provider, e.team, e.agent, e.task, e.session, "
-    "e.status, e.outcome, c.input_messages, c.output_messages, f.score, f.label, f.comment, "
+    "e.status, e.outcome, e.agent_version, c.input_messages, c.output_messages, f.score, f.label, f.comment, "
     "f.request_id AS on_request, f.session AS on_session, f.task AS on_task "
     "FROM feedback f CROSS JOIN usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "
     "WHERE e.team = f.team AND (e.request_id = f.request_id OR e.session = f.session OR e.task = f.task) "
@@ -130,6 +130,7 @@ async def _jsonl(rows: list[Any]) -> AsyncIterator[bytes]:
                 "provider": row["provider"],
                 "team": row["team"],
                 "agent": row["agent"],
+                "agent_version": row["agent_version"],
                 "task": row["task"],
                 "session": row["session"],
                 "status": row["status"],

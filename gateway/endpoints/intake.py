@@ -13,7 +13,16 @@ from gateway.schemas import parse_body
 
 # The request headers the gateway reads; one pass over the raw headers picks them out.
 _WANTED = frozenset(
-    {b"authorization", b"x-api-key", b"content-length", b"x-agent-id", b"x-task-id", b"x-session-id", b"x-tags"}
+    {
+        b"authorization",
+        b"x-api-key",
+        b"content-length",
+        b"x-agent-id",
+        b"x-task-id",
+        b"x-session-id",
+        b"x-tags",
+        b"x-agent-version",
+    }
 )
 _TRACE = (b"traceparent", b"tracestate")
 SIGNED_IN = "signed_in"  # request state: the Principal of a console session (gateway.console.signin)

@@ -19,7 +19,7 @@ _SELECT = (
     "SELECT e.request_id, e.trace_id, e.ts, e.latency_ms, e.ttft_ms, e.key_name, e.team, e.agent, e.task, e.operation, "
     "e.requested_model, e.route, e.model, e.provider, e.stream, e.status, e.outcome, e.error_type, e.input_tokens, "
     "e.output_tokens, e.cached_tokens, e.reasoning_tokens, e.estimated, e.cost_nanos, e.attempts, e.attempt_log, "
-    "e.guardrails, e.server, e.tool, e.bytes_in, e.bytes_out, c.input_messages, c.output_messages "
+    "e.guardrails, e.agent_version, e.server, e.tool, e.bytes_in, e.bytes_out, c.input_messages, c.output_messages "
     "FROM usage_events e LEFT JOIN call_content c ON c.request_id = e.request_id "
     "WHERE e.session = ? AND {scope} ORDER BY e.ts, e.id"
 )
@@ -62,6 +62,7 @@ def call_record(row: Any) -> dict[str, Any]:
         "key": row["key_name"],
         "team": row["team"],
         "agent": row["agent"],
+        "agent_version": row["agent_version"],
         "task": row["task"],
         "operation": row["operation"],
         "requested_model": row["requested_model"],

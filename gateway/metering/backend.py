@@ -46,6 +46,10 @@ class LedgerBackend(ABC):
         """One INSERT into a table with an `id` column; the new row's id."""
 
     @abstractmethod
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One writing statement (`INSERT ... ON CONFLICT DO NOTHING`, an UPDATE); the rows it changed."""
+
+    @abstractmethod
     async def prune(self, before: float) -> int:
         """Delete what is older than `before` (a day boundary, so the rollups stay exact)."""
 
@@ -58,6 +62,10 @@ class LedgerBackend(ABC):
     @abstractmethod
     def bucket(self, unit: Literal["day", "hour"], column: str) -> str:
         """SQL for the UTC day (`2026-01-31`) or hour (`2026-01-31T13:00:00Z`) of a unix-seconds column."""
+
+    @abstractmethod
+    def interval(self, seconds: int, column: str) -> str:
+        """SQL for the start (unix seconds, an integer) of the `seconds`-long interval holding a column's time."""
 
     @property
     @abstractmethod

@@ -38,6 +38,7 @@ class UsageEvent:
     attempt_log: list[dict[str, Any]] = field(default_factory=list)  # the attempts that failed
     trace_id: str | None = None
     client_request_id: str | None = None  # the caller's own x-request-id, if it sent one
+    agent_version: str | None = None  # the workflow version (X-Agent-Version, or the gateway's fingerprint)
     guardrails: list[Mapping[str, Any]] = field(default_factory=list)  # verdicts, never the matched text
     input_messages: str | None = None  # captured content (JSON), only when capture is on
     output_messages: str | None = None

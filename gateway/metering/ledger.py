@@ -274,6 +274,17 @@ class Ledger:
             log.error("ledger insert failed: %s", exc)
             raise ServiceUnavailable("The usage ledger's database cannot be reached right now.") from None
 
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One writing statement (an INSERT that may conflict, for rare writes); the rows it changed. 503
+        when the database is down."""
+        try:
+            if not self._opened:
+                raise LedgerUnavailable(f"{self.backend.location}: not reached since the start")
+            return await self.backend.execute(sql, params)
+        except LedgerUnavailable as exc:
+            log.error("ledger write failed: %s", exc)
+            raise ServiceUnavailable("The usage ledger's database cannot be reached right now.") from None
+
     async def spent_nanos(self, team: str, kind: str, name: str, since: float | None) -> int:
         """The cost (nano-dollars) of one budget scope's calls since `since` (unix seconds; None: ever),
         what a budget lost from the state store is rebuilt from. Events still queued are written first,

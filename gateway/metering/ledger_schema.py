@@ -133,6 +133,42 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE usage_events ADD COLUMN bytes_in INTEGER;
     ALTER TABLE usage_events ADD COLUMN bytes_out INTEGER;
     """,
+    # 6, agentops (issue 17): each call's workflow version; versions as first seen, eval runs and the scores
+    # of judged calls and eval cases, anomalies raised (`gateway.agentops`). Reports by version read the
+    # events, like reports by task.
+    """
+    ALTER TABLE usage_events ADD COLUMN agent_version TEXT;
+    CREATE TABLE agent_versions (
+        team TEXT NOT NULL, agent TEXT NOT NULL, version TEXT NOT NULL, first_seen REAL NOT NULL,
+        source TEXT NOT NULL, model TEXT, guardrails TEXT NOT NULL, tools TEXT NOT NULL,
+        prompt_digest TEXT, prompt_chars INTEGER, prompt TEXT,
+        PRIMARY KEY (team, agent, version)
+    );
+    CREATE INDEX agent_versions_seen ON agent_versions (first_seen);
+    CREATE TABLE eval_runs (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, run_id TEXT NOT NULL, variant TEXT NOT NULL,
+        name TEXT, key_name TEXT NOT NULL, team TEXT NOT NULL, agent TEXT NOT NULL, agent_version TEXT,
+        model TEXT NOT NULL, cases INTEGER NOT NULL, passed_cases INTEGER NOT NULL, errors INTEGER NOT NULL,
+        pass_rate REAL NOT NULL, mean_score REAL, cost_nanos INTEGER NOT NULL, latency_p50_ms REAL,
+        latency_p95_ms REAL, gates TEXT NOT NULL, passed INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX eval_runs_run ON eval_runs (run_id, variant);
+    CREATE INDEX eval_runs_version ON eval_runs (team, agent_version, ts);
+    CREATE TABLE eval_scores (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, request_id TEXT, key_name TEXT NOT NULL,
+        team TEXT NOT NULL, agent TEXT NOT NULL, agent_version TEXT, run_id TEXT, case_id TEXT,
+        judge_model TEXT, judge_request_id TEXT, score REAL, passed INTEGER, detail TEXT
+    );
+    CREATE INDEX eval_scores_ts ON eval_scores (ts);
+    CREATE INDEX eval_scores_run ON eval_scores (run_id);
+    CREATE TABLE anomalies (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, team TEXT NOT NULL, agent TEXT NOT NULL,
+        agent_version TEXT NOT NULL, series TEXT NOT NULL, window_start REAL NOT NULL, window_end REAL NOT NULL,
+        value REAL NOT NULL, baseline REAL NOT NULL, stddev REAL NOT NULL, z REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX anomalies_window ON anomalies (team, agent, agent_version, series, window_start);
+    CREATE INDEX anomalies_ts ON anomalies (ts);
+    """,
 )
 
 # The column each budget scope kind is summed by (besides the team), for `Ledger.spent_nanos`.
@@ -146,7 +182,7 @@ COLUMNS_V1 = (
 )  # fmt: skip
 # The columns a write fills, in order: the first schema's (COLUMNS_V1, which PostgreSQL's first migration
 # creates and must keep creating), then those later migrations added.
-COLUMNS = (*COLUMNS_V1, "server", "tool", "bytes_in", "bytes_out")
+COLUMNS = (*COLUMNS_V1, "server", "tool", "bytes_in", "bytes_out", "agent_version")
 # The rollups behind fast reports: one row per hour (usage_rollup) or UTC day (usage_rollup_daily) and
 # combination of these dimensions (NULL stored as ''), summed. Only rows a write really inserted are
 # added, so a repeated write adds nothing.
@@ -154,8 +190,9 @@ ROLLUPS = {"usage_rollup": 3600, "usage_rollup_daily": 86400}
 ROLLUP_DIMENSIONS = ("team", "agent", "key_name", "model", "provider", "route", "operation")
 ROLLUP_METRICS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
                   "cost_nanos")  # fmt: skip
+PRUNED_BY_TS = ("eval_runs", "eval_scores", "anomalies")  # retention deletes these by their `ts` too
 ERROR_OUTCOMES = ("error", "shutdown")  # what the report counts as errors
-ROWS_PER_INSERT = 25  # one INSERT binds 35 x 25 parameters: the GIL is held for tens of microseconds
+ROWS_PER_INSERT = 25  # one INSERT binds 36 x 25 parameters: the GIL is held for tens of microseconds
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -236,6 +273,7 @@ def event_row(e: UsageEvent) -> Row:
         u.cache_write_tokens, u.reasoning_tokens, int(u.estimated), e.cost_nanos, round(e.latency_ms, 3),
         None if e.ttft_ms is None else round(e.ttft_ms, 3), e.attempts, orjson.dumps(e.attempt_log).decode(),
         orjson.dumps(e.guardrails).decode(), e.client_request_id, e.server, e.tool, e.bytes_in, e.bytes_out,
+        e.agent_version,
     )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ import asyncpg
 
 from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, RowsRefused
 from gateway.metering.config import LedgerConfig
-from gateway.metering.ledger_schema import COLUMNS, ROLLUPS
+from gateway.metering.ledger_schema import COLUMNS, PRUNED_BY_TS, ROLLUPS
 from gateway.metering.postgres_schema import INSERT_CONTENT, INSERT_STAGED, MIGRATION_LOCK, MIGRATIONS, STAGING
 
 # What says the rows are at fault (write them one by one), not the database.
@@ -169,6 +169,13 @@ class PostgresBackend(LedgerBackend):
                     await asyncio.wait_for(self._pool.release(conn), self._timeout)
         raise AssertionError("unreachable")
 
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        status = await self._on_pool("execute", numbered(sql), params)
+        return int(str(status).rsplit(" ", 1)[-1] or 0)  # "INSERT 0 1", "UPDATE 3"
+
+    def interval(self, seconds: int, column: str) -> str:
+        return f"(floor({column} / {int(seconds)}) * {int(seconds)})::int8"
+
     async def prune(self, before: float) -> int:
         conn = await self._writer_connection()
         try:
@@ -178,6 +185,8 @@ class PostgresBackend(LedgerBackend):
                     await conn.execute(f"DELETE FROM {table} WHERE bucket < $1", int(before))  # noqa: S608
                 await conn.execute("DELETE FROM call_content WHERE ts < $1", before)
                 await conn.execute("DELETE FROM feedback WHERE ts < $1", before)
+                for table in PRUNED_BY_TS:
+                    await conn.execute(f"DELETE FROM {table} WHERE ts < $1", before)  # noqa: S608 - constants
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.reset()
             raise self._unavailable(exc) from None

@@ -97,6 +97,41 @@ ALTER TABLE usage_events ADD COLUMN tool text;
 ALTER TABLE usage_events ADD COLUMN bytes_in int8;
 ALTER TABLE usage_events ADD COLUMN bytes_out int8;
 """,
+    # 3, agentops (issue 17): as SQLite's migration 6 (`ledger_schema`).
+    """
+ALTER TABLE usage_events ADD COLUMN agent_version text;
+CREATE TABLE agent_versions (
+    team text NOT NULL, agent text NOT NULL, version text NOT NULL, first_seen float8 NOT NULL,
+    source text NOT NULL, model text, guardrails text NOT NULL, tools text NOT NULL,
+    prompt_digest text, prompt_chars int8, prompt text,
+    PRIMARY KEY (team, agent, version)
+);
+CREATE INDEX agent_versions_seen ON agent_versions (first_seen);
+CREATE TABLE eval_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts float8 NOT NULL, run_id text NOT NULL,
+    variant text NOT NULL, name text, key_name text NOT NULL, team text NOT NULL, agent text NOT NULL,
+    agent_version text, model text NOT NULL, cases int8 NOT NULL, passed_cases int8 NOT NULL,
+    errors int8 NOT NULL, pass_rate float8 NOT NULL, mean_score float8, cost_nanos int8 NOT NULL,
+    latency_p50_ms float8, latency_p95_ms float8, gates text NOT NULL, passed int4 NOT NULL
+);
+CREATE UNIQUE INDEX eval_runs_run ON eval_runs (run_id, variant);
+CREATE INDEX eval_runs_version ON eval_runs (team, agent_version, ts);
+CREATE TABLE eval_scores (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts float8 NOT NULL, kind text NOT NULL,
+    request_id text, key_name text NOT NULL, team text NOT NULL, agent text NOT NULL, agent_version text,
+    run_id text, case_id text, judge_model text, judge_request_id text, score float8, passed int4, detail text
+);
+CREATE INDEX eval_scores_ts ON eval_scores (ts);
+CREATE INDEX eval_scores_run ON eval_scores (run_id);
+CREATE TABLE anomalies (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts float8 NOT NULL, team text NOT NULL,
+    agent text NOT NULL, agent_version text NOT NULL, series text NOT NULL, window_start float8 NOT NULL,
+    window_end float8 NOT NULL, value float8 NOT NULL, baseline float8 NOT NULL, stddev float8 NOT NULL,
+    z float8 NOT NULL
+);
+CREATE UNIQUE INDEX anomalies_window ON anomalies (team, agent, agent_version, series, window_start);
+CREATE INDEX anomalies_ts ON anomalies (ts);
+""",
 )
 
 

@@ -33,6 +33,7 @@ DIMENSIONS = {
     "operation": "operation",
     "server": "server",  # tool calls (MCP): the upstream server and its tool's own name
     "tool": "tool",
+    "agent_version": "agent_version",
 }
 BUCKETS = ("day", "hour")  # SQL per dialect: LedgerBackend.bucket
 METRICS = (

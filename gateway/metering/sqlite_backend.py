@@ -23,6 +23,7 @@ from gateway.metering.backend import LedgerBackend, LedgerUnavailable, Row, Rows
 from gateway.metering.ledger_schema import (
     COLUMNS,
     INSERT_CONTENT,
+    PRUNED_BY_TS,
     ROLLUPS,
     ROWS_PER_INSERT,
     insert_events,
@@ -57,6 +58,9 @@ class SQLiteBackend(LedgerBackend):
     def bucket(self, unit: Literal["day", "hour"], column: str) -> str:
         pattern = "%Y-%m-%d" if unit == "day" else "%Y-%m-%dT%H:00:00Z"
         return f"strftime('{pattern}', {column}, 'unixepoch')"
+
+    def interval(self, seconds: int, column: str) -> str:
+        return f"(CAST({column} / {int(seconds)} AS INTEGER) * {int(seconds)})"  # times are positive: truncation floors
 
     async def _on(self, pool: ThreadPoolExecutor, work: Callable[[], T]) -> T:
         try:
@@ -132,6 +136,15 @@ class SQLiteBackend(LedgerBackend):
 
         return await self._on(self._writer_thread, run)
 
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        def run() -> int:
+            assert self._db is not None
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return int(self._db.execute(sql, params).rowcount)
+
+        return await self._on(self._writer_thread, run)
+
     async def prune(self, before: float) -> int:
         def run() -> int:
             assert self._db is not None
@@ -142,6 +155,8 @@ class SQLiteBackend(LedgerBackend):
                     self._db.execute(f"DELETE FROM {table} WHERE bucket < ?", (before,))  # noqa: S608
                 self._db.execute("DELETE FROM call_content WHERE ts < ?", (before,))
                 self._db.execute("DELETE FROM feedback WHERE ts < ?", (before,))
+                for table in PRUNED_BY_TS:
+                    self._db.execute(f"DELETE FROM {table} WHERE ts < ?", (before,))  # noqa: S608 - constants
             return int(deleted)
 
         return await self._on(self._writer_thread, run)

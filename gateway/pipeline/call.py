@@ -64,6 +64,7 @@ class CallRecord:
     attempts: int = 0
     failed: tuple[Attempt, ...] = ()  # the upstream attempts that failed
     ttft_s: float | None = None
+    agent_version: str | None = None  # the workflow version (gateway.agentops), set as the call starts
     # what it used
     usage: Usage | None = None
     cost_nanos: int = 0

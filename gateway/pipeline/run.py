@@ -100,6 +100,10 @@ class Call:
         (once) before this returns or raises; refusals and failures raise after that."""
         untrack = self.runtime.services.shutdown.track(asyncio.current_task())
         try:
+            # The version first (of the request as sent): calls a guardrail blocks or a limit refuses count too.
+            request = self.request
+            versions = self.runtime.versions
+            self.record.agent_version = versions.assign(request.ctx, request.api.name, request.body, request.model)
             if self.guard is not None and self.guard.has_input_guards:
                 await self._guard_input()
             shape = self._shape = self.request.api.shape(self.record.body)
@@ -366,6 +370,8 @@ class Call:
         }
         if self.record.route is not None:
             headers["x-agentgw-route"] = self.record.route
+        if self.record.agent_version is not None:
+            headers["x-agentgw-agent-version"] = self.record.agent_version
         return headers
 
     def _estimate(self, target: Target, output_text: str) -> Usage:
@@ -435,6 +441,9 @@ class Call:
                 remaining = self.held.hold.remaining_after(cost)
                 record.budget_remaining_usd = {kind: nanos / 1e9 for kind, nanos in remaining.items()}
             sinks.ledger(self.runtime.meter, record)
+            online = services.agentops.online
+            if online is not None:
+                online.offer(self.runtime, record, output)
         try:
             sinks.metrics(services.telemetry.metrics, record, error)
             sinks.span(services.telemetry.tracing, record)

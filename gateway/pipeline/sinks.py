@@ -30,7 +30,7 @@ def capture(record: CallRecord, output: Any, max_chars: int) -> None:
     """The call's input and output messages in the conventions' JSON shape, after the redacting
     guardrails (best effort: a capture that fails is logged, the call is not)."""
     try:
-        record.input_messages = semconv.input_messages(_as_chat(record), max_chars)
+        record.input_messages = semconv.input_messages(as_chat(record), max_chars)
         if isinstance(output, str):
             reason = record.finish_reasons[-1] if record.finish_reasons else None
             choices = [{"message": {"content": output}, "finish_reason": reason}]
@@ -45,7 +45,7 @@ def capture(record: CallRecord, output: Any, max_chars: int) -> None:
         log.exception("content capture for request %s failed", record.ctx.request_id)
 
 
-def _as_chat(record: CallRecord) -> dict[str, Any]:
+def as_chat(record: CallRecord) -> dict[str, Any]:
     """The request's messages in chat's shape, which the conventions' capture format follows."""
     api = record.api.name
     if api in ("chat", "embeddings"):
@@ -94,6 +94,7 @@ def ledger(meter: Meter, record: CallRecord) -> None:
             input_messages=record.input_messages,
             output_messages=record.output_messages,
             guardrails=records(record.verdicts),
+            agent_version=record.agent_version,
         )
     )
 

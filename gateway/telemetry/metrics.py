@@ -24,6 +24,7 @@ from policies.state import RetryQueue, StoreFailurePolicy
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 MCP_DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)  # the MCP conventions'
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 MAX_LABEL_VALUES = 1000
 OTHER = "_other"
 GENAI_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model",
@@ -290,13 +291,39 @@ class Metrics:
         self.spans_dropped = CollectedCounter(
             "agentgw_spans_dropped", "Spans not exported: the queue was full or the export failed.", ("reason",)
         )
+        # Agentops (gateway.agentops): versions, online evaluation, anomalies. No version labels: agents'
+        # versions are many over time; the API and the ledger name them.
+        self.agent_versions_new = Counter(
+            "agentgw_agent_versions_new", "Workflow versions seen for the first time.", ("team", "agent")
+        )
+        self.online_eval_scores = Histogram(
+            "agentgw_online_eval_score", "Judge scores of sampled production calls (0 to 1).", ("team", "agent"),
+            SCORE_BUCKETS,
+        )  # fmt: skip
+        self.online_eval_samples = Counter(
+            "agentgw_online_eval_samples",
+            "Calls sampled for online evaluation, by outcome (scored, dropped, budget, failed).",
+            ("outcome",),
+        )
+        self.anomaly_active = Gauge(
+            "agentgw_agentops_anomaly", "1 while a series of the agent departs from its baseline.",
+            ("team", "agent", "series"),
+        )  # fmt: skip
+        self.anomaly_zscore = Gauge(
+            "agentgw_agentops_zscore", "The last interval's departure from the baseline, in standard deviations.",
+            ("team", "agent", "series"),
+        )  # fmt: skip
+        self.anomalies = Counter(
+            "agentgw_agentops_anomalies", "Anomalies raised (a series left its baseline).", ("team", "agent", "series")
+        )
         self._metrics: list[Counter | CollectedCounter | Gauge | Histogram] = [
             self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.guardrails, self.rate_limited,
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
             self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
             self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
             self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped, self.tool_calls,
-            self.tool_duration, self.mcp_server_up,
+            self.tool_duration, self.mcp_server_up, self.agent_versions_new, self.online_eval_scores,
+            self.online_eval_samples, self.anomaly_active, self.anomaly_zscore, self.anomalies,
         ]  # fmt: skip
         self._seen: dict[str, set[str]] = {}
 

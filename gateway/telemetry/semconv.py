@@ -64,6 +64,7 @@ def call_attributes(record: CallRecord) -> dict[str, AttributeValue]:
     _put(attrs, ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, record.ttft_s)
     _put(attrs, ga.GEN_AI_CONVERSATION_ID, ctx.session)
     _put(attrs, ga.GEN_AI_AGENT_ID, ctx.agent)
+    _put(attrs, ga.GEN_AI_AGENT_VERSION, record.agent_version)
     if record.server is not None:
         attrs[srv.SERVER_ADDRESS], attrs[srv.SERVER_PORT] = record.server
     _put(attrs, err.ERROR_TYPE, record.error_type)

@@ -122,6 +122,7 @@ def test_the_full_example_config_is_valid() -> None:
         "OPENAI_API_KEY": "sk-test",
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "CRAWLER_KEY": "crawler-key-000001",
+        "JUDGE_KEY": "judge-key-000001",
         "OTLP_TOKEN": "t",
         "GITHUB_MCP_TOKEN": "gh-token",
     }
@@ -129,6 +130,7 @@ def test_the_full_example_config_is_valid() -> None:
     config = parse_config(text, "config.full.yaml", env)
     assert set(config.routes) == {"smart", "canary", "auto", "capped", "fast"}
     assert config.teams["research"].task_budget is not None
+    assert config.agentops.online_eval.rate("crawler") == 0.05
 
 
 @pytest.mark.parametrize(("word", "section"), [("team", "teams"), ("model", "models"), ("key", "keys")])

@@ -14,6 +14,8 @@ Behaviour is chosen by the requested `model`:
 - `stream-cut`, `stream-error`, `stream-slow` (>= 20 chunks, 0.2 s apart), `stream-late-end` (the
   body ends 20 ms after the last event): stream scripts; ordinary answers when not streaming
 - `leak-key`: a 400 whose message echoes the key the request carried, split by a zero-width space
+- `judge*`: answers as an LLM judge: `{"score": s, "pass": s >= 0.5, "reason": ...}`, s the last
+  `SCORE=<0..1>` in the last user text, else 0 when it says `WRONG`, else 1
 - `no-usage`: OpenAI replies carry no usage; `echo-request`: the reply text is the request body
   as compact JSON; names containing `cache`: cached prompt tokens reported (Anthropic
   cache_read 100 / cache_creation 7; OpenAI cached_tokens 100, included in prompt_tokens)

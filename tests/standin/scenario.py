@@ -43,6 +43,7 @@ class Scenario:
     too_long: bool = False  # "too-long": the provider's context-length error (a 400)
     leak_key: bool = False  # "leak-key": a 400 whose message echoes the key, a zero-width space inside
     counted: bool = False  # "counted*": prompt tokens as OpenAI counts them (o200k_base, the cookbook's format)
+    judge: bool = False  # "judge*": answers as an LLM judge (see `judgement`)
 
 
 def scenario_for(model: str) -> Scenario:
@@ -68,6 +69,7 @@ def scenario_for(model: str) -> Scenario:
         too_long=model == "too-long",
         leak_key=model == "leak-key",
         counted=model.startswith("counted"),
+        judge=model.startswith("judge"),
     )
 
 
@@ -80,9 +82,21 @@ def pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*$|\s*\S+", text)
 
 
+_SCORE = re.compile(r"SCORE=([01](?:\.\d+)?)")
+
+
+def judgement(user_text: str) -> str:
+    """A judge's reply: the score the text names last as SCORE=<0..1>, else 0 when it says WRONG, else 1."""
+    named = _SCORE.findall(user_text)
+    score = float(named[-1]) if named else 0.0 if "WRONG" in user_text else 1.0
+    return orjson.dumps({"score": score, "pass": score >= 0.5, "reason": "stand-in judge"}).decode()
+
+
 def reply_text(scenario: Scenario, user_text: str, body: dict[str, Any]) -> str:
     if scenario.echo:
         return orjson.dumps(body).decode()
+    if scenario.judge:
+        return judgement(user_text)
     text = f"Hello from stand-in {scenario.model}: {user_text}"
     if scenario.stream_slow:
         text += " tick" * max(0, STREAM_SLOW_CHUNKS - len(pieces(text)))

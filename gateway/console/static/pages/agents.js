@@ -19,7 +19,7 @@ export async function render(view, params, {go}) {
     field('Team', h('input', {name: 'team', value: p.team || '', size: 12})), h('button', {type: 'submit'}, 'Apply'));
   form.addEventListener('submit', (e) => { e.preventDefault(); go('agents', formValues(form)); });
   view.append(form);
-  const rows = (await api('agents', {from: p.from, team: p.team})).data;
+  const rows = (await api('agents', {from: p.from, team: p.team, versions: 'false'})).data;  // versions: not drawn here
   const picked = new Set((p.compare || '').split(',').filter(Boolean));
   if (picked.size === 0) rows.slice(0, 2).forEach((r) => picked.add(`${r.team}/${r.agent}`));
   const compareBox = h('section', {'aria-label': 'Comparison', 'aria-live': 'polite'});
