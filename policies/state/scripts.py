@@ -58,7 +58,7 @@ local member, amount = ARGV[1], tonumber(ARGV[2])
 for i = 1, #KEYS / 2 do
   local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
   if redis.call('ZREM', holds, member) == 1 then
-    if redis.call('HINCRBY', account, 'reserved', -amount) < 0 then
+    if amount > 0 and redis.call('HINCRBY', account, 'reserved', -amount) < 0 then
       redis.call('HSET', account, 'reserved', 0)
     end
   end
@@ -264,7 +264,8 @@ for i = 1, na do
   a = a + 2
   local consumed = redis.call('ZREM', holds, member) == 1
   if consumed then
-    if redis.call('HINCRBY', account, 'reserved', -held) < 0 then
+    -- never -0 (a call that held nothing): Redis reads "-0" as no integer and refuses the script
+    if held > 0 and redis.call('HINCRBY', account, 'reserved', -held) < 0 then
       redis.call('HSET', account, 'reserved', 0)
     end
   else

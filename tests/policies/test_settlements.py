@@ -43,6 +43,20 @@ def test_a_hold_that_lapsed_still_takes_its_late_settle_once(state: StateConfig)
     run_with(state, scenario)
 
 
+def test_a_hold_of_nothing_settles_and_cancels(state: StateConfig) -> None:
+    """A call to a model with no price holds and spends nothing; its settle and its cancel still land
+    (Redis refuses "-0" as an integer: the scripts never send it)."""
+
+    async def scenario(store: StateStore) -> None:
+        await store.reserve(ACCOUNTS, "free|0", 0, NOW, NOW + 60_000)
+        await store.settle(ACCOUNTS, "free|0", 0, 0)
+        await store.reserve(ACCOUNTS, "gone|0", 0, NOW, NOW + 60_000)
+        await store.cancel(ACCOUNTS, "gone|0", 0, NOW + 60_000)
+        assert [await store.balance(a, NOW) for a in ACCOUNTS] == [(0, 0), (0, 0)]
+
+    run_with(state, scenario)
+
+
 def test_a_second_copy_of_a_reservation_holds_nothing_more(state: StateConfig) -> None:
     async def scenario(store: StateStore) -> None:
         for _ in range(2):  # a reply lost, the command sent again: both copies run
