@@ -80,8 +80,9 @@ class RetryQueue:
         """Writes not landed yet (queued, or being tried now)."""
         return len(self._queue) + self._trying
 
-    def add(self, write: Retryable) -> None:
-        """Queue a write that failed; the worker retries it. Call from the event loop."""
+    def add(self, write: Retryable, why: object = None) -> None:
+        """Queue a write that failed (`why`: its error, for the log); the worker retries it. Call from
+        the event loop."""
         if len(self._queue) >= self._max:
             dropped = self._queue.popleft()
             for kind in kinds_of(dropped):
@@ -89,7 +90,8 @@ class RetryQueue:
         self._queue.append(write)
         for kind in kinds_of(write):
             _count(self.deferred, kind)
-        self._log("state store: %d settlement(s) waiting to be retried", len(self._queue))
+        waiting = len(self._queue)
+        self._log("state store: %d settlement(s) waiting to be retried (this one: %s)", waiting, why or "failed")
         worker = self._worker
         if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
             self._wake = asyncio.Event()

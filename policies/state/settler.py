@@ -81,7 +81,7 @@ class Settler:
 
     def _defer(self, exit: Exit, error: StoreUnavailable, on_late: LateCrossed | None) -> None:
         if exit.retriable:
-            self._retries.add(_Finish(self, exit, on_late))
+            self._retries.add(_Finish(self, exit, on_late), error)
             return
         self._retries.lose("tokens", f"a rate-limit token correction ({error})")
 
