@@ -172,15 +172,20 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+SCAN_ABOVE = 0.1  # the share of the ledger's time span above which a query reads the whole table
+
+
 async def time_column(ledger: Ledger, start: float, end: float) -> str:
-    """`ts`, or `+ts` (the same value, but no index) when the window holds most of the ledger: a scan
-    in index order then reads every row out of order, several times slower than reading the table."""
+    """`ts`, or `+ts` (the same value, but no index) when the window holds more than a tenth of the
+    ledger's time span. Reading a row through the time index costs about sixteen times reading it in
+    a scan of the table (SQLite, 100,000 events of the console bench: 1.6 us against 0.1 us), so the
+    scan wins once the window holds more than about 6% of the rows."""
     span = await ledger.query("SELECT MIN(ts), MAX(ts) FROM usage_events")
     first, last = tuple(span[0]) if span else (None, None)
     if first is None or last is None or last <= first:
         return "ts"
     covered = (min(end, last) - max(start, first)) / (last - first)
-    return "+ts" if covered > 0.25 else "ts"
+    return "+ts" if covered > SCAN_ABOVE else "ts"
 
 
 async def run(ledger: Ledger, query: UsageQuery) -> UsageReport:
