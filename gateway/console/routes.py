@@ -18,6 +18,7 @@ from gateway.console.config import ConsoleConfig
 from gateway.console.session import COOKIE, Sessions
 from gateway.console.signin import Handler, SignedIn, login, logout, sessions_of, signed_in
 from gateway.endpoints.agents import agents
+from gateway.endpoints.agents import compare as compare_agents
 from gateway.endpoints.budgets import budgets
 from gateway.endpoints.feedback import export_feedback, post_feedback
 from gateway.endpoints.guardrail_triggers import guardrail_triggers
@@ -44,6 +45,7 @@ READ_ENDPOINTS: list[tuple[str, Handler]] = [
     ("/ui/api/usage/latency", latency),
     ("/ui/api/budgets", budgets),
     ("/ui/api/agents", agents),
+    ("/ui/api/agents/compare", compare_agents),
     ("/ui/api/sessions", find_sessions),
     ("/ui/api/sessions/{session_id}", session),
     ("/ui/api/routes", list_routes),

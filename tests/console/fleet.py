@@ -65,6 +65,7 @@ def events(now: float) -> list[UsageEvent]:
             error_type=None if outcome == "ok" else "upstream_error", usage=Usage(100, 20), cost_nanos=cost,
             latency_ms=latency, ttft_ms=latency / 2, guardrails=[PII] if i == 1 else [],
             input_messages=MESSAGES if captured else None,
+            agent_version=("crawl-v1" if i < 2 else "crawl-v2") if agent == "crawler" else None,
         ))  # fmt: skip
     return out
 

@@ -81,6 +81,21 @@ def test_every_page_loads_without_errors(tab: Tab) -> None:
     assert tab.errors == []
 
 
+def test_an_agents_versions_side_by_side(tab: Tab) -> None:
+    tab.sign_in(fleet.ADMIN_KEY)
+    page = tab.show("agents")
+    page.locator("tr", has_text="crawler").get_by_role("link", name="versions").click()
+    page.wait_for_function("location.hash.includes('agent=crawler')")
+    page.wait_for_selector("body[data-ready='agents']")
+    rows = page.locator("table").first.locator("tbody tr").all_inner_texts()
+    assert [row.split("\t")[1] for row in rows] == ["crawl-v2", "crawl-v1"]  # newest first
+    side = page.get_by_role("region", name="Versions side by side")
+    assert "crawl-v1 and crawl-v2 side by side" in side.inner_text()
+    error_rate = side.locator("tr", has_text="Error rate").all_inner_texts()[0].split("\t")
+    assert error_rate[1:] == ["0.0%", "50%", "50%"]  # crawl-v2 failed one call of two
+    assert tab.errors == []
+
+
 def test_the_usage_explorer_groups_and_offers_csv(tab: Tab) -> None:
     tab.sign_in(fleet.LEAD_KEY)
     page = tab.show("usage?group_by=agent&from=7d")
