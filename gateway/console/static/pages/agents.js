@@ -14,7 +14,7 @@ const COMPARE = [
 ];
 
 export async function render(view, params, {go}) {
-  const p = {from: '7d', ...params};
+  const p = {from: '24h', ...params};  // the agents active now; wider windows read more events
   if (p.agent) return versions(view, p, go);
   view.append(h('h1', {}, 'Agents'));
   const form = h('form', {class: 'controls', 'aria-label': 'Agents window'}, field('Window', select('from', WINDOWS, p.from)),
