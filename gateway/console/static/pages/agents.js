@@ -92,10 +92,10 @@ async function versions(view, p, go) {
   const chosen = picked.length === 2 ? picked : rows.slice(0, 2).map((v) => v.version).reverse();
   view.append(table({columns: [
     {label: 'Compare', render: (v) => h('input', {type: 'checkbox', 'aria-label': `Compare ${v.version}`, checked: chosen.includes(v.version),
-      onchange: (e) => {
-        const next = chosen.filter((name) => name !== v.version);
-        if (e.target.checked) next.push(v.version);
-        if (next.length === 2) go('agents', {...scope, compare: next.join(',')});
+      onchange: (e) => {  // ticking a version compares it with the second of the two shown
+        const other = chosen.filter((name) => name !== v.version).pop();
+        if (e.target.checked && other) go('agents', {...scope, compare: `${other},${v.version}`});
+        else e.target.checked = chosen.includes(v.version);  // two are always compared
       }})},
     ...VERSION_COLUMNS,
   ], rows}));
