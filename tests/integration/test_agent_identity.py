@@ -58,6 +58,7 @@ def state(request: pytest.FixtureRequest) -> Any:
     return {"url": server.url, "key_prefix": f"identity{time.monotonic_ns()}:"}
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_another_keys_pinned_agent_is_never_claimable(standin: StandIn, gateway_factory: Any) -> None:
     config = identity_config(standin, agent_budget={"usd": 2 * CALL_COST, "period": "day"}, agent_limits={"rpm": 2})
     gateway = gateway_factory(config)
@@ -76,6 +77,7 @@ def test_another_keys_pinned_agent_is_never_claimable(standin: StandIn, gateway_
     assert crawler["scope"]["name"] == "crawler" and crawler["spent_usd"] == pytest.approx(2 * CALL_COST)
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_new_names_never_escape_per_agent_limits(standin: StandIn, gateway_factory: Any, state: Any) -> None:
     gateway = gateway_factory(identity_config(standin, state, agent_limits={"rpm": 2}))
     names = [f"agent-{i}" for i in range(10)]

@@ -140,6 +140,7 @@ def test_a_spent_total_budget_never_says_retry(standin: StandIn, gateway_factory
     assert 'agentgw_requests_total{operation="chat",status="429",code="budget_exceeded"} 1.0' in text
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_a_call_a_budget_refuses_uses_up_no_rate_limit(standin: StandIn, gateway_factory: Any, state: Any) -> None:
     config = budget_config(standin, limits={"rpm": 2}, task_budget={"usd": 0.001, "period": "total"})
     config["keys"][1]["limits"] = {"rpm": 2, "concurrent": 1}
@@ -167,6 +168,7 @@ def test_task_budgets_cap_each_task_separately(standin: StandIn, gateway_factory
     assert task["scope"]["name"] == "T-2" and task["spent_usd"] == pytest.approx(CALL_COST)
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_rate_limits_and_their_headers(standin: StandIn, gateway_factory: Any) -> None:
     config = budget_config(standin, limits={"rpm": 3, "tpm": 100000})
     gateway = gateway_factory(config)
@@ -186,6 +188,7 @@ def test_rate_limits_and_their_headers(standin: StandIn, gateway_factory: Any) -
     assert len(standin.requests) == 3
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_a_keys_limits_apply_on_top_of_its_teams(standin: StandIn, gateway_factory: Any) -> None:
     config = budget_config(standin, limits={"rpm": 100})
     config["keys"][1]["limits"] = {"rpm": 1}
@@ -223,6 +226,7 @@ def test_soft_threshold_webhook_fires_once(standin: StandIn, gateway_factory: An
     assert alert["cap_usd"] == pytest.approx(10 * CALL_COST) and alert["spent_usd"] >= 5 * CALL_COST
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_two_replicas_share_one_limit_and_one_budget(
     standin: StandIn, redis_server: RedisServer, tmp_path: Any
 ) -> None:
@@ -322,6 +326,7 @@ def test_team_and_key_budgets_are_gauged_at_scrape(standin: StandIn, gateway_fac
     assert not any('scope="agent"' in name for name in gauges)  # per caller-chosen id: /v1/budgets only
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_a_routes_target_whose_model_limit_is_full_is_skipped(standin: StandIn, gateway_factory: Any) -> None:
     config = budget_config(standin, limits={"per_model": {"priced": {"rpm": 1}}})
     config["models"]["backup"] = {"provider": "standin-anthropic", "upstream": "gpt-x"}

@@ -242,6 +242,7 @@ def test_a_stream_longer_than_its_hold_keeps_its_slot_and_reservation(
     assert team["reserved_usd"] > 0  # and so is its reservation
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_a_fallback_counts_against_its_own_per_model_limit(standin: StandIn, gateway_factory: Any) -> None:
     config = budget_config(standin, limits={"per_model": {"backup": {"rpm": 1}}})
     config["models"]["backup"] = {"provider": "standin-openai", "upstream": "gpt-x"}

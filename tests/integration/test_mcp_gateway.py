@@ -348,6 +348,7 @@ def test_stdio_and_sse_servers(standin: StandIn, gateway_factory: Callable[..., 
         sse.stop()
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_rate_limits_and_budgets_hold_tool_calls_too(
     standin: StandIn, upstream: ServerThread, gateway_factory: Callable[..., Any]
 ) -> None:

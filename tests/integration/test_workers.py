@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
@@ -65,6 +66,7 @@ def test_memory_state_with_several_workers_is_refused(standin: StandIn, tmp_path
         assert "state: redis://" in str(refused)
 
 
+@pytest.mark.usefixtures("within_a_minute")
 def test_two_workers_share_one_port_one_limit_and_one_metrics(
     standin: StandIn, redis_server: RedisServer, tmp_path: Path
 ) -> None:
