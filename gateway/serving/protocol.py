@@ -78,6 +78,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase = _AWAIT
         self._head_bytes = 0  # bytes of the current head read so far
         self._framing_left = 0  # bytes a body may still spend on anything but content (chunk lines, trailers)
+        self._trailer_bytes = 0  # the trailer fields' bytes so far (they may all come in the read that ends a body)
         self._last_read = 0.0  # loop time of the last read of a body
         self._read_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
@@ -155,6 +156,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._phase = _BODY
         self._framing_left = self.limits.max_header_bytes
+        self._trailer_bytes = 0
 
     def on_chunk_header(self) -> None:
         self._framing_left += CHUNK_FRAMING
@@ -162,6 +164,15 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._framing_left += len(body)
         super().on_body(body)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._phase == _BODY:  # a trailer field: bounded as a head is, whatever read it came in
+            self._trailer_bytes += len(name) + len(value) + 4
+            if self._trailer_bytes > self.limits.max_header_bytes:
+                self._refusal = HeadersTooLarge(self._framing_error())
+                raise _Refused
+            return  # and not added to the request's headers, which the app has been given already
+        super().on_header(name, value)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -198,8 +209,10 @@ class EdgeProtocol(HttpToolsProtocol):
             self._framing_left -= len(data)  # on_body gives back what was content
         self.parser.feed_data(data)
         if self._phase == _BODY and self._framing_left < 0:
-            limit_text = f"{self.limits.max_header_bytes} bytes"
-            self._refuse(HeadersTooLarge(f"The request's chunk framing and trailer fields exceed {limit_text}."))
+            self._refuse(HeadersTooLarge(self._framing_error()))
+
+    def _framing_error(self) -> str:
+        return f"The request's chunk framing and trailer fields exceed {self.limits.max_header_bytes} bytes."
 
     def _arm_read_timer(self) -> None:
         """After a read that left a request unfinished, start the clock it is held to."""

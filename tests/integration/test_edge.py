@@ -149,11 +149,15 @@ def test_up_to_the_header_count_is_served(gateway: Any) -> None:
     assert exchange(gateway.server.port, request(headers=many)).status == 200
 
 
-def test_oversized_trailer_fields_are_431(gateway: Any) -> None:
-    """A chunked body's trailer fields are buffered like headers: they get the same bound."""
+@pytest.mark.parametrize("pause", [None, 0.2], ids=["one-write", "trailer-alone"])
+def test_oversized_trailer_fields_are_431(gateway: Any, pause: float | None) -> None:
+    """A chunked body's trailer fields are buffered like headers: they get the same bound, also when
+    the read that holds them ends the request (the trailer sent alone, after a pause)."""
     chunked = request("/v1/chat/completions", "POST", headers=b"Transfer-Encoding: chunked\r\n")
     chunk = b"%x\r\n%s\r\n" % (len(CHAT), CHAT)
-    answer = exchange(gateway.server.port, chunked + chunk + b"0\r\nX-Trailer: " + b"a" * 200_000 + b"\r\n\r\n")
+    trailer = b"0\r\nX-Trailer: " + b"a" * 70_000 + b"\r\n\r\n"
+    parts = (chunked + chunk + trailer,) if pause is None else (chunked + chunk, pause, trailer)
+    answer = exchange(gateway.server.port, *parts)
     assert answer.status == 431 and answer.closed
     assert "trailer" in answer.error()["message"]
 
