@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest
@@ -17,6 +18,20 @@ _JOINERS = str.maketrans("", "", "\u200c\u200d")  # zero-width (non-)joiners: em
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:@/+-]{0,128}$")
 MAX_TAGS = 16
+
+
+class Attribution(TypedDict):
+    """The fields of a usage event that say when and for whom a call (model or tool) was made."""
+
+    ts: float
+    request_id: str
+    client_request_id: str | None
+    key_name: str
+    team: str
+    agent: str
+    task: str | None
+    session: str | None
+    tags: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,14 @@ class CallContext:
     @property
     def key_name(self) -> str:
         return self.principal.key_name
+
+    def attribution(self) -> Attribution:
+        """The usage event's fields this context fills, whatever the call (model or tool)."""
+        return {
+            "ts": self.received_at, "request_id": self.request_id, "client_request_id": self.client_request_id,
+            "key_name": self.principal.key_name, "team": self.principal.team, "agent": self.agent,
+            "task": self.task, "session": self.session, "tags": self.tags,
+        }  # fmt: skip
 
 
 def new_request_id() -> str:

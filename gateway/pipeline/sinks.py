@@ -66,15 +66,7 @@ def ledger(meter: Meter, record: CallRecord) -> None:
     ctx, span = record.ctx, record.span
     meter.record(
         UsageEvent(
-            ts=ctx.received_at,
-            request_id=ctx.request_id,
-            client_request_id=ctx.client_request_id,
-            key_name=ctx.key_name,
-            team=ctx.team,
-            agent=ctx.agent,
-            task=ctx.task,
-            session=ctx.session,
-            tags=ctx.tags,
+            **ctx.attribution(),
             operation=record.api.name,
             requested_model=record.request.model,
             route=record.route,
