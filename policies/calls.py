@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from policies.budgets.engine import BudgetEngine
+from policies.budgets.engine import BudgetEngine, remaining_after
 from policies.budgets.model import Budget, ThresholdCrossing
 from policies.budgets.periods import Window
 from policies.limits.engine import LimitPlan, RateLimiter
@@ -191,14 +191,8 @@ class CallHold:
         return self._exit.held
 
     def remaining_after(self, cost: int) -> dict[str, int]:
-        """Per scope kind (team, key, agent, task), the tightest budget's room once `cost` is spent, as
-        the store saw it when the hold was made (other calls may have spent since). Nano-dollars."""
-        remaining: dict[str, int] = {}
-        for budget, used in zip(self._budgets, self._used, strict=True):
-            room = max(0, budget.cap - used - cost)
-            kind = budget.scope.kind
-            remaining[kind] = min(room, remaining.get(kind, room))
-        return remaining
+        """Per scope kind, the tightest budget's room once `cost` is spent (see `remaining_after`)."""
+        return remaining_after(self._budgets, self._used, cost)
 
     async def settle(
         self, cost: int, tokens: int | None, on_late: LateCrossings | None = None

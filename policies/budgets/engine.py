@@ -47,6 +47,18 @@ def _alert_levels(cap: int, thresholds: tuple[float, ...]) -> tuple[tuple[str, i
     return tuple((f"{t:g}", math.ceil(Decimal(cap) * Decimal(str(t)))) for t in thresholds)
 
 
+def remaining_after(budgets: Sequence[Budget], used: Sequence[int], cost: int) -> dict[str, int]:
+    """Per scope kind (team, key, agent, task), the tightest budget's room once `cost` is spent, as
+    the store saw it when the hold was made (`used`: each budget's spent + reserved then; other calls
+    may have spent since). Nano-dollars."""
+    remaining: dict[str, int] = {}
+    for budget, spent in zip(budgets, used, strict=True):
+        room = max(0, budget.cap - spent - cost)
+        kind = budget.scope.kind
+        remaining[kind] = min(room, remaining.get(kind, room))
+    return remaining
+
+
 class Reservation:
     """Money held for one call. Call `settle(actual_cost)` once the real cost is known, or `release()` when
     the call cost nothing; either is idempotent, and neither raises for store failures (the settle is
@@ -84,14 +96,8 @@ class Reservation:
         return self._amount
 
     def remaining_after(self, cost: int) -> dict[str, int]:
-        """Per scope kind (team, key, agent, task), the tightest budget's room once `cost` is spent, as
-        the store saw it when the hold was made (other calls may have spent since). Nano-dollars."""
-        remaining: dict[str, int] = {}
-        for budget, used in zip(self._budgets, self._used, strict=True):
-            room = max(0, budget.cap - used - cost)
-            kind = budget.scope.kind
-            remaining[kind] = min(room, remaining.get(kind, room))
-        return remaining
+        """Per scope kind, the tightest budget's room once `cost` is spent (see `remaining_after`)."""
+        return remaining_after(self._budgets, self._used, cost)
 
     async def settle(self, actual_cost: int, on_late: LateCrossings | None = None) -> tuple[ThresholdCrossing, ...]:
         """Replace the hold by the real cost (nano-dollars). Returns the alert thresholds this spend reached

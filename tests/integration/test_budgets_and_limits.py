@@ -6,21 +6,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import threading
 import time
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from tests.gateway_harness import ADMIN_KEY, AGENT_KEY, GatewayProcess, base_config
 from tests.redis_server import RedisServer
-from tests.standin import ServerThread, StandIn
+from tests.standin import StandIn
+from tests.webhook_receiver import WebhookReceiver
 
 PRICE_PER_MTOK = 1000  # $0.001 per output token: 5 tokens cost exactly $0.005
 MAX_TOKENS = 5
@@ -196,31 +192,15 @@ def test_a_keys_limits_apply_on_top_of_its_teams(standin: StandIn, gateway_facto
     assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 3)).count(200) == 1
 
 
-class WebhookReceiver:
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-        async def hook(request: Request) -> Response:
-            with self._lock:
-                self.posts.append(await request.json())
-            return Response(b"")
-
-        self.server = ServerThread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
-
-
 def test_soft_threshold_webhook_fires_once(standin: StandIn, gateway_factory: Any) -> None:
-    receiver = WebhookReceiver()
-    with receiver.server:
+    with WebhookReceiver() as receiver:
         config = budget_config(standin, budget={"usd": 10 * CALL_COST, "period": "week", "alert_thresholds": [0.5]})
-        config["budget_alerts"] = {"url": receiver.server.url + "/hook"}
+        config["budget_alerts"] = {"url": receiver.url}
         gateway = gateway_factory(config)
         for _ in range(8):
             asyncio.run(burst(gateway.base_url, AGENT_KEY, 1))
-        deadline = time.monotonic() + 5
-        while not receiver.posts and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        receiver.wait_for(bool, timeout=5)
+        time.sleep(0.3)  # a second alert, were one sent, would be in by now
     [alert] = receiver.posts
     assert alert["threshold"] == 0.5 and alert["scope"]["team"] == "research"
     assert alert["cap_usd"] == pytest.approx(10 * CALL_COST) and alert["spent_usd"] >= 5 * CALL_COST
