@@ -89,7 +89,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "limits+budgets:redis": merge(merge(_BARE, _POLICIES), {"state": "{redis}"}),
     "guardrails": merge(_BARE, _GUARDRAILS),
     "all": _ALL,
-    "all:redis": merge(_ALL, {"state": "{redis}"}),
+    "all:redis": merge(_ALL, {"state": "{redis}"}),  # strict local slices on (the default)
+    "all:redis-per-call": merge(_ALL, {"state": {"url": "{redis}", "slices": {"enabled": False}}}),
 }
 STREAM_BODY = {**pb.REQUEST_BODY, "stream": True}
 
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services = pb.Services(Path(tmp), pin)
         try:
             _, upstream = pb.start_upstream(services)
-            redis = start_redis(services) if any(n.endswith(":redis") for n in names) else ""
+            redis = start_redis(services) if any(":redis" in n for n in names) else ""
             targets: list[tuple[str, tuple[pb.Service, str] | None]] = [("direct", None), ("bare", None)]
             targets += [(name, None) for name in names]
             for name, _ in targets:

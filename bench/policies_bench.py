@@ -12,6 +12,9 @@ One "call" here is the policy work of a request with everything on, as the gatew
             settlements of concurrent calls batched into one round trip (what the gateway does now)
   near      `call` with every budget near its cap: each admission counts its prompt exactly (a
             2,000-token chat prompt with tiktoken) and asks the store a second time
+  sliced    `call` with strict local slices (`state.slices`, the default on Redis): a busy call shape
+            draws many calls' worth from the store at once and admits them in memory (the same as
+            `call` on memory state, where there are no slices); the 100 task budgets make 100 shapes
 
 measured per call as the time spent in those policy calls (p50/p99 in microseconds; between admission
 and settle each call yields once, as a real call does while it waits upstream, and that wait is not
@@ -45,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.budgets import Budget, BudgetEngine
 from policies.calls import CallPolicies
-from policies.config import StateConfig
+from policies.config import SlicesConfig, StateConfig
 from policies.limits import LimitRule, RateLimiter
 from policies.state import Scope, StateStore, open_store
 from tests.redis_server import RedisServer, redis_server_binary
@@ -67,7 +70,8 @@ Call = Callable[[int], Awaitable[int]]
 """One call's policy work; returns the nanoseconds spent in it (not counting the simulated upstream)."""
 
 
-def make_calls(store: StateStore) -> dict[str, Call]:
+def make_calls(store: StateStore) -> tuple[dict[str, Call], Callable[[], Awaitable[None]]]:
+    """The calls to measure, and what gives back the slices still open at the end."""
     limiter = RateLimiter(store)
     engine = BudgetEngine(store)
     rules = tuple(RULES)
@@ -132,7 +136,22 @@ def make_calls(store: StateStore) -> dict[str, Call]:
         await hold.settle(0, 300)
         return admitted - started + clock() - resumed
 
-    return {"limits": limits, "budgets": budgets, "both": both, "call": call, "near": near}
+    sliced_calls = CallPolicies(store, limiter, engine, slices=SlicesConfig())
+
+    async def sliced(n: int) -> int:
+        started = clock()
+        hold = await sliced_calls.admit(rules, budgets_for(n), 1_200, 5_000_000)
+        admitted = clock()
+        await upstream()
+        resumed = clock()
+        await hold.settle(1_250_000, 300)
+        return admitted - started + clock() - resumed
+
+    async def give_back() -> None:
+        if sliced_calls.slices is not None:
+            await sliced_calls.slices.flush()
+
+    return {"limits": limits, "budgets": budgets, "both": both, "call": call, "near": near, "sliced": sliced}, give_back
 
 
 def _exact_counter(body: dict[str, object]) -> Callable[[], Awaitable[tuple[int, int] | None]]:
@@ -180,10 +199,12 @@ async def run_store(state: StateConfig, calls: int) -> dict[str, dict[str, dict[
     store = open_store(state)
     try:
         results: dict[str, dict[str, dict[str, float]]] = {}
-        for name, call in make_calls(store).items():
+        measured, give_back = make_calls(store)
+        for name, call in measured.items():
             results[name] = {}
             for concurrency in (1, 32):
                 results[name][f"c{concurrency}"] = await measure(call, calls, concurrency)
+        await give_back()
         return results
     finally:
         await store.aclose()

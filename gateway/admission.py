@@ -25,7 +25,7 @@ from gateway.upstream import Timeouts, UpstreamClient
 from policies.budgets import Budget, BudgetEngine, ThresholdCrossing, call_budgets
 from policies.budgets import BudgetExceeded as BudgetRefusal
 from policies.calls import CallHold, CallPolicies, Exact
-from policies.config import OnStoreError
+from policies.config import OnStoreError, SlicesConfig
 from policies.limits import LimitRule, RateLimiter, limit_rules
 from policies.limits import RateLimited as LimitRefusal
 from policies.state import RetryQueue, StateStore, StoreFailurePolicy, StoreUnavailable
@@ -90,13 +90,14 @@ class Policies:
         *,
         on_store_error: OnStoreError = "fail_closed",
         hold_seconds: float = 900.0,
+        slices: SlicesConfig | None = None,
     ) -> None:
         self.store = store
         self.retries = RetryQueue()
         self.failure = StoreFailurePolicy(on_store_error)
         self.limiter = RateLimiter(store, lease_seconds=hold_seconds, retries=self.retries)
         self.budgets = BudgetEngine(store, reservation_seconds=hold_seconds, retries=self.retries)
-        self.calls = CallPolicies(store, self.limiter, self.budgets)
+        self.calls = CallPolicies(store, self.limiter, self.budgets, slices=slices)
         self.hold_seconds = hold_seconds
         self._client = client
         self._pending: set[asyncio.Task[None]] = set()
@@ -105,6 +106,7 @@ class Policies:
         """Graceful shutdown: wait for settlements and alert deliveries still running, retry for up to
         `retry_seconds` the settlements the store has not taken yet, then deliver their alerts."""
         await self._finish_pending()
+        await self._give_back_slices()
         await self.retries.drain(retry_seconds)
         await self._finish_pending()
 
@@ -117,6 +119,11 @@ class Policies:
         budgets right after its call sees that call's spend."""
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=seconds)
+        await self._give_back_slices(seconds)
+
+    async def _give_back_slices(self, seconds: float | None = None) -> None:
+        if self.calls.slices is not None:
+            await self.calls.slices.flush(seconds)
 
     def spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)

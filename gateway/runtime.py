@@ -144,6 +144,7 @@ async def open_services(
         client,
         on_store_error=config.state.on_store_error,
         hold_seconds=config.state.reservation_ttl_seconds,
+        slices=config.state.slices,
     )
     if metrics is not None:
         metrics.watch_store(policies.failure, policies.retries)

@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from policies.budgets.engine import BudgetEngine, remaining_after
 from policies.budgets.model import Budget, ThresholdCrossing
 from policies.budgets.periods import Window
+from policies.config import SlicesConfig
 from policies.limits.engine import LimitPlan, RateLimiter
 from policies.limits.headers import RateLimitHeaders
 from policies.limits.rules import LimitRule
+from policies.slices import Slice, Slices
 from policies.state.base import Account, Counter, Entry, Exit, StateStore, Verdict
 from policies.state.errors import StoreUnavailable
 from policies.state.settler import Settler
@@ -43,15 +45,24 @@ class CallPolicies:
         limiter: RateLimiter,
         budgets: BudgetEngine,
         *,
+        slices: SlicesConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`slices`: admit busy call shapes from strict local slices of a shared store (`policies.slices`);
+        only where the store is shared over the network (on memory state every call is local anyway)."""
         self.store = store
         self.limiter = limiter
         self.budgets = budgets
         self.settler = Settler(store, budgets.retries, window_ms=limiter.window_ms, clock=clock)
         self._clock = clock
+        self.slices = None
+        if slices is not None and slices.enabled and store.parallel:
+            self.slices = Slices(self, max_calls=slices.max_calls, max_age_ms=slices.max_age_ms)
         self.refined = 0
         """Admissions that counted their prompt exactly (the cheap bound did not fit, or a cap was near)."""
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     async def admit(
         self,
@@ -73,6 +84,13 @@ class CallPolicies:
         call_id = self.budgets.new_id()
         refine = exact is not None and bool(plan.tokens or accounts)
         tokens, cost = max(0, tokens), max(0, cost)
+        shape: tuple[object, ...] = ()
+        if self.slices is not None:
+            shape = (plan, *accounts)
+            entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
+            taken = await self.slices.take(shape, entry, kept, windows, self.now_ms())
+            if taken is not None:
+                return self._sliced(plan, entry, *taken, kept, windows)
         verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
         for _ in range(4):  # at most: rebuild, refine, rebuild (another replica's expiry), and the last try
             if verdict.missing:  # lost, expired or new: rebuilt from the ledger before they admit anything
@@ -88,6 +106,9 @@ class CallPolicies:
             else:
                 break
             verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
+        refused = verdict.refused is not None or verdict.full is not None or verdict.short is not None
+        if refused and self.slices is not None and await self.slices.give_up(shape):
+            verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, False)  # with its slices' room back
         if verdict.missing or verdict.refine:
             raise StoreUnavailable("the state store kept answering that budget accounts are missing")
         now_ms = self._now_ms
@@ -99,6 +120,8 @@ class CallPolicies:
             raise self.limiter.concurrency_refusal(plan, verdict.full)
         if verdict.short is not None:
             raise self.budgets.refusal(kept, windows, verdict.short, cost)
+        if self.slices is not None:
+            self.slices.learn(shape, entry, verdict, now_ms)
         counters = [*entry.requests, *entry.tokens]
         headers = self.limiter.numbers(plan.limits, counters, verdict.counts, now_ms) if plan.limits else None
         return CallHold(
@@ -119,10 +142,19 @@ class CallPolicies:
             verdict.used,
         )
 
-    async def _try(
+    def _sliced(
+        self, plan: LimitPlan, entry: Entry, s: Slice, verdict: Verdict, budgets: list[Budget], windows: list[Window]
+    ) -> CallHold:
+        now_ms = self.now_ms()
+        counters = [*entry.requests, *entry.tokens]
+        headers = self.limiter.numbers(plan.limits, counters, verdict.counts, now_ms) if plan.limits else None
+        exit = Exit(lease_keys=plan.lease_keys, accounts=entry.accounts, held=entry.amount, admitted_ms=now_ms)
+        return CallHold(self, exit, list(entry.tokens), headers, budgets, windows, verdict.used, s)
+
+    def _entry(
         self, plan: LimitPlan, accounts: list[Account], tokens: int, cost: int, call_id: str, refine: bool
-    ) -> tuple[Verdict, Entry]:
-        entry = Entry(
+    ) -> Entry:
+        return Entry(
             requests=plan.requests,
             tokens=[Counter(limit.key, limit.value, tokens) for limit in plan.tokens],
             leases=plan.leases,
@@ -133,6 +165,11 @@ class CallPolicies:
             refine=refine,
             rebuild=self.budgets.spend is not None,
         )
+
+    async def _try(
+        self, plan: LimitPlan, accounts: list[Account], tokens: int, cost: int, call_id: str, refine: bool
+    ) -> tuple[Verdict, Entry]:
+        entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
         now_ms = self._now_ms = int(self._clock() * 1000)
         deadline_ms = now_ms + self.budgets.hold_ms
         try:
@@ -152,7 +189,7 @@ class CallHold:
     nothing); only the first has an effect, and neither raises for store failures (see `Settler`).
     `renew()` keeps the leases and hold of a call that runs longer than they last."""
 
-    __slots__ = ("_budgets", "_exit", "_open", "_owner", "_tokens", "_used", "_windows", "headers")
+    __slots__ = ("_budgets", "_exit", "_open", "_owner", "_slice", "_tokens", "_used", "_windows", "headers")
 
     def __init__(
         self,
@@ -163,8 +200,10 @@ class CallHold:
         budgets: list[Budget],
         windows: list[Window],
         used: tuple[int, ...],
+        slice: Slice | None = None,
     ) -> None:
         self._owner = owner
+        self._slice = slice  # admitted from a local slice: settled into it
         self._exit = exit
         self._tokens = tokens  # the token limits and the estimate they were hit with
         self._budgets = budgets
@@ -204,6 +243,11 @@ class CallHold:
         if not self._open or owner is None:
             return ()
         self._open = False
+        if self._slice is not None:
+            assert owner.slices is not None
+            corrected = [] if tokens is None else [max(0, tokens) - c.amount for c in self._tokens]
+            owner.slices.end(self._slice, self._exit.held, max(0, cost), corrected, on_late)
+            return ()  # the slice's thresholds go to `on_late` when it is given back
         corrections = []
         if tokens is not None:
             corrections = [Counter(c.key, c.limit, max(0, tokens) - c.amount) for c in self._tokens]
@@ -233,6 +277,9 @@ class CallHold:
         if not self._open or owner is None or not (self._exit.lease_keys or self._exit.accounts):
             return False
         deadline_ms = int(owner._clock() * 1000) + owner.budgets.hold_ms
+        if self._slice is not None:
+            assert owner.slices is not None
+            return await owner.slices.renew(self._slice, deadline_ms)
         return await owner.store.renew(self._exit, deadline_ms)
 
 

@@ -33,6 +33,17 @@ def _thresholds(values: list[float] | None) -> list[float] | None:
     return sorted(set(values))
 
 
+class SlicesConfig(_Strict):
+    """Strict local slices of a shared store (`policies/slices.py`): a replica draws up to `max_calls`
+    calls' worth of a busy call shape's limits and budgets at once and admits those calls in memory."""
+
+    enabled: bool = True
+    max_calls: int = Field(default=64, ge=2, le=4096, description="The most calls one slice admits.")
+    max_age_ms: int = Field(
+        default=250, ge=1, le=60_000, description="A slice admits no call after this; it goes back once its calls end."
+    )
+
+
 class StateConfig(_Strict):
     """Where rate-limit windows, budget counters, reservations and leases live.
 
@@ -57,6 +68,10 @@ class StateConfig(_Strict):
         gt=0,
         description="Budget reservations and concurrency leases older than this are dropped as leaked; "
         "set it above the longest call (streams included).",
+    )
+    slices: SlicesConfig = Field(
+        default_factory=SlicesConfig,
+        description="On a shared store (Redis): admit busy call shapes from strict local slices.",
     )
 
     @model_validator(mode="before")

@@ -20,6 +20,7 @@ at zero; old windows expire a day after they end, idle task budgets after `task_
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import secrets
@@ -145,6 +146,7 @@ class BudgetEngine:
         self.spend: SpendLedger | None = None
         """Where missing accounts are rebuilt from (the usage ledger); None: they start from zero."""
         self.rebuilt = 0
+        self._rebuilding: dict[str, asyncio.Future[None]] = {}
         """Accounts rebuilt from the ledger (missing from the store: new, expired, or lost with it)."""
 
     async def rebuild(self, budget: Budget, window: Window, account: Account) -> None:
@@ -152,6 +154,14 @@ class BudgetEngine:
         Raises StoreUnavailable (the store, or the ledger, cannot answer: the budget cannot be known)."""
         if self.spend is None:
             return
+        running = self._rebuilding.get(account.key)
+        if running is None:  # calls that find the same account missing at once share one rebuild
+            running = self._rebuilding[account.key] = asyncio.ensure_future(self._rebuild(budget, window, account))
+            running.add_done_callback(lambda done: self._rebuilding.pop(account.key, None))
+        await asyncio.shield(running)
+
+    async def _rebuild(self, budget: Budget, window: Window, account: Account) -> None:
+        assert self.spend is not None
         scope = budget.scope
         try:
             spent = await self.spend.spent_nanos(scope.team, scope.kind, scope.name, window.start)

@@ -73,6 +73,11 @@ class Hit:
         return self.refused is None and self.full is None
 
 
+def lease_members(member: str, count: int) -> list[str]:
+    """The members one admission adds to each lease set: `member` itself, or `member#1`..`member#count`."""
+    return [member] if count == 1 else [f"{member}#{j}" for j in range(1, count + 1)]
+
+
 def weighted(previous: int, current: int, elapsed_ms: int, window_ms: int) -> int:
     """The sliding window's count `elapsed_ms` into the current window: the current count plus the
     share of the previous window still inside the sliding window (rounded down)."""
@@ -112,6 +117,8 @@ class Entry:
     lease_member: str = ""
     hold_member: str = ""
     refine: bool = False
+    lease_count: int = 1
+    """How many leases `lease_member` takes in each lease set (a slice of calls takes one per call)."""
     rebuild: bool = False
     """Answer accounts that do not exist as `Verdict.missing` (to be rebuilt from the ledger with `seed`)
     instead of starting them at zero."""
@@ -163,6 +170,8 @@ class Exit:
     """When the call was admitted and ended: a hold lost with its account (the store restarted, the account
     rebuilt from the ledger while the call ran) still counts its spend once, if the call ended after the
     rebuild read the ledger."""
+    lease_count: int = 1
+    """The `Entry.lease_count` it was admitted with."""
 
     @property
     def retriable(self) -> bool:
@@ -221,6 +230,10 @@ class StateStore(ABC):
     async def renew(self, exit: Exit, deadline_ms: int) -> bool:
         """Move the leases and hold a running call will give back with `exit` to lapse at `deadline_ms`
         instead (a long stream keeps them). False when none of them was found (they lapsed already)."""
+
+    @abstractmethod
+    async def release(self, lease_keys: Sequence[str], members: Sequence[str]) -> None:
+        """Drop the leases `members` from each lease set (those a slice of calls no longer needs)."""
 
     @abstractmethod
     async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:

@@ -21,6 +21,7 @@ from policies.state.base import (
     Shortfall,
     StateStore,
     Verdict,
+    lease_members,
     weighted,
 )
 from policies.state.errors import StoreUnavailable
@@ -177,7 +178,7 @@ class MemoryStore(StateStore):
                 held = self._leases[lease.key] = OrderedDict()
             else:
                 _drop_lapsed(held, now_ms)
-            if len(held) >= lease.limit:
+            if len(held) + entry.lease_count > lease.limit:
                 return Verdict(tuple(counts), full=i)
             sets.append(held)
         if refused is not None:
@@ -202,8 +203,10 @@ class MemoryStore(StateStore):
             return Verdict(tuple(counts), refine=True)
         for window, counter in zip(windows, counters, strict=True):
             window.current += counter.amount
+        members = lease_members(entry.lease_member, entry.lease_count) if sets else []
         for held in sets:
-            held[entry.lease_member] = deadline_ms
+            for lease_member in members:
+                held[lease_member] = deadline_ms
         used_before = tuple(state.spent + state.reserved for state in states)
         for spec, state in zip(accounts, states, strict=True):
             state.reserved += amount
@@ -244,10 +247,12 @@ class MemoryStore(StateStore):
                         state.alerted = set()
                     state.alerted.add(label)
                     crossed.append((index, label, state.spent))
+        members = lease_members(exit.lease_member, exit.lease_count) if exit.lease_keys else []
         for key in exit.lease_keys:
             leases = self._leases.get(key)
-            if leases is not None and leases.pop(exit.lease_member, None) is not None:
-                found = True
+            if leases is not None:
+                for lease_member in members:
+                    found = leases.pop(lease_member, None) is not None or found
         if exit.corrections and (found or not (exit.accounts or exit.lease_keys)):
             self._correct(exit.corrections, now_ms, window_ms, exit.hit_window)
         return crossed
@@ -274,12 +279,16 @@ class MemoryStore(StateStore):
     async def renew(self, exit: Exit, deadline_ms: int) -> bool:
         found = False
         lease_member, hold_member = exit.lease_member, exit.hold_member
+        members = lease_members(lease_member, exit.lease_count) if exit.lease_keys else []
         for key in exit.lease_keys:
             leases = self._leases.get(key)
-            if leases is not None and lease_member in leases:
-                leases[lease_member] = deadline_ms
-                leases.move_to_end(lease_member)  # the latest deadline: the sets stay in deadline order
-                found = True
+            if leases is None:
+                continue
+            for member in members:
+                if member in leases:
+                    leases[member] = deadline_ms
+                    leases.move_to_end(member)  # the latest deadline: the sets stay in deadline order
+                    found = True
         for spec in exit.accounts:
             state = self._accounts.get(spec.key)
             if state is not None and state.holds and hold_member in state.holds:
@@ -287,6 +296,13 @@ class MemoryStore(StateStore):
                 state.holds.move_to_end(hold_member)
                 found = True
         return found
+
+    async def release(self, lease_keys: Sequence[str], members: Sequence[str]) -> None:
+        for key in lease_keys:
+            leases = self._leases.get(key)
+            if leases is not None:
+                for member in members:
+                    leases.pop(member, None)
 
     async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
         for spec in accounts:

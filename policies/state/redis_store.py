@@ -118,7 +118,7 @@ class RedisStore(StateStore):
         args: list[Any] = [
             now_ms, window_ms, len(entry.requests), len(entry.tokens), len(entry.leases), len(entry.accounts),
             entry.lease_member, deadline_ms, lease_expire_at, entry.hold_member, entry.amount,
-            NEAR_CAP if entry.refine else 0, 1 if entry.rebuild else 0,
+            NEAR_CAP if entry.refine else 0, 1 if entry.rebuild else 0, entry.lease_count,
         ]  # fmt: skip
         for counter in counters:
             args += (counter.limit, counter.amount)
@@ -151,6 +151,7 @@ class RedisStore(StateStore):
         args: list[Any] = [
             now_ms, window_ms, len(exit.corrections), len(exit.lease_keys), len(exit.accounts), exit.hit_window,
             exit.lease_member, exit.hold_member, exit.held, exit.actual, exit.admitted_ms, exit.ended_ms,
+            exit.lease_count,
         ]  # fmt: skip
         for counter in exit.corrections:
             args += (counter.limit, counter.amount)
@@ -188,9 +189,18 @@ class RedisStore(StateStore):
         prefix = self._prefix
         keys = [prefix + key for key in exit.lease_keys] + self._keys(exit.accounts)
         lease_expire_at = deadline_ms + (deadline_ms - int(time.time() * 1000))
-        args = [len(exit.lease_keys), exit.lease_member, exit.hold_member, deadline_ms, lease_expire_at]
+        args = [
+            len(exit.lease_keys), exit.lease_member, exit.hold_member, deadline_ms, lease_expire_at, exit.lease_count
+        ]  # fmt: skip
         with self._guard:
             return bool(await self._renew(self._client, keys, args))
+
+    async def release(self, lease_keys: Sequence[str], members: Sequence[str]) -> None:
+        if not members:
+            return
+        with self._guard:
+            for key in lease_keys:  # a call has one or two lease sets (team, key): one command each
+                await self._client.zrem(self._prefix + key, *members)
 
     async def cancel(self, accounts: Sequence[Account], member: str, amount: int, until_ms: int) -> None:
         with self._guard:

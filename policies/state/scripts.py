@@ -102,10 +102,25 @@ local function store(key, index, previous, current, window)
 end
 """
 
+# The members one admission adds to each lease set (`lease_members` in base.py).
+_LEASES = """
+local function lease_members(member, count)
+  if count == 1 then
+    return {member}
+  end
+  local out = {}
+  for j = 1, count do
+    out[j] = member .. '#' .. j
+  end
+  return out
+end
+"""
+
 # KEYS: nr request counters and nt token counters, nl lease sets, na pairs of (account, holds).
 # ARGV: now_ms, window_ms, nr, nt, nl, na, lease_member, deadline_ms, lease_key_expire_at_ms, hold_member,
 # amount, near (0, or NEAR_CAP when the amounts are a cheap bound an exact count may replace), rebuild (1:
-# an account that does not exist is answered as missing, to be rebuilt from the ledger first), then per
+# an account that does not exist is answered as missing, to be rebuilt from the ledger first), lease count
+# (the leases taken in each set: `lease_member` itself when 1, else `lease_member#1`..`#count`), then per
 # counter: limit, amount; per lease set: limit; per account: cap, expire_at (unix s, 0 = never).
 # Checks request counters, then lease sets, then token counters, then accounts; counts, leases and holds
 # only if all have room. Returns {status, which, spent, reserved, previous_1, current_1, ...} (each
@@ -120,12 +135,14 @@ ADMIT = (
     "local now = tonumber(ARGV[1])\n"
     + _SWEEP
     + _WINDOW
+    + _LEASES
     + """
 local window = tonumber(ARGV[2])
 local nr, nt, nl, na = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local nc = nr + nt
 local member, amount, near = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local a0, c0 = nc + nl, 13
+local leases = lease_members(ARGV[7], tonumber(ARGV[14]))
+local a0, c0 = nc + nl, 14
 local l0 = c0 + 2 * nc
 local b0 = l0 + nl
 local out = {0, 0, 0, 0}
@@ -167,7 +184,7 @@ end
 for j = 1, nl do
   local key = KEYS[nc + j]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) >= tonumber(ARGV[l0 + j]) then
+  if redis.call('ZCARD', key) + #leases > tonumber(ARGV[l0 + j]) then
     out[1], out[2] = 2, j
     return out
   end
@@ -214,7 +231,9 @@ for i = 1, nc do
   store(KEYS[i], at[i], out[3 + 2 * i], out[4 + 2 * i] + tonumber(ARGV[c0 + 2 * i]), window)
 end
 for j = 1, nl do
-  redis.call('ZADD', KEYS[nc + j], ARGV[8], ARGV[7])
+  for _, lease in ipairs(leases) do
+    redis.call('ZADD', KEYS[nc + j], ARGV[8], lease)
+  end
   redis.call('PEXPIREAT', KEYS[nc + j], ARGV[9])
 end
 for i = 1, na do
@@ -236,7 +255,8 @@ return out
 
 # KEYS: n counters, nl lease sets, na pairs of (account, holds).
 # ARGV: now_ms, window_ms, n, nl, na, hit_window, lease_member, hold_member, held, actual, admitted_ms,
-# ended_ms, then per counter: limit, amount; then per account: expire_at, alert count k, k x (label, level).
+# ended_ms, lease count, then per counter: limit, amount; then per account: expire_at, alert count k, k x
+# (label, level).
 # A hold lost with the account (Redis restarted, the account rebuilt from the ledger while the call ran:
 # `seeded` is after `admitted_ms`) still counts its spend if the call ended after the rebuild read the
 # ledger (`ended_ms >= seeded`), once (`s<member>` remembers it).
@@ -248,6 +268,7 @@ return out
 # run found one of them: a finish retried after a lost reply changes nothing.
 FINISH = (
     _WINDOW
+    + _LEASES
     + """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n, nl, na, hit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -256,7 +277,7 @@ local admitted, ended = tonumber(ARGV[11]), tonumber(ARGV[12])
 local a0 = n + nl
 local found = nl == 0 and na == 0
 local crossed = {}
-local a = 13 + 2 * n
+local a = 14 + 2 * n
 for i = 1, na do
   local account, holds = KEYS[a0 + 2 * i - 1], KEYS[a0 + 2 * i]
   local expire_at = tonumber(ARGV[a])
@@ -298,9 +319,12 @@ for i = 1, na do
     a = a + 2 * alerts
   end
 end
-for j = 1, nl do
-  if redis.call('ZREM', KEYS[n + j], ARGV[7]) == 1 then
-    found = true
+if nl > 0 then
+  local leases = lease_members(ARGV[7], tonumber(ARGV[13]))
+  for j = 1, nl do
+    if redis.call('ZREM', KEYS[n + j], unpack(leases)) > 0 then
+      found = true
+    end
   end
 end
 if found and n > 0 then
@@ -308,7 +332,7 @@ if found and n > 0 then
   local elapsed = now - index * window
   for i = 1, n do
     local previous, current, at, now_at = counts(KEYS[i], index)
-    local limit, amount = tonumber(ARGV[11 + 2 * i]), tonumber(ARGV[12 + 2 * i])
+    local limit, amount = tonumber(ARGV[12 + 2 * i]), tonumber(ARGV[13 + 2 * i])
     if amount < 0 then
       if hit == now_at then
         current = math.max(0, current + amount)
@@ -330,16 +354,21 @@ return crossed
 ).replace("{LAPSED}", str(LAPSED_KEEP_MS))
 
 # KEYS: nl lease sets, then pairs of (account, holds). ARGV: nl, lease_member, hold_member, deadline_ms,
-# lease_key_expire_at_ms. Moves the deadline of the call's live leases and hold (a long stream keeps
+# lease_key_expire_at_ms, lease count. Moves the deadline of the call's live leases and hold (a long stream keeps
 # them); returns 1 if any was found, 0 if all had lapsed already.
-RENEW = """
+RENEW = (
+    _LEASES
+    + """
 local nl = tonumber(ARGV[1])
 local found = 0
+local leases = lease_members(ARGV[2], tonumber(ARGV[6]))
 for j = 1, nl do
-  if redis.call('ZSCORE', KEYS[j], ARGV[2]) then
-    redis.call('ZADD', KEYS[j], ARGV[4], ARGV[2])
-    redis.call('PEXPIREAT', KEYS[j], ARGV[5])
-    found = 1
+  for _, lease in ipairs(leases) do
+    if redis.call('ZSCORE', KEYS[j], lease) then
+      redis.call('ZADD', KEYS[j], ARGV[4], lease)
+      redis.call('PEXPIREAT', KEYS[j], ARGV[5])
+      found = 1
+    end
   end
 end
 for i = nl + 1, #KEYS, 2 do
@@ -350,6 +379,7 @@ for i = nl + 1, #KEYS, 2 do
 end
 return found
 """
+)
 
 # KEYS: account. ARGV: spent (from the ledger), now_ms, expire_at (unix s, 0 = never).
 # Creates a missing account with the spend the ledger knows, marked `seeded` now; changes nothing where

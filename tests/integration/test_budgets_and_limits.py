@@ -341,3 +341,40 @@ def test_concurrency_leases_are_given_back_under_load(
             statuses = asyncio.run(burst(gateway.base_url, AGENT_KEY, 12, model, **{"x-task-id": f"wave-{wave}"}))
             assert statuses == [200] * 12
             assert http.get("/v1/budgets").status_code == 200  # answers once the wave's settlements landed
+
+
+def _scripts_run(server: RedisServer) -> int:
+    import redis
+
+    client = redis.Redis.from_url(server.url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+def test_replicas_admit_busy_calls_from_slices_and_the_store_sees_every_cent(
+    standin: StandIn, redis_server: RedisServer, tmp_path: Any
+) -> None:
+    config = budget_config(standin, limits={"rpm": 100_000, "concurrent": 1_000}, budget={"usd": 50, "period": "day"})
+    config["state"] = {"url": redis_server.url, "key_prefix": f"slices{time.monotonic_ns()}:"}
+    first = GatewayProcess(config, tmp_path / "a").start()
+    second = GatewayProcess(config, tmp_path / "b").start()
+    try:
+        statuses = []
+        for round in range(3):
+            if round == 1:  # each replica has seen the call shape once: from now on it draws slices
+                before = _scripts_run(redis_server)
+            statuses += asyncio.run(burst(first.url + "/v1", AGENT_KEY, 20))
+            statuses += asyncio.run(burst(second.url + "/v1", AGENT_KEY, 20))
+        assert statuses == [200] * 120
+        time.sleep(1.0)  # idle slices go back by themselves (state.slices.max_age_ms)
+        scripts = _scripts_run(redis_server) - before
+        with httpx.Client(base_url=second.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}) as http:
+            data = http.get("/v1/budgets", params={"team": "research"}).json()["data"]
+    finally:
+        first.stop()
+        second.stop()
+    assert scripts < 80  # for the last 80 calls; per call it would be 160: one admission and one settlement each
+    [team] = [b for b in data if b["scope"]["kind"] == "team"]
+    assert team["spent_usd"] == pytest.approx(120 * CALL_COST) and team["reserved_usd"] == 0

@@ -36,8 +36,11 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 def redis_config(server: RedisServer, **options: object) -> StateConfig:
-    """A Redis state config with a key prefix no other test uses."""
-    return StateConfig.model_validate({"url": server.url, "key_prefix": f"t{next(_prefixes)}:", **options})
+    """A Redis state config with a key prefix no other test uses. Connecting may take up to 2 s (the
+    default 250 ms is short for a test that opens 200 connections at once on a loaded 2-core VM)."""
+    return StateConfig.model_validate(
+        {"url": server.url, "key_prefix": f"t{next(_prefixes)}:", "connect_timeout_ms": 2_000, **options}
+    )
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -11,8 +11,10 @@ import pytest
 from policies.config import KeyPolicies, StateConfig, TeamPolicies
 from policies.limits import Admission, LimitRule, RateLimited, RateLimiter, format_duration, limit_rules
 from policies.limits.engine import fits_in
-from policies.state import Scope, StateStore, open_store, weighted
+from policies.state import Lease, Scope, StateStore, open_store, weighted
+from policies.state.base import Entry, Exit, Verdict
 from tests.policies.conftest import FakeClock, redis_config
+from tests.policies.test_budgets import run_with
 from tests.redis_server import RedisServer
 
 TEAM = Scope.of_team("research")
@@ -320,3 +322,26 @@ def test_a_cancelled_admission_uses_up_nothing(state: StateConfig) -> None:
         await admitted.settle(5000)  # no-op: the first of settle, release, cancel wins
 
     run(state, scenario)
+
+
+def test_one_admission_may_take_several_leases(state: StateConfig) -> None:
+    """A slice of calls (`Entry.lease_count`) takes one lease per call, and gives them all back."""
+    lease = Lease("{t}:team:t:c", 5)
+
+    async def scenario(store: StateStore) -> None:
+        now = int(time.time() * 1000)
+
+        async def admit(member: str, count: int) -> Verdict:
+            entry = Entry(leases=[lease], lease_member=member, lease_count=count)
+            return await store.admit(entry, now, HOUR, now + HOUR)
+
+        assert (await admit("slice", 3)).admitted
+        assert (await admit("two", 3)).full == 0
+        assert (await admit("two", 2)).admitted
+        exit = Exit(lease_keys=[lease.key], lease_member="slice", lease_count=3)
+        assert await store.renew(exit, now + HOUR + 1)
+        await store.finish(exit, now, HOUR)
+        assert not await store.renew(exit, now + HOUR + 2)  # all three are gone
+        assert (await admit("more", 3)).admitted
+
+    run_with(state, scenario)
