@@ -47,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.budgets import Budget, BudgetEngine
-from policies.calls import CallPolicies
+from policies.calls import CallPolicies, Exact
 from policies.config import SlicesConfig, StateConfig
 from policies.limits import LimitRule, RateLimiter
 from policies.state import Scope, StateStore, open_store
@@ -114,38 +114,25 @@ def make_calls(store: StateStore) -> tuple[dict[str, Call], Callable[[], Awaitab
         return admitted - started + clock() - resumed
 
     calls = CallPolicies(store, limiter, engine)
+    sliced_calls = CallPolicies(store, limiter, engine, slices=SlicesConfig())
     near_budgets = [Budget(TEAM, 20 * 5_000_000, "day")]  # near its cap for every call (each settles at 0)
     prompt = {"messages": [{"role": "user", "content": "word " * 2000}]}
-    exact = _exact_counter(prompt)
 
-    async def call(n: int) -> int:
-        started = clock()
-        hold = await calls.admit(rules, budgets_for(n), 1_200, 5_000_000)
-        admitted = clock()
-        await upstream()
-        resumed = clock()
-        await hold.settle(1_250_000, 300)
-        return admitted - started + clock() - resumed
+    def whole(policies: CallPolicies, budgets: Callable[[int], list[Budget]], spent: int, exact: Exact | None) -> Call:
+        async def call(n: int) -> int:
+            started = clock()
+            hold = await policies.admit(rules, budgets(n), 1_200, 5_000_000, exact)
+            admitted = clock()
+            await upstream()
+            resumed = clock()
+            await hold.settle(spent, 300)
+            return admitted - started + clock() - resumed
 
-    async def near(n: int) -> int:
-        started = clock()
-        hold = await calls.admit(rules, near_budgets, 1_200, 5_000_000, exact)
-        admitted = clock()
-        await upstream()
-        resumed = clock()
-        await hold.settle(0, 300)
-        return admitted - started + clock() - resumed
+        return call
 
-    sliced_calls = CallPolicies(store, limiter, engine, slices=SlicesConfig())
-
-    async def sliced(n: int) -> int:
-        started = clock()
-        hold = await sliced_calls.admit(rules, budgets_for(n), 1_200, 5_000_000)
-        admitted = clock()
-        await upstream()
-        resumed = clock()
-        await hold.settle(1_250_000, 300)
-        return admitted - started + clock() - resumed
+    call = whole(calls, budgets_for, 1_250_000, None)
+    near = whole(calls, lambda n: near_budgets, 0, _exact_counter(prompt))
+    sliced = whole(sliced_calls, budgets_for, 1_250_000, None)
 
     async def give_back() -> None:
         if sliced_calls.slices is not None:
