@@ -147,7 +147,7 @@ async def open_services(
         slices=config.state.slices,
     )
     if metrics is not None:
-        metrics.watch_store(policies.failure, policies.retries)
+        metrics.watch_store(policies.failure, policies.retries, policies.calls.slices)
         metrics.watch_spans(tracing.dropped)
     ledger = None
     try:

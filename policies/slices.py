@@ -103,7 +103,9 @@ class Slices:
         self._returns: dict[tuple[object, ...], set[asyncio.Task[None]]] = {}  # the same, by shape
         self._closed: dict[tuple[object, ...], set[Slice]] = {}  # closed, with calls still running
         self.drawn = 0
-        """Slices drawn (for the benchmarks: calls per slice)."""
+        """Slices drawn."""
+        self.admitted = 0
+        """Calls admitted from slices."""
 
     # -- admission ---------------------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class Slices:
             s.taken[i] += 1 if i < requests else tokens
         s.calls += 1
         s.running += 1
+        self.admitted += 1
         s.cost += entry.amount
         return s, Verdict(counts, used)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.metering.usage import Usage
+from policies.slices import Slices
 from policies.state import RetryQueue, StoreFailurePolicy
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -266,6 +267,12 @@ class Metrics:
             "agentgw_settlements_lost", "Settlements given up on (queue full, shutdown, token corrections).", ("kind",)
         )
         self.settlements_pending = Gauge("agentgw_settlements_pending", "Settlements waiting to be retried.")
+        self.slices_drawn = CollectedCounter(
+            "agentgw_state_slices_drawn", "Strict local slices drawn from the state store (Redis)."
+        )
+        self.sliced_calls = CollectedCounter(
+            "agentgw_state_sliced_calls", "Calls admitted from a strict local slice, with no round trip to the store."
+        )
         self.ledger_dropped = CollectedCounter("agentgw_ledger_events_dropped", "Usage events never written.")
         self.ledger_written = CollectedCounter("agentgw_ledger_events_written", "Usage events the database took.")
         self.ledger_failures = CollectedCounter(
@@ -320,7 +327,8 @@ class Metrics:
             self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.guardrails, self.rate_limited,
             self.budget_rejected, self.upstream_errors, self.fallbacks, self.breaker, self.budget_remaining,
             self.budget_cap, self.ledger_queue, self.in_flight, self.store_failures, self.settlements_deferred,
-            self.settlements_landed, self.settlements_lost, self.settlements_pending, self.ledger_dropped,
+            self.settlements_landed, self.settlements_lost, self.settlements_pending, self.slices_drawn,
+            self.sliced_calls, self.ledger_dropped,
             self.ledger_written, self.ledger_failures, self.ledger_spooled, self.spans_dropped, self.tool_calls,
             self.tool_duration, self.mcp_server_up, self.agent_versions_new, self.online_eval_scores,
             self.online_eval_samples, self.anomaly_active, self.anomaly_zscore, self.anomalies,
@@ -355,8 +363,8 @@ class Metrics:
         self.ledger_failures.collect(lambda: {(): failures()})
         self.ledger_spooled.set_function(spooled)
 
-    def watch_store(self, failure: StoreFailurePolicy, retries: RetryQueue) -> None:
-        """The state store's failure decisions and the settlements waiting for it."""
+    def watch_store(self, failure: StoreFailurePolicy, retries: RetryQueue, slices: Slices | None = None) -> None:
+        """The state store's failure decisions, the settlements waiting for it, and its slices."""
         self.store_failures.collect(
             lambda: {("admitted_open",): failure.admitted_open, ("refused_closed",): failure.refused_closed}
         )
@@ -364,6 +372,9 @@ class Metrics:
         self.settlements_landed.collect(lambda: _by_kind(retries.landed))
         self.settlements_lost.collect(lambda: _by_kind(retries.lost))
         self.settlements_pending.set_function(lambda: retries.pending)
+        if slices is not None:
+            self.slices_drawn.collect(lambda: {(): slices.drawn})
+            self.sliced_calls.collect(lambda: {(): slices.admitted})
 
     def watch_spans(self, dropped: Callable[[], Mapping[str, int]]) -> None:
         """Spans the exporter dropped, by reason."""

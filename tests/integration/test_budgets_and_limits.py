@@ -372,9 +372,13 @@ def test_replicas_admit_busy_calls_from_slices_and_the_store_sees_every_cent(
         scripts = _scripts_run(redis_server) - before
         with httpx.Client(base_url=second.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}) as http:
             data = http.get("/v1/budgets", params={"team": "research"}).json()["data"]
+            sliced = http.get("/metrics").text
     finally:
         first.stop()
         second.stop()
     assert scripts < 80  # for the last 80 calls; per call it would be 160: one admission and one settlement each
+    assert "agentgw_state_slices_drawn_total" in sliced
+    [calls] = [line for line in sliced.splitlines() if line.startswith("agentgw_state_sliced_calls_total")]
+    assert float(calls.split()[-1]) >= 20  # of the second replica's last 40 calls
     [team] = [b for b in data if b["scope"]["kind"] == "team"]
     assert team["spent_usd"] == pytest.approx(120 * CALL_COST) and team["reserved_usd"] == 0
