@@ -34,7 +34,7 @@ class Attribution(TypedDict):
     tags: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per call, and frozen fields cost ~0.1 us each to set
 class CallContext:
     """Everything the gateway knows about a call before it is forwarded."""
 

@@ -96,7 +96,7 @@ class Parts:
         return PREFIX + h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Raw:
     """The parts as the agent sent them (not normalised), read from a body."""
 
@@ -174,11 +174,8 @@ class Fingerprinter:
     ) -> tuple[str, Parts]:
         raw = RAW_PARTS.get(api, _no_parts)(body)
         tools = orjson.dumps(raw.tools) if raw.tools else b""
-        key = hashlib.blake2b(digest_size=16)
-        for piece in (model.encode(), guards[1].encode(), raw.system.encode(), tools):
-            key.update(piece)
-            key.update(b"\0")
-        digest = key.digest()
+        pieces = (model.encode(), guards[1].encode(), raw.system.encode(), tools, b"")  # each ends with a NUL
+        digest = hashlib.blake2b(b"\0".join(pieces), digest_size=16).digest()
         found = self._cache.get(digest)
         if found is not None:
             self.hits += 1

@@ -4,6 +4,7 @@ tables with their migrations (PostgreSQL's are in `postgres_schema`)."""
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -244,23 +245,32 @@ def upsert_rollup(table: str) -> str:
 
 
 _AT = {name: COLUMNS.index(name) for name in COLUMNS}
+# Per row, only the bucket and the grouping are Python: the dimensions and the summed columns are
+# picked out, and summed per group, by C (itemgetter, zip, sum).
+_DIMENSIONS = operator.itemgetter(*(_AT[d] for d in ROLLUP_DIMENSIONS))
+_OUTCOME_AND_SUMMED = operator.itemgetter(
+    *(_AT[c] for c in ("outcome", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_nanos"))
+)
 
 
 def rollup_rows(events: Sequence[Row], seconds: int) -> list[Row]:
     """The rollup increments of these event rows: per bucket of `seconds` and dimensions, the sums."""
-    sums: dict[Row, list[int]] = {}
-    ts, outcome = _AT["ts"], _AT["outcome"]
-    dims = [_AT[d] for d in ROLLUP_DIMENSIONS]
-    tokens = [_AT[m] for m in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_nanos")]
+    ts = _AT["ts"]
+    groups: dict[tuple[int, Row], list[Row]] = {}
     for row in events:
-        key = (int(row[ts] // seconds) * seconds, *(row[i] or "" for i in dims))
-        total = sums.get(key)
-        if total is None:
-            total = sums[key] = [0] * len(ROLLUP_METRICS)
-        total[0] += 1
-        total[1] += row[outcome] in ERROR_OUTCOMES
-        for j, i in enumerate(tokens, 2):
-            total[j] += row[i]
+        key = (int(row[ts] // seconds) * seconds, _DIMENSIONS(row))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [row]
+        else:
+            group.append(row)
+    sums: dict[Row, list[int]] = {}
+    for (bucket, dimensions), rows in groups.items():
+        outcomes, *summed = zip(*map(_OUTCOME_AND_SUMMED, rows), strict=True)
+        increments = [len(rows), sum(map(ERROR_OUTCOMES.__contains__, outcomes)), *map(sum, summed)]
+        stored = (bucket, *(value or "" for value in dimensions))  # NULL stored as ''
+        total = sums.get(stored)
+        sums[stored] = increments if total is None else [a + b for a, b in zip(total, increments, strict=True)]
     return [(*key, *total) for key, total in sorted(sums.items())]
 
 

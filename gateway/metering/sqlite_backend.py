@@ -36,6 +36,11 @@ T = TypeVar("T")
 READERS = 2  # threads answering reads (usage reports, the console); each has its own connection
 _REQUEST_ID = COLUMNS.index("request_id")
 
+# The driver binds an int, float or str at once but looks any other parameter up as an adapter
+# first, and a miss raises and clears an AttributeError inside it (~0.15 us). Every ledger row binds
+# about a dozen NULLs: with the identity registered for None, that lookup finds it.
+sqlite3.register_adapter(type(None), lambda value: value)
+
 
 class SQLiteBackend(LedgerBackend):
     kind: Literal["sqlite", "postgresql"] = "sqlite"
