@@ -269,3 +269,49 @@ async def test_a_concurrency_limit_fills_exactly(state: StateConfig) -> None:
             await hold.settle(0, 1)
     finally:
         await replica.close()
+
+
+@scenario
+async def test_random_traffic_on_two_replicas_leaves_the_store_exact(state: StateConfig) -> None:
+    """Many shapes, calls of random size and length, some ending before others start, two replicas:
+    once everything is given back, Redis holds exactly what the calls used, and nothing else."""
+    import random
+
+    rng = random.Random(15)
+    fleet = [Replica(state, SlicesConfig(max_age_ms=age)) for age in (5, 60_000)]  # slices closed by age, by use
+    team = LimitRule(TEAM, rpm=HUGE, tpm=HUGE, concurrent=5_000)
+    agents = [Scope("t", "agent", f"a{i}") for i in range(4)]
+    cap = 10**12
+    spent = requests = tokens = 0
+
+    async def one(i: int) -> None:
+        nonlocal spent, requests, tokens
+        agent = agents[i % len(agents)]
+        rules = (team, LimitRule(agent, rpm=HUGE, concurrent=1_000))
+        budgets = [Budget(TEAM, cap, "month"), Budget(agent, cap, "day")]
+        bound, cost, used = rng.randint(10, 500), rng.randint(1, 10_000), rng.randint(0, 500)
+        await asyncio.sleep(i / 600)  # arriving over a second
+        hold = await fleet[i % 2].admit(rules, budgets, tokens=bound, cost=cost)
+        await asyncio.sleep(rng.random() / 50)
+        actual = rng.randint(0, cost)
+        await hold.settle(actual, used)
+        spent += actual
+        requests += 1
+        tokens += used
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(600)))
+        for replica in fleet:
+            await replica.flush()
+        assert sum(r.calls.slices.admitted for r in fleet if r.calls.slices is not None) > 300
+        _, _, (account, _) = fleet[0].budgets.accounts_for(
+            [Budget(TEAM, cap, "month"), Budget(agents[0], cap, "day")], time.time()
+        )
+        assert await fleet[0].store.balance(account, int(time.time() * 1000)) == (spent, 0)
+        assert await counter(fleet[0], (team,), "rpm") == requests
+        assert await counter(fleet[0], (team,), "tpm") == tokens
+        lease_key = fleet[0].store._prefix + fleet[0].limiter.plan((team,)).lease_keys[0]  # type: ignore[attr-defined]
+        assert await fleet[0].store.client.zcard(lease_key) == 0  # type: ignore[attr-defined]
+    finally:
+        for replica in fleet:
+            await replica.close()
