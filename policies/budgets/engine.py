@@ -146,8 +146,8 @@ class BudgetEngine:
         self.spend: SpendLedger | None = None
         """Where missing accounts are rebuilt from (the usage ledger); None: they start from zero."""
         self.rebuilt = 0
-        self._rebuilding: dict[str, asyncio.Future[None]] = {}
         """Accounts rebuilt from the ledger (missing from the store: new, expired, or lost with it)."""
+        self._rebuilding: dict[str, asyncio.Future[None]] = {}
 
     async def rebuild(self, budget: Budget, window: Window, account: Account) -> None:
         """Create a missing account with what the ledger says the budget's scope spent in its window.
@@ -157,8 +157,13 @@ class BudgetEngine:
         running = self._rebuilding.get(account.key)
         if running is None:  # calls that find the same account missing at once share one rebuild
             running = self._rebuilding[account.key] = asyncio.ensure_future(self._rebuild(budget, window, account))
-            running.add_done_callback(lambda done: self._rebuilding.pop(account.key, None))
+            running.add_done_callback(lambda done: self._rebuilt(account.key, done))
         await asyncio.shield(running)
+
+    def _rebuilt(self, key: str, done: asyncio.Future[None]) -> None:
+        del self._rebuilding[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller waiting for it got it already
 
     async def _rebuild(self, budget: Budget, window: Window, account: Account) -> None:
         assert self.spend is not None

@@ -315,3 +315,33 @@ async def test_random_traffic_on_two_replicas_leaves_the_store_exact(state: Stat
     finally:
         for replica in fleet:
             await replica.close()
+
+
+class CountingLedger:
+    """A spend ledger that knows one figure and counts how often it is asked."""
+
+    def __init__(self, spent: int) -> None:
+        self.spent = spent
+        self.asked = 0
+
+    async def spent_nanos(self, team: str, kind: str, name: str, since: float | None) -> int:
+        self.asked += 1
+        await asyncio.sleep(0.01)  # a database query
+        return self.spent
+
+
+@scenario
+async def test_calls_that_find_an_account_missing_at_once_share_one_rebuild(state: StateConfig) -> None:
+    replica = Replica(state, None)
+    ledger = CountingLedger(5_000)
+    replica.budgets.spend = ledger
+    budget = Budget(TEAM, 10**9, "month")
+    try:
+        holds = await asyncio.gather(*(replica.admit((), [budget], tokens=1, cost=100) for _ in range(20)))
+        assert ledger.asked == 1 and replica.budgets.rebuilt == 1
+        for hold in holds:
+            await hold.settle(100, 1)
+        _, _, (account,) = replica.budgets.accounts_for([budget], time.time())
+        assert await replica.store.balance(account, int(time.time() * 1000)) == (5_000 + 20 * 100, 0)
+    finally:
+        await replica.close()
