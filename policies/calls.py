@@ -9,7 +9,8 @@ Exact where it matters: `tokens` and `cost` may be a cheap bound on the call's p
 real size). With `exact`, the store answers "refine" instead of refusing when a token limit or a budget
 has no room for the bound, and when a budget is near its cap (`NEAR_CAP`); then `exact()` counts the
 prompt exactly and the call is tried once more with that. Far from every cap the cheap bound stands and
-admission is one round trip.
+admission is one round trip, or none: on a shared store a busy call shape is admitted from a strict
+local slice (`policies.slices`), which the store counted and held before.
 """
 
 from __future__ import annotations
