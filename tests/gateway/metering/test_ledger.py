@@ -150,3 +150,26 @@ def test_a_batch_written_again_adds_only_its_new_events_to_the_rollups(tmp_path:
             ).fetchall()
             assert stored == expected
             assert len(stored) == 3  # before and after midnight, and the call without a model
+
+
+def test_the_session_and_task_indexes_serve_the_queries_that_name_one(tmp_path: Path) -> None:
+    """They leave out calls without a session or task (most calls): queries naming one still use them."""
+    path = tmp_path / "ledger.db"
+
+    async def run() -> None:
+        ledger = Ledger(path, flush_interval=60)
+        await ledger.start()
+        await ledger.close()
+
+    asyncio.run(run())
+    queries = {
+        "usage_events_session": ("SELECT id FROM usage_events WHERE session = ? ORDER BY ts, id", ["s"]),
+        "usage_events_task": (
+            "SELECT SUM(cost_nanos) FROM usage_events WHERE team = ? AND task = ? AND ts >= ?",
+            ["t", "x", 0.0],
+        ),
+    }
+    with sqlite3.connect(path) as db:
+        for index, (sql, params) in queries.items():
+            plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert f"INDEX {index} " in plan
