@@ -103,16 +103,16 @@ class SQLiteBackend(LedgerBackend):
 
         def run() -> int:
             assert self._db is not None
-            inserted: set[str] = set()
+            inserted = 0
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 for rows, values in statements:
-                    inserted.update(r[0] for r in self._db.execute(insert_events(rows), values).fetchall())
+                    inserted += self._db.execute(insert_events(rows), values).rowcount
                     time.sleep(0)  # let the event loop's thread have the GIL between statements
-                new = [row for row in events if row[_REQUEST_ID] in inserted]
+                new = events if inserted == len(events) else self._inserted(events, inserted)
                 if new:
-                    for table, seconds in ROLLUPS.items():
-                        self._db.executemany(upsert_rollup(table), rollup_rows(new, seconds))
+                    for table, rollup in rollup_rows(new).items():
+                        self._db.executemany(upsert_rollup(table), rollup)
                 if contents:
                     self._db.executemany(INSERT_CONTENT, contents)
             return len(new)
@@ -123,6 +123,14 @@ class SQLiteBackend(LedgerBackend):
             raise
         except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
             raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
+
+    def _inserted(self, events: Sequence[Row], count: int) -> list[Row]:
+        """The rows of `events` the write inserted when it skipped some (a batch replayed from the spool):
+        row ids grow and the write lock is held, so the last `count` rows are the ones it inserted."""
+        assert self._db is not None
+        last = self._db.execute("SELECT request_id FROM usage_events ORDER BY id DESC LIMIT ?", (count,))
+        stored = {request_id for (request_id,) in last}
+        return [row for row in events if row[_REQUEST_ID] in stored]
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         def run() -> list[sqlite3.Row]:

@@ -61,6 +61,24 @@ class _Refused(Exception):
     """Raised in a parser callback to stop parsing; the answer is in `EdgeProtocol._refusal`."""
 
 
+class _Trailers(list[tuple[bytes, bytes]]):
+    """Where a chunked body's trailer fields go (`EdgeProtocol.headers` once a head is complete): none is
+    kept, the app has its headers already, and together they are bounded as a head is, whatever read
+    they came in (they may all come in the one that ends the body)."""
+
+    def __init__(self, protocol: EdgeProtocol) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.size = 0
+
+    def append(self, field: tuple[bytes, bytes]) -> None:
+        name, value = field
+        self.size += len(name) + len(value) + 4
+        if self.size > self.protocol.limits.max_header_bytes:
+            self.protocol._refusal = HeadersTooLarge(self.protocol._framing_error())
+            raise _Refused
+
+
 class EdgeProtocol(HttpToolsProtocol):
     """One client connection, bounded as the module docstring says. Needs an `EdgeConfig`."""
 
@@ -78,7 +96,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase = _AWAIT
         self._head_bytes = 0  # bytes of the current head read so far
         self._framing_left = 0  # bytes a body may still spend on anything but content (chunk lines, trailers)
-        self._trailer_bytes = 0  # the trailer fields' bytes so far (they may all come in the read that ends a body)
+        self._trailers = _Trailers(self)
         self._last_read = 0.0  # loop time of the last read of a body
         self._read_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
@@ -156,7 +174,8 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._phase = _BODY
         self._framing_left = self.limits.max_header_bytes
-        self._trailer_bytes = 0
+        self._trailers.size = 0
+        self.headers = self._trailers  # uvicorn's `on_header` adds trailer fields here, not to the app's
 
     def on_chunk_header(self) -> None:
         self._framing_left += CHUNK_FRAMING
@@ -164,15 +183,6 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._framing_left += len(body)
         super().on_body(body)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._phase == _BODY:  # a trailer field: bounded as a head is, whatever read it came in
-            self._trailer_bytes += len(name) + len(value) + 4
-            if self._trailer_bytes > self.limits.max_header_bytes:
-                self._refusal = HeadersTooLarge(self._framing_error())
-                raise _Refused
-            return  # and not added to the request's headers, which the app has been given already
-        super().on_header(name, value)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -8,9 +8,9 @@ A `Translation` is made per attempt (it may hold state between the request and i
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
 from gateway.apis import API
@@ -73,7 +73,7 @@ class ChatOverMessages(Translation):
         return payload
 
     def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
-        with _readable("message"):
+        with _Readable("message"):
             translated, _ = from_anthropic_response(data, created=int(time.time()), json_tool=self._json_tool)
         return translated
 
@@ -96,7 +96,7 @@ class MessagesOverChat(Translation):
         return messages_to_chat.to_chat_request(body, model=model)
 
     def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
-        with _readable("chat completion"):
+        with _Readable("chat completion"):
             return messages_to_chat.from_chat_response(data, model=self._model, usage=usage)
 
     def stream(self) -> StreamTranslation:
@@ -130,7 +130,7 @@ class ResponsesOverChat(Translation):
 
     def response(self, data: dict[str, Any], usage: Usage) -> dict[str, Any]:
         model = str(self._request.get("model") or "")
-        with _readable("chat completion"):
+        with _Readable("chat completion"):
             return responses_to_chat.from_chat_response(
                 data, request=self._request, model=model, created_at=self._created, usage=usage
             )
@@ -150,20 +150,29 @@ class _Checked:
         self._translation = translation
 
     def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        with _readable("stream event"):
+        with _Readable("stream event"):
             return self._translation.feed(event)
 
     def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
-        with _readable("stream"):
+        with _Readable("stream"):
             return self._translation.finish(usage)
 
 
-@contextlib.contextmanager
-def _readable(what: str) -> Iterator[None]:
-    try:
-        yield
-    except _UNREADABLE as exc:
-        raise UpstreamBadResponse(f"the provider's {what} could not be translated ({exc})") from None
+class _Readable:
+    """`with _Readable(what):` a failure to read the provider's `what` is the provider's fault. A class, not
+    a `contextlib.contextmanager`: it wraps every translated answer and stream event, and costs a third."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, _UNREADABLE):
+            raise UpstreamBadResponse(f"the provider's {self.what} could not be translated ({exc})") from None
 
 
 class Composed(Translation):

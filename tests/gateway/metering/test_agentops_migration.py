@@ -93,7 +93,7 @@ def test_sqlite_ledgers_of_every_earlier_schema(tmp_path: Path, schema: int) -> 
     ledger = Ledger(tmp_path / "old.db", spool_dir=tmp_path / "spool")
     assert asyncio.run(after_upgrade(ledger)) == EXPECTED
     with sqlite3.connect(tmp_path / "old.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(ledger_schema.MIGRATIONS) == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(ledger_schema.MIGRATIONS) == 7
         columns = [row[1] for row in db.execute("PRAGMA table_info(usage_events)")]
     assert columns == ["id", *COLUMNS]  # every column, in the order rows are written
 

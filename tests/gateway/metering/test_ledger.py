@@ -8,6 +8,8 @@ from pathlib import Path
 
 from gateway.metering.events import UsageEvent
 from gateway.metering.ledger import Ledger
+from gateway.metering.ledger_schema import ROLLUPS, event_row
+from gateway.metering.sqlite_backend import SQLiteBackend
 from gateway.metering.usage import Usage
 
 
@@ -112,3 +114,62 @@ def test_a_row_the_database_refuses_is_dropped_alone(tmp_path: Path) -> None:
     ledger = asyncio.run(run())
     assert ledger.dropped == 1
     assert count(path) == 20
+
+
+def test_a_batch_written_again_adds_only_its_new_events_to_the_rollups(tmp_path: Path) -> None:
+    """A spool replayed after a crash may repeat events the database already has: they land once, and the
+    rollups count only what was new, in each bucket (the events straddle an hour and a day)."""
+    path = tmp_path / "ledger.db"
+    start = 1_800_057_600 - 2  # two seconds before a UTC midnight
+    events = [event(i) for i in range(6)]
+    for i, e in enumerate(events):
+        e.ts = start + i
+        e.model = None if i == 4 else "m"
+        e.outcome = "error" if i % 3 == 0 else "ok"
+    rows = [event_row(e) for e in events]
+
+    async def run() -> tuple[int, int]:
+        backend = SQLiteBackend(path)
+        await backend.open()
+        first = await backend.write(rows[:3], [])
+        again = await backend.write([rows[1], rows[4], rows[0], rows[5], rows[3], rows[2]], [])
+        await backend.close()
+        return first, again
+
+    assert asyncio.run(run()) == (3, 3)
+    assert count(path) == 6
+    with sqlite3.connect(path) as db:
+        for table, seconds in ROLLUPS.items():
+            stored = db.execute(
+                f"SELECT bucket, model, requests, errors, input_tokens, cost_nanos FROM {table} ORDER BY 1, 2"  # noqa: S608
+            ).fetchall()
+            expected = db.execute(
+                f"SELECT CAST(ts AS INTEGER) / {seconds} * {seconds}, COALESCE(model, ''), COUNT(*), "  # noqa: S608
+                "SUM(outcome = 'error'), SUM(input_tokens), SUM(cost_nanos) FROM usage_events "
+                "GROUP BY 1, 2 ORDER BY 1, 2"
+            ).fetchall()
+            assert stored == expected
+            assert len(stored) == 3  # before and after midnight, and the call without a model
+
+
+def test_the_session_and_task_indexes_serve_the_queries_that_name_one(tmp_path: Path) -> None:
+    """They leave out calls without a session or task (most calls): queries naming one still use them."""
+    path = tmp_path / "ledger.db"
+
+    async def run() -> None:
+        ledger = Ledger(path, flush_interval=60)
+        await ledger.start()
+        await ledger.close()
+
+    asyncio.run(run())
+    queries = {
+        "usage_events_session": ("SELECT id FROM usage_events WHERE session = ? ORDER BY ts, id", ["s"]),
+        "usage_events_task": (
+            "SELECT SUM(cost_nanos) FROM usage_events WHERE team = ? AND task = ? AND ts >= ?",
+            ["t", "x", 0.0],
+        ),
+    }
+    with sqlite3.connect(path) as db:
+        for index, (sql, params) in queries.items():
+            plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert f"INDEX {index} " in plan
