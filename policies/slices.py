@@ -16,7 +16,8 @@ released, the hold is replaced by what its calls spent (alert thresholds are che
   answered, and none is drawn where that is less than two calls: near a cap, and under small limits,
   every call is admitted by the store alone as before (exact counting included).
 - Cheap: a busy shape costs the store two round trips per slice instead of two per call. The slice
-  size follows demand: it doubles while slices run out before their age, and shrinks to what was used.
+  size follows demand: it doubles while slices run out before their age, else becomes twice what the
+  last one used.
 
 The price: the store sees a slice's spend when the slice is given back (at most `max_age_ms` after it
 was drawn, plus the longest call in it; `flush()` gives back idle ones at once), the unused part of a
