@@ -85,14 +85,14 @@ class CallPolicies:
         call_id = self.budgets.new_id()
         refine = exact is not None and bool(plan.tokens or accounts)
         tokens, cost = max(0, tokens), max(0, cost)
+        entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
         shape: tuple[object, ...] = ()
         if self.slices is not None:
             shape = (plan, *accounts)
-            entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
             taken = await self.slices.take(shape, entry, kept, windows, self.now_ms())
             if taken is not None:
                 return self._sliced(plan, entry, *taken, kept, windows)
-        verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
+        verdict = await self.ask(entry)
         for _ in range(4):  # at most: rebuild, refine, rebuild (another replica's expiry), and the last try
             if verdict.missing:  # lost, expired or new: rebuilt from the ledger before they admit anything
                 for index in verdict.missing:
@@ -106,10 +106,12 @@ class CallPolicies:
                     tokens, cost = max(0, counted[0]), max(0, counted[1])
             else:
                 break
-            verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, refine)
+            entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
+            verdict = await self.ask(entry)
         refused = verdict.refused is not None or verdict.full is not None or verdict.short is not None
         if refused and self.slices is not None and await self.slices.give_up(shape):
-            verdict, entry = await self._try(plan, accounts, tokens, cost, call_id, False)  # with its slices' room back
+            entry = self._entry(plan, accounts, tokens, cost, call_id, False)
+            verdict = await self.ask(entry)  # with the room its slices held back
         if verdict.missing or verdict.refine:
             raise StoreUnavailable("the state store kept answering that budget accounts are missing")
         now_ms = self._now_ms
@@ -167,17 +169,16 @@ class CallPolicies:
             rebuild=self.budgets.spend is not None,
         )
 
-    async def _try(
-        self, plan: LimitPlan, accounts: list[Account], tokens: int, cost: int, call_id: str, refine: bool
-    ) -> tuple[Verdict, Entry]:
-        entry = self._entry(plan, accounts, tokens, cost, call_id, refine)
+    async def ask(self, entry: Entry) -> Verdict:
+        """The store's verdict on `entry`; a reservation whose reply was lost is cancelled once the store
+        is back (it may land yet)."""
         now_ms = self._now_ms = int(self._clock() * 1000)
         deadline_ms = now_ms + self.budgets.hold_ms
         try:
-            return await self.store.admit(entry, now_ms, self.limiter.window_ms, deadline_ms), entry
+            return await self.store.admit(entry, now_ms, self.limiter.window_ms, deadline_ms)
         except StoreUnavailable as exc:
-            if exc.maybe_applied and accounts:  # it may land yet, holding money: undo it once the store is back
-                self.budgets.cancel_later(accounts, entry.hold_member, cost, deadline_ms)
+            if exc.maybe_applied and entry.accounts:
+                self.budgets.cancel_later(list(entry.accounts), entry.hold_member, entry.amount, deadline_ms)
             raise
 
     _now_ms = 0

@@ -189,15 +189,8 @@ class Slices:
             rebuild=entry.rebuild,
         )
         try:
-            now_ms = owner.now_ms()
-            deadline_ms = now_ms + owner.budgets.hold_ms
-            window_ms = owner.limiter.window_ms
-            try:
-                verdict = await owner.store.admit(drawn, now_ms, window_ms, deadline_ms)
-            except StoreUnavailable as exc:
-                if exc.maybe_applied and entry.accounts:
-                    owner.budgets.cancel_later(list(entry.accounts), drawn.hold_member, amount, deadline_ms)
-                raise
+            now_ms, window_ms = owner.now_ms(), owner.limiter.window_ms
+            verdict = await owner.ask(drawn)
             known = self._shapes.get(shape)
             if not verdict.admitted:
                 if known is not None:
