@@ -84,6 +84,11 @@ class SQLiteBackend(LedgerBackend):
         def open_writer() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._connect()
+            # A multi-row INSERT keeps a statement journal (the pages it changed, for undoing it
+            # alone); past 64 KiB SQLite spills it to a new temporary file, which here meant a file
+            # created, written and deleted every few batches. The writer's statements are bounded
+            # (ROWS_PER_INSERT rows), so their journal stays in memory; the readers' sorts do not.
+            db.execute("PRAGMA temp_store=MEMORY")
             migrate(db)
             return db
 

@@ -173,3 +173,21 @@ def test_the_session_and_task_indexes_serve_the_queries_that_name_one(tmp_path: 
         for index, (sql, params) in queries.items():
             plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params))
             assert f"INDEX {index} " in plan
+
+
+def test_the_writer_keeps_its_statement_journals_in_memory(tmp_path: Path) -> None:
+    """A batch's multi-row INSERT journals the pages it changes; spilled to disk, that journal was a
+    temporary file created and deleted every few batches. The writer keeps it in memory (its
+    statements are bounded), the readers keep SQLite's default (their sorts may be large)."""
+
+    async def run() -> tuple[int, int, int]:
+        backend = SQLiteBackend(tmp_path / "ledger.db")
+        await backend.open()
+        written = await backend.write([event_row(event(i)) for i in range(60)], [])
+        assert backend._db is not None
+        writer = int(backend._db.execute("PRAGMA temp_store").fetchone()[0])
+        reader = int((await backend.query("PRAGMA temp_store"))[0][0])
+        await backend.close()
+        return written, writer, reader
+
+    assert asyncio.run(run()) == (60, 2, 0)  # 2: MEMORY, 0: the build's default
