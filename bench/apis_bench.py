@@ -12,10 +12,14 @@ API at once from pre-encoded bytes. The targets, one process at a time on the co
   before    `agentgw serve` from a throwaway `git worktree` of --before (default 02b8448, the last
             commit before the call pipeline), installed in bench/.venv-before (gitignored; rebuilt
             when the commit changes): chat only, as that checkout has no other client API
-  agentgw   `agentgw serve` from this checkout
+  agentgw   `agentgw serve` from this checkout, with its default upstream client (httptools)
+  agentgw-aiohttp   the same with `server.upstream_client: aiohttp`, chat only: the pipeline on the
+            client the checkout before uses, so what the client changes and what the rest changes
+            are read apart
 
-Both gateways get the same config (bench/proxy_bench.py's: keys, ledger, metrics, the aiohttp
-client), with three providers on the static upstream: `openai` (speaks chat and responses),
+The gateways get the same config (bench/proxy_bench.py's: keys, ledger, metrics; the checkout
+before and agentgw-aiohttp on aiohttp, the client that checkout defaults to), with three providers
+on the static upstream: `openai` (speaks chat and responses),
 `chat-only` (an openai provider with `apis: [chat, embeddings]`; the checkout before has no `apis`,
 so there it is a plain openai provider) and `anthropic`. Each API is measured
 
@@ -138,7 +142,7 @@ UNROUTED = {api: Route(api, "", "bench-model", "") for api in APIS}  # direct an
 
 @dataclass
 class Row:
-    target: str  # direct | bare | before | agentgw
+    target: str  # direct | bare | before | agentgw | agentgw-aiohttp
     route: Route
     c1: pb.WrkResult
     c32: pb.WrkResult
@@ -162,10 +166,10 @@ def label(target: str, route: Route) -> str:
 # --------------------------------------------------------------------------- config and scripts
 
 
-def gateway_config(upstream: str, ledger: Path, *, provider_apis: bool = True) -> str:
+def gateway_config(upstream: str, ledger: Path, *, provider_apis: bool = True, client: str = "aiohttp") -> str:
     """proxy_bench's gateway config with the three providers; `provider_apis=False` leaves out the
     `apis` field, which a checkout before the redesign does not know."""
-    config = yaml.safe_load(pb.gateway_config(upstream, "aiohttp"))
+    config = yaml.safe_load(pb.gateway_config(upstream, client))
     openai = config["providers"].pop("upstream")
     config["providers"] = {
         "openai": openai,
@@ -313,7 +317,11 @@ def run(args: argparse.Namespace, services: pb.Services, before_command: list[st
     chat = [route for route in ROUTES if route.api == "chat"]
     with pb.running(services, start_gateway(services, "before", before_command, upstream, provider_apis=False)) as base:
         measure_all("before", base, chat)
-    with pb.running(services, start_gateway(services, "agentgw", pb.agentgw_command(), upstream)) as base:
+    aiohttp = start_gateway(services, "agentgw-aiohttp", pb.agentgw_command(), upstream, client="aiohttp")
+    with pb.running(services, aiohttp) as base:
+        measure_all("agentgw-aiohttp", base, chat)
+    default = start_gateway(services, "agentgw", pb.agentgw_command(), upstream, client="httptools")
+    with pb.running(services, default) as base:
         measure_all("agentgw", base, ROUTES)  # chat first, next to the checkout before
     return rows
 
@@ -348,36 +356,38 @@ def derived(rows: list[Row]) -> dict[str, dict[str, dict[str, float | None]]]:
     """Each gateway row against the bare pass-through of its API, and chat after against before."""
     out: dict[str, dict[str, dict[str, float | None]]] = {"vs_bare": {}, "after_vs_before": {}}
     for row in rows:
-        if row.target in ("before", "agentgw"):
+        if row.target in ("before", "agentgw", "agentgw-aiohttp"):
             out["vs_bare"][row.label] = against(row, find(rows, "bare", row.route.api))
-        if row.target == "agentgw" and row.route.api == "chat":
-            out["after_vs_before"][row.route.route] = against(row, find(rows, "before", "chat", row.route.route))
+        if row.target in ("agentgw", "agentgw-aiohttp") and row.route.api == "chat":
+            before = find(rows, "before", "chat", row.route.route)
+            out["after_vs_before"][f"{row.target} {row.route.route}"] = against(row, before)
     return out
 
 
 def print_measurements(rows: list[Row]) -> None:
-    print(f"\n{'target':<12} {'api':<10} {'route':<13} {'c=1 p50':>8} {'c=1 p99':>8} {'c=32 req/s':>10}", end="")
+    print(f"\n{'target':<16} {'api':<10} {'route':<13} {'c=1 p50':>8} {'c=1 p99':>8} {'c=32 req/s':>10}", end="")
     print(f" {'1st event p50':>13} {'p99':>8} {'stream p50':>10}  errors")
     for row in rows:
         s = row.stream
         streamed = f"{s.ttfc_p50_ms:13.3f} {s.ttfc_p99_ms:8.3f} {s.total_p50_ms:10.3f}" if s else " " * 33
         print(
-            f"{row.target:<12} {row.route.api:<10} {row.route.route or '-':<13} {row.c1.p50_ms:8.3f} "
+            f"{row.target:<16} {row.route.api:<10} {row.route.route or '-':<13} {row.c1.p50_ms:8.3f} "
             f"{row.c1.p99_ms:8.3f} {row.c32.requests_per_s:10.0f} {streamed}  {'; '.join(row.errors)}".rstrip()
         )
 
 
 def print_comparisons(rows: list[Row], numbers: dict[str, dict[str, dict[str, float | None]]]) -> None:
     print("\nagainst the bare pass-through of the same API (ms added; c=32 throughput as a fraction of bare)")
-    print(f"{'target':<12} {'api':<10} {'route':<13} {header('c=32/bare')}  via")
+    print(f"{'target':<16} {'api':<10} {'route':<13} {header('c=32/bare')}  via")
     for row in rows:
         d = numbers["vs_bare"].get(row.label)
         if d is not None:
-            print(f"{row.target:<12} {row.route.api:<10} {row.route.route:<13} {columns(d)}  {row.route.via}")
+            print(f"{row.target:<16} {row.route.api:<10} {row.route.route:<13} {columns(d)}  {row.route.via}")
     print("\nchat, agentgw against the checkout before (ms added after minus before; c=32 as after/before)")
-    print(f"{'target':<12} {'api':<10} {'route':<13} {header('c=32/before')}")
-    for route, d in numbers["after_vs_before"].items():
-        print(f"{'agentgw':<12} {'chat':<10} {route:<13} {columns(d)}")
+    print(f"{'target':<16} {'api':<6} {'route':<13} {header('c=32/before')}")
+    for name, d in numbers["after_vs_before"].items():
+        target, route = name.split(" ", 1)
+        print(f"{target:<16} {'chat':<6} {route:<13} {columns(d)}")
 
 
 def header(ratio: str) -> str:

@@ -6,11 +6,15 @@ from typing import Literal
 
 from gateway.upstream.base import UpstreamClient
 
-ClientKind = Literal["aiohttp", "httpx", "httpx-aiohttp"]
+ClientKind = Literal["httptools", "aiohttp", "httpx", "httpx-aiohttp"]
 
 
 def create_client(kind: ClientKind, *, max_connections: int) -> UpstreamClient:
     """Must be called with an event loop running (aiohttp binds its session to it)."""
+    if kind == "httptools":
+        from gateway.upstream.httptools_client import HttptoolsClient
+
+        return HttptoolsClient(max_connections=max_connections)
     if kind == "aiohttp":
         from gateway.upstream.aiohttp_client import AiohttpClient
 
