@@ -1,8 +1,9 @@
 """The upstream clients alone: CPU per call and calls per second against the static upstream.
 
 Each client (`gateway.upstream`: httptools, aiohttp, httpx) sends the same small non-streaming chat
-request, and then a streaming one, to bench/static_upstream.py, from one process on uvloop, at
-concurrency 1 and 16. Per client and case it prints the process's CPU time per call (user + system,
+request (at concurrency 1 and 16), and then a streaming one (at 16: the upstream holds each stream
+20 ms between its first event and the rest), to bench/static_upstream.py, from one process on
+uvloop. Per client and case it prints the process's CPU time per call (user + system,
 `time.process_time`) and calls per second, and each client's CPU per call relative to aiohttp's.
 Clients are measured in turns (every client once, then again, `--rounds` times) and the median kept,
 so drift on the machine lands on all of them alike. The bench runs on CPU 0 and the upstream on
@@ -79,7 +80,7 @@ async def measure(kind: str, url: str, body: bytes, calls: int, concurrency: int
 
 async def main(args: argparse.Namespace, port: int) -> None:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    cases = [(name, body, c) for name, body in (("whole", BODY), ("stream", STREAM)) for c in (1, 16)]
+    cases = [("whole", BODY, 1), ("whole", BODY, 16), ("stream", STREAM, 16)]
     results: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
     for _ in range(args.rounds):
         for name, body, concurrency in cases:
@@ -95,7 +96,8 @@ async def main(args: argparse.Namespace, port: int) -> None:
         for kind in args.clients.split(","):
             rows = results[(kind, name, concurrency)]
             cpu, rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-            print(f"{name} c={concurrency:<4} {kind:<10} {cpu:12.1f} {rate:9.0f} {cpu / reference:15.2f}")
+            case = f"{name} c={concurrency}"
+            print(f"{case:<12} {kind:<10} {cpu:12.1f} {rate:9.0f} {cpu / reference:15.2f}")
 
 
 if __name__ == "__main__":

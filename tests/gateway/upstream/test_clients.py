@@ -410,6 +410,21 @@ async def test_interim_answers_are_skipped_and_heads_are_bounded() -> None:
 
 
 @own_client
+async def test_a_content_coding_it_cannot_read_is_refused_and_its_connection_dropped() -> None:
+    async def brotli(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        writer.write(answer(b"\x1b\x00", extra="content-encoding: br\r\n"))
+        await writer.drain()
+
+    client = await own(max_connections=1)
+    async with Server(brotli) as server:
+        for _ in range(2):  # the slot came back
+            with pytest.raises(UpstreamConnectError, match=r"content coding .* \(br\)"):
+                await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+        assert server.connections == 2
+    await client.aclose()
+
+
+@own_client
 async def test_a_header_cannot_smuggle_another() -> None:
     client = await own()
     async with Server(json_answer) as server:
