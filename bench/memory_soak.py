@@ -1,4 +1,4 @@
-"""Memory soak: does the gateway's memory stay flat over a million requests? (DESIGN.md: "Memory
+"""Memory soak: does the gateway's memory stay flat over a million requests? (docs/contract.md: "Memory
 flat over a million requests".)
 
 It starts the static upstream and `agentgw serve` with every feature on: overhead_bench.py's `all`

@@ -104,7 +104,7 @@ class StreamResult:
 
 
 def variant_config(name: str, upstream: str, workdir: Path, redis: str) -> str:
-    base = yaml.safe_load(pb.gateway_config(upstream, "aiohttp"))
+    base = yaml.safe_load(pb.gateway_config(upstream, "httptools"))  # the default upstream client
     base["ledger"] = {"path": str(workdir / f"{name.replace(':', '-')}.db")}
     text = json.dumps(VARIANTS[name]).replace("{upstream}", upstream).replace("{redis}", redis)
     return yaml.safe_dump(merge(base, json.loads(text)))

@@ -64,13 +64,13 @@ REQUEST_BODY = {
 GATEWAY_KEY = "agentgw-bench-key-0001"
 LITELLM_MASTER_KEY = "sk-bench-litellm-master-0001"
 PROVIDER_KEY = "sk-bench-not-secret"
-ALL_CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp")
+ALL_CLIENTS = ("httptools", "aiohttp", "httpx", "httpx-aiohttp")
 CONCURRENCIES = {1: (1, 1), 32: (2, 32)}  # concurrency -> (wrk threads, wrk connections)
 WARMUP_SECONDS = 2
 SUT_CPU = "0"  # the process under test
 LOAD_CPU = "1"  # wrk and the static upstream
 
-# DESIGN.md "Numbers it must reach", shown next to the results for reading (not asserted).
+# docs/contract.md "Numbers it must reach", shown next to the results for reading (not asserted).
 TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 3.0
 TARGET_VS_BARE = 0.5
@@ -544,7 +544,7 @@ def print_report(results: Results, summary: Summary) -> None:
             f"{fmt(d.rps_c32_vs_bare, '10.2f')} {fmt(d.rps_c32_vs_litellm, '13.1f')}"
         )
     print(
-        f"DESIGN.md targets for agentgw: +p50 <= {TARGET_ADDED_P50_MS} ms, +p99 <= {TARGET_ADDED_P99_MS} ms, "
+        f"docs/contract.md targets for agentgw: +p50 <= {TARGET_ADDED_P50_MS} ms, +p99 <= {TARGET_ADDED_P99_MS} ms, "
         f"c=32/bare >= {TARGET_VS_BARE}, c=32/litellm >= {TARGET_VS_LITELLM} (read, not asserted)"
     )
     print()

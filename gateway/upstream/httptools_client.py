@@ -11,8 +11,8 @@ each against the same scripted server.
 - One pool of idle connections per scheme, host and port; at most `max_connections` in use at once
   (a call beyond waits, within its connect timeout). An idle connection is dropped after
   `KEEPALIVE_S`, and whenever the server says `connection: close` or the body did not end cleanly.
-- A pooled connection the server closed meanwhile (it read nothing of the request and sent nothing)
-  is replaced by a new one, once: the usual keep-alive race, not a failed call.
+- A pooled connection the server closed meanwhile (closed within `STALE_CLOSE_S` of the request,
+  nothing sent back) is replaced by a new one, once: the usual keep-alive race, not a failed call.
 - `accept-encoding: identity` is sent; a body the server compressed anyway (gzip, deflate) is
   decompressed; any other content coding is refused as a broken answer.
 - Bounds: the response head may not exceed `MAX_HEAD_BYTES`; reading pauses while more than
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import re
 import ssl
@@ -44,6 +45,10 @@ MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers
 HIGH_WATER = 256 * 1024  # body bytes buffered for the caller before reading pauses
 WRITE_CHUNK = 256 * 1024  # a large request body is written in pieces of this size, with flow control
 END_OF_BODY_GRACE_S = 0.5  # as the aiohttp client: how long finish() waits for the end of a stream's body
+# A reused connection that closes this soon after the request went out, with nothing received, was
+# closed by the server while idle (the keep-alive race): the request is sent again on a new one. A
+# later close may have ended a request the provider was working on: that is the caller's to retry.
+STALE_CLOSE_S = 0.5
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "accept-encoding"})
 _BREAKS = re.compile(r"[\r\n\x00]")  # in a header name or value, they would end the header early
 
@@ -81,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.reused = False  # it served a request before this one
+        self.sent_at = 0.0
         self.closed = False
         self.error: Exception | None = None
         self._write_ready: asyncio.Future[None] | None = None
@@ -98,6 +104,7 @@ class _Connection(asyncio.Protocol):
         self.data_waiter: asyncio.Future[None] | None = None
         self.paused = False
         self._framed = False  # content-length or chunked: the body's end is in the bytes, not the close
+        self._unasked = False  # bytes came after the response ended: they answer nothing that was asked
 
     def start(self) -> asyncio.Future[None]:
         """Ready for a new request; the returned future resolves when its response head is in."""
@@ -116,6 +123,8 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
             if not self.status and self.received > MAX_HEAD_BYTES:  # httptools buffers a field until its end
                 self._fail(UpstreamStreamError(f"the provider's response head is larger than {MAX_HEAD_BYTES} bytes"))
+            if self._unasked:  # out of step with its requests (or idle and sent something): not reused
+                self.close()
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamStreamError("the provider switched protocols"))
         except httptools.HttpParserError as exc:
@@ -155,6 +164,9 @@ class _Connection(asyncio.Protocol):
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
+        if self.complete or self.head is None:
+            self._unasked = True
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (103 Early Hints): the real one follows
             self.headers = {}
@@ -166,6 +178,8 @@ class _Connection(asyncio.Protocol):
             self.head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self._unasked:
+            return
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
@@ -174,7 +188,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if not self.status:  # the end of an interim answer
+        if not self.status or self._unasked:  # the end of an interim answer, or of one nobody asked for
             return
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
@@ -257,10 +271,10 @@ class HttptoolsResponse(UpstreamResponse):
             data = conn.take()
             if data is not None:
                 return data if self._decoder is None else self._decoder.decompress(data)
+            if conn.complete:  # (before the error: one after the end is about the connection, not this body)
+                return None if self._decoder is None else (self._decoder.flush() or None)
             if conn.error is not None:
                 raise conn.error
-            if conn.complete:
-                return None if self._decoder is None else (self._decoder.flush() or None)
             waiter = conn.data_waiter = conn.loop.create_future()
             try:
                 async with asyncio.timeout(self._deadline.next_wait(conn.loop)):
@@ -314,6 +328,15 @@ class HttptoolsResponse(UpstreamResponse):
     async def aclose(self) -> None:
         self._release()
 
+    def __del__(self) -> None:
+        """A response dropped without being read or closed still gives its slot back (its connection,
+        in an unknown state, is closed), as aiohttp's does: a leak would starve the pool."""
+        if not self._released:
+            self._released = True
+            with contextlib.suppress(Exception):  # the loop may be gone
+                self._conn.close()
+            self._client._slots.release()
+
     def _release(self) -> None:
         if self._released:
             return
@@ -366,7 +389,8 @@ class HttptoolsClient(UpstreamClient):
                     return HttptoolsResponse(self, origin, conn, deadline)  # (refuses a coding it cannot read)
                 except UpstreamStreamError as exc:
                     conn.close()
-                    if conn.reused and conn.received == 0 and not fresh:
+                    stale = conn.reused and conn.received == 0 and loop.time() - conn.sent_at < STALE_CLOSE_S
+                    if stale and not fresh:
                         continue  # the server had closed this idle connection: a new one, once
                     raise UpstreamConnectError(f"the request failed ({exc})") from None
                 except BaseException:
@@ -423,6 +447,7 @@ class HttptoolsClient(UpstreamClient):
         assert transport is not None
         if conn.closed or transport.is_closing():
             raise UpstreamStreamError("the connection closed")
+        conn.sent_at = conn.loop.time()
         if body is None or len(body) <= WRITE_CHUNK:
             transport.write(head + body if body else head)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import gzip
 import ipaddress
 import ssl
@@ -310,6 +311,28 @@ async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 @own_client
+async def test_a_request_the_provider_worked_on_before_closing_is_not_sent_again() -> None:
+    """A close that comes long after the request (the provider may have started on it) is the
+    caller's failure to handle: the request is not sent a second time behind its back."""
+
+    async def works_then_dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        if len(server.requests) == 1:
+            writer.write(answer(b"{}"))
+            await writer.drain()
+            return
+        await asyncio.sleep(0.8)
+        writer.close()
+
+    client = await own()
+    async with Server(works_then_dies) as server:
+        await (await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)).read()
+        with pytest.raises(UpstreamConnectError):
+            await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+        assert (len(server.requests), server.connections) == (2, 1)
+    await client.aclose()
+
+
+@own_client
 async def test_the_server_s_connection_close_is_honoured() -> None:
     async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
         writer.write(answer(b"{}", extra="connection: close\r\n"))
@@ -421,6 +444,33 @@ async def test_a_content_coding_it_cannot_read_is_refused_and_its_connection_dro
             with pytest.raises(UpstreamConnectError, match=r"content coding .* \(br\)"):
                 await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
         assert server.connections == 2
+    await client.aclose()
+
+
+@own_client
+async def test_bytes_after_the_answer_are_not_its_body_and_the_connection_is_dropped() -> None:
+    async def two_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        writer.write(answer(b"{}") + answer(b"unasked"))  # one request, two answers: out of step
+        await writer.drain()
+
+    client = await own()
+    async with Server(two_answers) as server:
+        for _ in range(2):
+            response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+            assert await response.read() == b"{}"
+        assert server.connections == 2  # the first connection was not reused
+    await client.aclose()
+
+
+@own_client
+async def test_a_response_dropped_unread_gives_its_slot_back() -> None:
+    client = await own(max_connections=1)
+    async with Server(json_answer) as server:
+        for _ in range(3):
+            await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)  # never read, never closed
+            gc.collect()
+        response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=Timeouts(0.5, 1, 2))
+        assert await response.read() == b'{"ok": true}'
     await client.aclose()
 
 
