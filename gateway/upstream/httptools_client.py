@@ -11,8 +11,8 @@ each against the same scripted server.
 - One pool of idle connections per scheme, host and port; at most `max_connections` in use at once
   (a call beyond waits, within its connect timeout). An idle connection is dropped after
   `KEEPALIVE_S`, and whenever the server says `connection: close` or the body did not end cleanly.
-- A pooled connection the server closed meanwhile (closed within `STALE_CLOSE_S` of the request,
-  nothing sent back) is replaced by a new one, once: the usual keep-alive race, not a failed call.
+- A pooled connection the server closed meanwhile (nothing came back) is replaced by a new one, once,
+  for a request safe to repeat; a POST is never sent twice (the same rule as aiohttp's).
 - `accept-encoding: identity` is sent; a body the server compressed anyway (gzip, deflate) is
   decompressed; any other content coding is refused as a broken answer.
 - Bounds: the response head may not exceed `MAX_HEAD_BYTES`; reading pauses while more than
@@ -45,10 +45,10 @@ MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers
 HIGH_WATER = 256 * 1024  # body bytes buffered for the caller before reading pauses
 WRITE_CHUNK = 256 * 1024  # a large request body is written in pieces of this size, with flow control
 END_OF_BODY_GRACE_S = 0.5  # as the aiohttp client: how long finish() waits for the end of a stream's body
-# A reused connection that closes this soon after the request went out, with nothing received, was
-# closed by the server while idle (the keep-alive race): the request is sent again on a new one. A
-# later close may have ended a request the provider was working on: that is the caller's to retry.
-STALE_CLOSE_S = 0.5
+# A reused connection that closes with nothing received was most likely closed by the server while
+# idle (the keep-alive race). A request safe to repeat is sent again on a new connection, once; a
+# POST never is (the provider may have started on it), as with aiohttp: that failure is the caller's.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "accept-encoding"})
 _BREAKS = re.compile(r"[\r\n\x00]")  # in a header name or value, they would end the header early
 
@@ -69,7 +69,10 @@ def _origin(url: str) -> _Origin:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UpstreamConnectError(f"the request failed (not an http(s) URL: {parts.scheme or 'no scheme'})")
     tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError:
+        raise UpstreamConnectError("the request failed (the URL's port is not valid)") from None
     host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
@@ -86,7 +89,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.reused = False  # it served a request before this one
-        self.sent_at = 0.0
         self.closed = False
         self.error: Exception | None = None
         self._write_ready: asyncio.Future[None] | None = None
@@ -96,6 +98,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: dict[str, str] = {}
         self.received = 0  # bytes of this response so far
+        self.head_from = 0  # where the current head's bytes began (after any 1xx)
         self.head: asyncio.Future[None] | None = None
         self.body: collections.deque[bytes] = collections.deque()
         self.buffered = 0
@@ -121,7 +124,7 @@ class _Connection(asyncio.Protocol):
         self.received += len(data)
         try:
             self.parser.feed_data(data)
-            if not self.status and self.received > MAX_HEAD_BYTES:  # httptools buffers a field until its end
+            if not self.status and self.received - self.head_from > MAX_HEAD_BYTES:  # (httptools buffers a field)
                 self._fail(UpstreamStreamError(f"the provider's response head is larger than {MAX_HEAD_BYTES} bytes"))
             if self._unasked:  # out of step with its requests (or idle and sent something): not reused
                 self.close()
@@ -132,7 +135,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.status and self.error is None and not self._framed and not self.complete:
+        self.resume_writing()  # a writer waiting for the buffer to drain: it never will
+        if exc is None and self.status and self.error is None and not self._framed and not self.complete:
             self.complete = True  # a body delimited by the close: its end is the close
             self._wake()
             return
@@ -158,19 +162,24 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete or self.head is None:
+            self._unasked = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._unasked:
+            return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
-        if self.complete or self.head is None:
-            self._unasked = True
+        if self._unasked:
             return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (103 Early Hints): the real one follows
             self.headers = {}
-            self.received = 0  # and its head counts apart
+            self.head_from = self.received  # its head counts apart; `received` stays: the server answered
             return
         self.status = status
         self._framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
@@ -256,13 +265,15 @@ class _Deadline:
 
 
 class HttptoolsResponse(UpstreamResponse):
+    _released = True  # until fully built: a refused coding raises in __init__ and send() frees the slot
+
     def __init__(self, client: HttptoolsClient, origin: _Origin, conn: _Connection, deadline: _Deadline) -> None:
         self._client, self._origin, self._conn, self._deadline = client, origin, conn, deadline
-        self._released = False
         self.status = conn.status
         self.headers = conn.headers
         coding = conn.headers.get("content-encoding", "identity").strip().lower()
         self._decoder = None if coding == "identity" else _decoder(coding)
+        self._released = False
 
     async def _next(self) -> bytes | None:
         """The next body bytes, decoded (b"" when a piece decoded to nothing); None at the end."""
@@ -389,8 +400,7 @@ class HttptoolsClient(UpstreamClient):
                     return HttptoolsResponse(self, origin, conn, deadline)  # (refuses a coding it cannot read)
                 except UpstreamStreamError as exc:
                     conn.close()
-                    stale = conn.reused and conn.received == 0 and loop.time() - conn.sent_at < STALE_CLOSE_S
-                    if stale and not fresh:
+                    if conn.reused and conn.received == 0 and method in _IDEMPOTENT and not fresh:
                         continue  # the server had closed this idle connection: a new one, once
                     raise UpstreamConnectError(f"the request failed ({exc})") from None
                 except BaseException:
@@ -447,7 +457,6 @@ class HttptoolsClient(UpstreamClient):
         assert transport is not None
         if conn.closed or transport.is_closing():
             raise UpstreamStreamError("the connection closed")
-        conn.sent_at = conn.loop.time()
         if body is None or len(body) <= WRITE_CHUNK:
             transport.write(head + body if body else head)
         else:
@@ -455,9 +464,17 @@ class HttptoolsClient(UpstreamClient):
             view = memoryview(body)
             for start in range(0, len(body), WRITE_CHUNK):
                 transport.write(view[start : start + WRITE_CHUNK])
-                await conn.drain()
+                if conn._write_ready is not None:
+                    try:
+                        async with asyncio.timeout(deadline.next_wait(conn.loop)):
+                            await conn.drain()
+                    except TimeoutError:
+                        raise UpstreamTimeout("timed out sending the request body") from None
                 if conn.error is not None:
                     raise conn.error
+                if conn.closed or conn.complete:  # answered early: the rest is not sent, so never reused
+                    conn.keep_alive = False
+                    break
         try:
             async with asyncio.timeout(deadline.next_wait(conn.loop)):
                 await arrived

@@ -9,7 +9,9 @@ import datetime
 import gc
 import gzip
 import ipaddress
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -279,29 +281,25 @@ async def own(max_connections: int = 10) -> HttptoolsClient:
 
 
 @own_client
-async def test_an_idle_connection_the_server_dropped_is_replaced_once() -> None:
-    """The keep-alive race: the server closes a connection just as it is reused, having read
-    nothing. The request goes again on a new connection; a second such failure is the caller's."""
-    answered = 0
+async def test_an_idle_connection_the_server_dropped_is_replaced_once_for_a_get() -> None:
+    """The keep-alive race: the server closes a connection just as it is reused, sending nothing.
+    A GET goes again on a new connection; a second such failure is the caller's."""
 
-    async def one_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
-        nonlocal answered
-        answered += 1
+    async def answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
         writer.write(answer(b"{}"))
         await writer.drain()
 
     client = await own()
-    async with Server(one_per_connection) as server:
-        first = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
-        await first.read()
+    async with Server(answers) as server:
+        await (await client.send("GET", server.url, headers={}, body=None, timeouts=FAST)).read()
         conn = client._pools[("http", "127.0.0.1", server.port)][0]
         assert not conn.closed
         server.handler = _close_at_once  # it reads the next request and closes: to the client, the race
         with pytest.raises(UpstreamConnectError):  # the new connection is closed too: no third try
-            await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
-        assert server.connections == 2
-        server.handler = one_per_connection
-        third = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+            await client.send("GET", server.url, headers={}, body=None, timeouts=FAST)
+        assert (len(server.requests), server.connections) == (3, 2)
+        server.handler = answers
+        third = await client.send("GET", server.url, headers={}, body=None, timeouts=FAST)
         assert await third.read() == b"{}"
     await client.aclose()
 
@@ -310,26 +308,26 @@ async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     writer.close()
 
 
-@own_client
-async def test_a_request_the_provider_worked_on_before_closing_is_not_sent_again() -> None:
-    """A close that comes long after the request (the provider may have started on it) is the
-    caller's failure to handle: the request is not sent a second time behind its back."""
+@each_client
+async def test_a_post_is_never_sent_twice(client: UpstreamClient) -> None:
+    """A POST whose reused connection closes before any answer may have been started on (and billed)
+    by the provider: the failure is the caller's, the request is not repeated behind its back, whether
+    the close comes at once (the keep-alive race) or after a while."""
+    for delay in (0.0, 0.3):
 
-    async def works_then_dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
-        if len(server.requests) == 1:
-            writer.write(answer(b"{}"))
-            await writer.drain()
-            return
-        await asyncio.sleep(0.8)
-        writer.close()
+        async def then_closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+            if len(server.requests) % 2:  # the first request on each connection is answered
+                writer.write(answer(b"{}"))
+                await writer.drain()
+                return
+            await asyncio.sleep(delay)  # noqa: B023 - the handler runs within its loop turn
+            writer.close()
 
-    client = await own()
-    async with Server(works_then_dies) as server:
-        await (await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)).read()
-        with pytest.raises(UpstreamConnectError):
-            await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
-        assert (len(server.requests), server.connections) == (2, 1)
-    await client.aclose()
+        async with Server(then_closes) as server:
+            await (await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)).read()
+            with pytest.raises((UpstreamConnectError, UpstreamStreamError)):
+                await (await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)).read()
+            assert (len(server.requests), server.connections) == (2, 1)
 
 
 @own_client
@@ -440,17 +438,19 @@ async def test_a_content_coding_it_cannot_read_is_refused_and_its_connection_dro
 
     client = await own(max_connections=1)
     async with Server(brotli) as server:
-        for _ in range(2):  # the slot came back
+        for _ in range(3):  # the slot came back
             with pytest.raises(UpstreamConnectError, match=r"content coding .* \(br\)"):
                 await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
-        assert server.connections == 2
+        gc.collect()
+        assert server.connections == 3
+        assert client._slots._value == 1  # given back once each: the bound did not grow
     await client.aclose()
 
 
 @own_client
 async def test_bytes_after_the_answer_are_not_its_body_and_the_connection_is_dropped() -> None:
     async def two_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
-        writer.write(answer(b"{}") + answer(b"unasked"))  # one request, two answers: out of step
+        writer.write(answer(b"{}") + answer(b"unasked", extra="retry-after: 999\r\n"))  # out of step
         await writer.drain()
 
     client = await own()
@@ -458,6 +458,7 @@ async def test_bytes_after_the_answer_are_not_its_body_and_the_connection_is_dro
         for _ in range(2):
             response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
             assert await response.read() == b"{}"
+            assert response.headers["content-length"] == "2" and "retry-after" not in response.headers
         assert server.connections == 2  # the first connection was not reused
     await client.aclose()
 
@@ -471,6 +472,86 @@ async def test_a_response_dropped_unread_gives_its_slot_back() -> None:
             gc.collect()
         response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=Timeouts(0.5, 1, 2))
         assert await response.read() == b'{"ok": true}'
+    await client.aclose()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_sending_a_large_body_is_bounded_by_the_timeouts_and_the_close(loop: str) -> None:
+    """A provider that stops reading a large body: the total timeout ends the call. One that resets
+    the connection mid-body: the call fails at once (neither waits on a buffer that never drains)."""
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def stops_reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await done.wait()
+            writer.transport.abort()
+
+        async def resets(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.3)
+            writer.transport.abort()
+
+        client = await own()
+        body = b"x" * (64 << 20)
+        cases: list[tuple[Callable[..., Awaitable[None]], Timeouts, type[Exception]]] = [
+            (stops_reading, Timeouts(1, 0.5, 1.5), UpstreamTimeout),
+            (resets, Timeouts(1, 1, None), UpstreamConnectError),
+        ]
+        for handler, timeouts, error in cases:
+            listening = await asyncio.start_server(handler, "127.0.0.1", 0)
+            url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/"
+            with pytest.raises(error):
+                await asyncio.wait_for(client.send("POST", url, headers={}, body=body, timeouts=timeouts), 5)
+            done.set()
+            listening.close()
+            await asyncio.sleep(0.05)  # the server's side ends before the loop does
+        await client.aclose()
+
+    run(main, loop)
+
+
+@own_client
+async def test_an_interim_answer_counts_as_an_answer() -> None:
+    """After a 103 the provider has the request: a close then is a failure, not a stale connection
+    to retry (even for a request safe to repeat)."""
+
+    async def hints_then_dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        if len(server.requests) == 1:
+            writer.write(answer(b"{}"))
+        else:
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n")
+            writer.close()
+        await writer.drain()
+
+    client = await own()
+    async with Server(hints_then_dies) as server:
+        await (await client.send("GET", server.url, headers={}, body=None, timeouts=FAST)).read()
+        with pytest.raises(UpstreamConnectError):
+            await client.send("GET", server.url, headers={}, body=None, timeouts=FAST)
+        assert len(server.requests) == 2
+    await client.aclose()
+
+
+@own_client
+async def test_a_body_ended_by_a_reset_is_broken_and_a_bad_url_is_refused() -> None:
+    async def resets(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: par")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN: the body did not end
+
+    client = await own()
+    async with Server(resets) as server:
+        response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+        with pytest.raises(UpstreamStreamError):
+            await response.read()
+    for url in ("http://127.0.0.1:99999/x", "ftp://127.0.0.1/x", "http:///x"):
+        with pytest.raises(UpstreamConnectError):
+            await client.send("POST", url, headers={}, body=b"{}", timeouts=FAST)
     await client.aclose()
 
 
