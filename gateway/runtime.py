@@ -171,7 +171,7 @@ async def open_services(
                 await services.mcp.aclose()  # upstream MCP connections (stdio servers stopped)
     finally:
         try:
-            await policies.drain()  # settlements of the calls that just finished, alert deliveries
+            await policies.drain(config.state.shutdown_retry_seconds)  # settlements of the calls that just finished
             await policies.store.aclose()
             if ledger is not None:
                 await ledger.close()

@@ -73,6 +73,13 @@ class StateConfig(_Strict):
         default_factory=SlicesConfig,
         description="On a shared store (Redis): admit busy call shapes from strict local slices.",
     )
+    shutdown_retry_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="At shutdown, how long settlements the store has not taken yet are retried (the store "
+        "stalled or down) before they are counted as lost; keep it within the orchestrator's grace.",
+    )
 
     @model_validator(mode="before")
     @classmethod

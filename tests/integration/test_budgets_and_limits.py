@@ -231,7 +231,7 @@ def test_two_replicas_share_one_limit_and_one_budget(
 def test_redis_going_away_and_coming_back(standin: StandIn, gateway_factory: Any, mode: str) -> None:
     with RedisServer() as redis:
         config = budget_config(standin, budget={"usd": 100, "period": "day"}, limits={"rpm": 1000})
-        config["state"] = {"url": redis.url, "on_store_error": mode, "fail_fast_ms": 100}
+        config["state"] = {"url": redis.url, "on_store_error": mode, "fail_fast_ms": 100, "shutdown_retry_seconds": 1}
         gateway = gateway_factory(config)
         assert asyncio.run(burst(gateway.base_url, AGENT_KEY, 2)) == [200, 200]
         redis.kill()

@@ -69,7 +69,7 @@ def test_settlements_land_after_redis_stalls_mid_stream(standin: StandIn, gatewa
         # The defaults: a command times out after 0.5 s, then the store fails fast for 1 s. Calls that end
         # at 1 s send their settles into the stall (Redis runs them when it resumes: their replies are
         # lost); calls that end at 1.6 s find the store failing fast and cannot send them at all.
-        config["state"] = {"url": redis.url}
+        config["state"] = {"url": redis.url, "shutdown_retry_seconds": 1}  # Redis is left stopped at the end
         gateway = gateway_factory(config)
         asyncio.run(streams(gateway.base_url, 1, "priced"))  # warm: the store's scripts are loaded
 
