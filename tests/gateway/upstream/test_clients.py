@@ -556,6 +556,25 @@ async def test_a_body_ended_by_a_reset_is_broken_and_a_bad_url_is_refused() -> N
 
 
 @own_client
+async def test_a_corrupt_compressed_body_is_a_broken_answer() -> None:
+    async def corrupt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        writer.write(answer(b"\x1f\x8b\x08\x00not gzip at all", extra="content-encoding: gzip\r\n"))
+        await writer.drain()
+
+    client = await own()
+    async with Server(corrupt) as server:
+        response = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+        with pytest.raises(UpstreamStreamError, match="compressed body is corrupt"):
+            await response.read()
+        stream = await client.send("POST", server.url, headers={}, body=b"{}", timeouts=FAST)
+        with pytest.raises(UpstreamStreamError, match="compressed body is corrupt"):
+            async for _ in stream.iter_chunks():
+                pass
+        await stream.aclose()
+    await client.aclose()
+
+
+@own_client
 async def test_a_header_cannot_smuggle_another() -> None:
     client = await own()
     async with Server(json_answer) as server:
