@@ -34,7 +34,6 @@ from routing import Plan, Target
 log = logging.getLogger("agentgw.admission")
 
 MAX_CACHED_RULES = 10_000
-SHUTDOWN_RETRY_SECONDS = 10.0  # how long shutdown keeps retrying settlements the store has not taken
 
 
 PromptCount = Callable[[Target], Awaitable[int | None]]
@@ -102,7 +101,7 @@ class Policies:
         self._client = client
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def drain(self, retry_seconds: float = SHUTDOWN_RETRY_SECONDS) -> None:
+    async def drain(self, retry_seconds: float) -> None:
         """Graceful shutdown: wait for settlements and alert deliveries still running, retry for up to
         `retry_seconds` the settlements the store has not taken yet, then deliver their alerts."""
         await self._finish_pending()
