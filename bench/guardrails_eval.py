@@ -301,22 +301,28 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "build" / "injection-data",
                         help="the public injection corpora (bench/injection_data.py); without them, the sample "
                         "in tests/data/guardrails/injection_heldout_sample.jsonl")  # fmt: skip
+    parser.add_argument("--fresh", type=Path, default=ROOT / "build" / "fresh-data",
+                        help="the second held-out set (injection_data.py --fresh), reported when present")  # fmt: skip
     parser.add_argument("--all-sources", action="store_true", help="also report the training sources")
+    parser.add_argument("--injection-only", action="store_true", help="only the per-source injection report")
     args = parser.parse_args()
     if args.regenerate:
         regenerate()
         return
 
-    pii, secrets, scorer = PiiDetector(), SecretsDetector(), InjectionScorer()
-    print("== precision / recall on tests/data/guardrails ==")
-    score("pii", load("pii"), lambda t: bool(pii.find(t)))
-    score("secrets", load("secrets"), lambda t: bool(secrets.find(t)))
     classifier = None
     if args.classifier:
         from policies.guardrails.classifier import InjectionClassifier
 
         classifier = InjectionClassifier()
-    injection_report(args.data, classifier, args.all_sources)
+    if args.injection_only:
+        injection_report(args.data, args.fresh, classifier, args.all_sources)
+        return
+    pii, secrets, scorer = PiiDetector(), SecretsDetector(), InjectionScorer()
+    print("== precision / recall on tests/data/guardrails ==")
+    score("pii", load("pii"), lambda t: bool(pii.find(t)))
+    score("secrets", load("secrets"), lambda t: bool(secrets.find(t)))
+    injection_report(args.data, args.fresh, classifier, args.all_sources)
 
     default = _injection_guard("learned")
     text = prompt_2k_tokens()
@@ -354,10 +360,11 @@ def _injection_guard(detector: str) -> InjectionGuard:
     return guard
 
 
-def injection_report(data: Path, classifier: Any, all_sources: bool) -> None:
+def injection_report(data: Path, fresh: Path, classifier: Any, all_sources: bool) -> None:
     """Recall and false-positive rate per source and per detector, at the default threshold (0.5).
     A source's texts are scored as what they are: user messages (`direct`) or tool results (`indirect`,
-    which the default detector reads with its indirect model)."""
+    which the default detector reads with its indirect model). The second held-out set (`fresh_*`
+    sources, in `fresh` when built) is reported as its own split."""
     _featurizer, _models, config = shipped()
     split_of: dict[str, str] = {s: "eval-only" for s in config["eval_only"]}  # type: ignore[union-attr]
     for model, splits in config["splits"].items():  # type: ignore[union-attr]
@@ -365,12 +372,14 @@ def injection_report(data: Path, classifier: Any, all_sources: bool) -> None:
             for source in sources:
                 split_of.setdefault(source, split if model == "direct" or split != "train" else "train")
     files = sorted(data.glob("*.jsonl")) if data.is_dir() else [DATA / "injection_heldout_sample.jsonl"]
+    files += sorted(fresh.glob("fresh_*.jsonl")) if fresh.is_dir() else []
     rows: dict[str, list[dict[str, Any]]] = {}
     for path in files:
         for line in path.read_text(encoding="utf-8").split("\n"):
             if line.strip():
                 r = json.loads(line)
                 rows.setdefault(r["source"], []).append(r)
+    split_of.update({source: "fresh" for source in rows if source.startswith("fresh_")})
     patterns, default = InjectionScorer(), _injection_guard("learned")
     learned = {"direct": learned_scorer("direct"), "indirect": learned_scorer("indirect")}
     detectors: dict[str, Callable[[str, str], float]] = {
@@ -401,7 +410,7 @@ def injection_report(data: Path, classifier: Any, all_sources: bool) -> None:
             if pos and neg:
                 cell = f"{sum(pos) / len(pos):.2f}/{sum(neg) / len(neg):.3f}"
             cells.append(cell)
-            if split in ("test", "eval-only"):
+            if split in ("test", "eval-only", "fresh"):
                 total = totals.setdefault((split, setting, name), [0, 0, 0, 0])
                 total[0] += sum(pos)
                 total[1] += len(pos)
@@ -409,14 +418,15 @@ def injection_report(data: Path, classifier: Any, all_sources: bool) -> None:
                 total[3] += len(neg)
         print(f"{source:26s} {split:10s} {setting:8s} {len(items):5d} {sum(r['label'] for r in items):7d}  " +
               "  ".join(f"{c:>15s}" for c in cells))  # fmt: skip
-    print("held-out totals (all rows of the test sources; of the eval-only ones), precision / recall / FPR:")
+    print("held-out totals (all rows of the test sources; of the eval-only ones; of the second held-out set), "
+          "precision / recall / FPR:")  # fmt: skip
     for (split, setting, name), (tp, pos, fp, neg) in sorted(totals.items()):
         precision = tp / (tp + fp) if tp + fp else 1.0
         print(f"  {split:9s} {setting:8s} {name:11s} precision {precision:.3f}  recall {tp / max(pos, 1):.3f} "
               f"(of {pos})  FPR {fp / max(neg, 1):.4f} (of {neg})")  # fmt: skip
 
 
-_ORDER = {"validation": 0, "test": 1, "eval-only": 2, "train": 3}
+_ORDER = {"validation": 0, "test": 1, "eval-only": 2, "fresh": 3, "train": 4}
 
 
 def chat_chunk(piece: str) -> dict[str, Any]:
