@@ -9,9 +9,9 @@ of build/fresh-data; docs/injection-data.md) is one call to a gateway served on 
 mock provider and one `prompt_injection` guardrail that blocks: a `direct` row as the user's message, an
 `indirect` row as the result of a tool the agent called (`role: tool`, `function_call_output`,
 `tool_result`). A call the gateway answers 400 `guardrail_blocked` counts as caught. Each detector is a
-gateway of its own, all serving at once; a gateway without the guardrail gives the added latency (p50 of
-the same calls, side by side in one run). The offline verdicts of `bench/guardrails_eval.py` should match:
-the script also scores every row in-process and reports any call where the two disagree.
+gateway of its own, all serving at once. A gateway without the guardrail gives the added latency: a
+sample of the rows is sent one at a time to every gateway in turn, side by side in one run. Every row is
+also scored in-process, and the script reports the calls where the gateway's verdict differs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -37,12 +38,14 @@ from policies.guardrails import parse_guardrails  # noqa: E402
 from policies.guardrails.guards import InjectionGuard, build_guard  # noqa: E402
 
 KEY = "agentgw-injection-eval-key"
+SEED = 20261205
 MODEL = "mock-chat"
 SPLIT_SOURCES = ["deepset", "hackaprompt", "mt_bench", "human_eval", "bipia_test", "bipia_test_clean", "injecagent",
                  "injecagent_tool_outputs", "agentdojo", "agentdojo_tool_outputs", "files_other_repos",
                  "tensor_trust"]  # fmt: skip
 Row = dict[str, Any]
 Call = Callable[[str, str], Awaitable[bool]]  # (text, setting) -> blocked
+Client = tuple[Call, Callable[[], Awaitable[None]]]  # the call and how to close its SDK client
 
 
 def config(detector: str | None) -> str:
@@ -71,7 +74,7 @@ def load_rows(data: Path, fresh: Path, limit: int) -> list[Row]:
     return rows
 
 
-def chat_call(base: str) -> Call:
+def chat_call(base: str) -> Client:
     import openai
 
     client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0, timeout=30)
@@ -90,10 +93,10 @@ def chat_call(base: str) -> Call:
             return _blocked(e.body)
         return False
 
-    return call
+    return call, client.close
 
 
-def responses_call(base: str) -> Call:
+def responses_call(base: str) -> Client:
     import openai
 
     client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=KEY, max_retries=0, timeout=30)
@@ -110,10 +113,10 @@ def responses_call(base: str) -> Call:
             return _blocked(e.body)
         return False
 
-    return call
+    return call, client.close
 
 
-def messages_call(base: str) -> Call:
+def messages_call(base: str) -> Client:
     import anthropic
 
     client = anthropic.AsyncAnthropic(base_url=base, api_key=KEY, max_retries=0, timeout=30)
@@ -132,7 +135,7 @@ def messages_call(base: str) -> Call:
             return _blocked(e.body)
         return False
 
-    return call
+    return call, client.close
 
 
 def _blocked(body: object) -> bool:
@@ -146,19 +149,36 @@ def _blocked(body: object) -> bool:
 CALLS = {"chat": chat_call, "responses": responses_call, "messages": messages_call}
 
 
-async def run(call: Call, rows: list[Row], concurrency: int) -> tuple[list[bool], list[float]]:
+async def verdicts(client: Callable[[str], Client], base: str, rows: list[Row], concurrency: int) -> list[bool]:
+    """Every row through one gateway, `concurrency` calls at a time: blocked or not."""
+    call, close = client(base)
     gate = asyncio.Semaphore(concurrency)
-    blocked = [False] * len(rows)
-    latency = [0.0] * len(rows)
 
-    async def one(i: int, row: Row) -> None:
+    async def one(row: Row) -> bool:
         async with gate:
-            start = time.perf_counter()
-            blocked[i] = await call(row["text"], row["setting"])
-            latency[i] = (time.perf_counter() - start) * 1e3
+            return await call(row["text"], row["setting"])
 
-    await asyncio.gather(*(one(i, r) for i, r in enumerate(rows)))
-    return blocked, latency
+    try:
+        return list(await asyncio.gather(*(one(r) for r in rows)))
+    finally:
+        await close()
+
+
+async def latencies(client: Callable[[str], Client], bases: dict[str, str], rows: list[Row]) -> dict[str, list[float]]:
+    """The same rows one at a time through every gateway in turn (interleaved, so drift hits all alike):
+    milliseconds per call."""
+    clients = {name: client(base) for name, base in bases.items()}
+    out: dict[str, list[float]] = {name: [] for name in bases}
+    try:
+        for row in rows:
+            for name, (call, _close) in clients.items():
+                start = time.perf_counter()
+                await call(row["text"], row["setting"])
+                out[name].append((time.perf_counter() - start) * 1e3)
+    finally:
+        for _call, close in clients.values():
+            await close()
+    return out
 
 
 def offline(detector: str, rows: list[Row]) -> list[bool]:
@@ -199,7 +219,8 @@ def main() -> None:
     parser.add_argument("--api", choices=sorted(CALLS), default="chat")
     parser.add_argument("--detectors", default="learned,patterns", help="comma-separated, one gateway each")
     parser.add_argument("--limit", type=int, default=0, help="rows per source (0: all)")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="calls at a time while counting verdicts")
+    parser.add_argument("--latency-sample", type=int, default=500, help="rows timed one at a time per gateway")
     args = parser.parse_args()
     rows = load_rows(args.data, args.fresh, args.limit)
     if not rows:
@@ -218,24 +239,25 @@ def main() -> None:
                 bases[name] = f"http://127.0.0.1:{port}"
                 pb.wait_ready(service, bases[name] + "/healthz", pb.STARTUP_TIMEOUT)
             results: dict[str, list[bool]] = {}
-            latencies: dict[str, list[float]] = {}
             for name, base in bases.items():
                 started = time.perf_counter()
-                results[name], latencies[name] = asyncio.run(run(CALLS[args.api](base), rows, args.concurrency))
+                results[name] = asyncio.run(verdicts(CALLS[args.api], base, rows, args.concurrency))
                 print(f"{name}: {len(rows)} calls over {args.api} in {time.perf_counter() - started:.1f} s",
                       file=sys.stderr)  # fmt: skip
+            sample = random.Random(SEED).sample(rows, min(args.latency_sample, len(rows)))
+            timed = asyncio.run(latencies(CALLS[args.api], bases, sample))
         finally:
             services.stop_all()
     assert not any(results["none"]), "the gateway without the guardrail blocked a call"
     print(f"== held-out injection sets through the gateway ({args.api}, official SDK): caught = 400 guardrail_blocked")
     report(detectors, rows, results)
-    base_p50 = statistics.median(latencies["none"])
+    base_p50 = statistics.median(timed["none"])
     for d in detectors:
-        added = statistics.median(latencies[d]) - base_p50
+        added = statistics.median(a - b for a, b in zip(timed[d], timed["none"], strict=True))
         disagree = sum(a != b for a, b in zip(results[d], offline(d, rows), strict=True))
-        print(f"{d}: p50 per call {statistics.median(latencies[d]):.2f} ms (+{added:.2f} ms over no guardrail, "
-              f"{base_p50:.2f} ms, at concurrency {args.concurrency}); "
-              f"{disagree} of {len(rows)} verdicts differ from the in-process detector")  # fmt: skip
+        print(f"{d}: {disagree} of {len(rows)} verdicts differ from the in-process detector; one call at a time "
+              f"({len(sample)} rows), p50 {statistics.median(timed[d]):.2f} ms against {base_p50:.2f} ms without "
+              f"the guardrail: {added:+.2f} ms added (median of the paired differences)")  # fmt: skip
 
 
 if __name__ == "__main__":
