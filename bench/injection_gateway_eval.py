@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def chat_call(base: str) -> Client:
         try:
             await client.chat.completions.create(model=MODEL, messages=messages)
         except openai.BadRequestError as e:
-            return _blocked(e.body)
+            return _blocked(e.response.headers, e.response.text)
         return False
 
     return call, client.close
@@ -110,7 +110,7 @@ def responses_call(base: str) -> Client:
         try:
             await client.responses.create(model=MODEL, input=items)
         except openai.BadRequestError as e:
-            return _blocked(e.body)
+            return _blocked(e.response.headers, e.response.text)
         return False
 
     return call, client.close
@@ -132,18 +132,18 @@ def messages_call(base: str) -> Client:
         try:
             await client.messages.create(model=MODEL, max_tokens=64, messages=messages)
         except anthropic.BadRequestError as e:
-            return _blocked(e.body)
+            return _blocked(e.response.headers, e.response.text)
         return False
 
     return call, client.close
 
 
-def _blocked(body: object) -> bool:
-    """A 400 is a catch only when it is the guardrail's; any other 400 is a defect the run must show."""
-    error = body.get("error", body) if isinstance(body, dict) else {}
-    if isinstance(error, dict) and error.get("code") == "guardrail_blocked":
+def _blocked(headers: Mapping[str, str], text: str) -> bool:
+    """A 400 is a catch only when it is the guardrail's (`x-agentgw-error-code`, in every API's shape);
+    any other 400 is a defect the run must show."""
+    if headers.get("x-agentgw-error-code") == "guardrail_blocked":
         return True
-    raise RuntimeError(f"a 400 that is not a guardrail's: {body}")
+    raise RuntimeError(f"a 400 that is not a guardrail's: {text[:300]}")
 
 
 CALLS = {"chat": chat_call, "responses": responses_call, "messages": messages_call}

@@ -256,6 +256,7 @@ def test_an_input_guardrail_blocks_before_any_provider(gateway: Any, standin: St
         client(gateway, key=GUARDED_KEY).messages.create(model="an-gpt-x", max_tokens=20, messages=leaking)
     assert refused.value.body["error"]["type"] == "invalid_request_error"
     assert "'secrets'" in refused.value.body["error"]["message"] and SECRET not in str(refused.value.body)
+    assert refused.value.response.headers["x-agentgw-error-code"] == "guardrail_blocked"  # the shape has no code
     assert standin.requests == []
 
 
