@@ -3,10 +3,12 @@
     python bench/injection_data.py --out build/injection-data       # the corpora, once (see there)
     python bench/train_injection.py --data build/injection-data     # -> policies/guardrails/data/injection_model.npz
     python bench/train_injection.py --data build/injection-data --extended --only direct --update
+    python bench/train_injection.py --data build/injection-data --extended --only indirect --recalibrate
 
-The shipped weights are what these two commands write: both models on the original sources, then the
+The shipped weights are what these three commands write: both models on the original sources, then the
 `direct` model again with the sources added for issue 16 (`--extended`, `EXTENDED` below), keeping
-the `indirect` model of the first (`--update`); docs/injection-data.md says why.
+the `indirect` model of the first (`--update`), then the `indirect` model's bias set on the benign
+documents of its `--extended` validation sources (`--recalibrate`); docs/injection-data.md says why.
 
 Two logistic-regression models over the same hashed n-gram features (policies/guardrails/learned.py):
 `direct` (user messages) and `indirect` (tool results, retrieved pages and files). The split is by
@@ -352,6 +354,8 @@ def recalibrate(corpus: dict[str, list[Row]], name: str, path: Path, target_fpr:
     corpus["planted_validation"] = planted(corpus, rng, 300, PLANT_VALIDATION, None, "planted_validation",
                                            ["files_validation"])  # fmt: skip
     validation = [r for s in SPLITS[name]["validation"] for r in corpus.get(s, [])]
+    if not any(not r["label"] for r in validation):
+        raise SystemExit(f"no benign validation texts for the {name} model in the data (--extended names them)")
     model = models[name]
     shift = calibrate(LearnedScorer(featurizer, model), validation, target_fpr)
     models[name] = LinearModel(model.weights, model.bias + shift, model.window)

@@ -191,7 +191,7 @@ def test_planted_instructions_score_above_ordinary_tool_results(api: Api) -> Non
 @pytest.mark.parametrize("text", [EMAIL, TABLE, PLANTED])
 def test_the_same_text_from_the_user_is_scored_by_the_direct_model(text: str) -> None:
     """A user who pastes an email and asks about it is not attacking the agent; the same email coming
-    back from a tool is data that tries to instruct it."""
+    back from a tool is data that tries to instruct it (blocked or ranked above ordinary results: above)."""
     assert not scan(injection_set(), {"model": "m", "messages": [{"role": "user", "content": text}]}).blocked
     as_user = GUARD.score(text, "user")
     assert as_user.score < 0.5
