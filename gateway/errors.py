@@ -63,6 +63,11 @@ class GatewayError(Exception):
         """Extra response headers this error carries (retry-after and the like)."""
         return {}
 
+    def response_headers(self) -> dict[str, str]:
+        """Every header an answer with this error carries: its own and its code, which some APIs'
+        error shapes (Anthropic's, MCP's JSON-RPC) have no field for."""
+        return {**self.headers(), "x-agentgw-error-code": self.code}
+
     def body(self) -> dict[str, Any]:
         """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

@@ -78,6 +78,6 @@ def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
 async def send_error(error: GatewayError, send: Send) -> None:
     body = error.json()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.response_headers().items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

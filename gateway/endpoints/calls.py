@@ -56,12 +56,11 @@ def call_endpoint(api: Api) -> Callable[[Request], Awaitable[Response]]:
 
 
 def error_response(api: Api, error: GatewayError) -> JSONBytes:
-    """An error in the API's own shape, with the error's status and headers (retry-after...), and its
-    code in `x-agentgw-error-code`: Anthropic's error shape has no field for it."""
+    """An error in the API's own shape, with the error's status and headers (retry-after..., and its
+    code in `x-agentgw-error-code`: Anthropic's error shape has no field for it)."""
     import orjson
 
-    headers = {**error.headers(), "x-agentgw-error-code": error.code}
-    return JSONBytes(orjson.dumps(api.error_body(error)), headers, status_code=error.status)
+    return JSONBytes(orjson.dumps(api.error_body(error)), error.response_headers(), status_code=error.status)
 
 
 def _passed_headers(request: Request, runtime: Runtime, api: Api) -> dict[str, str]:

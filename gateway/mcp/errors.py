@@ -80,6 +80,6 @@ async def send_http_error(error: GatewayError, send: Send) -> None:
         }
     )
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.response_headers().items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -22,5 +22,5 @@ def error_response(error: GatewayError, server_headers: Iterable[tuple[bytes, by
         b"connection: close",
         b"x-request-id: " + new_request_id().encode("ascii"),
     ]
-    lines += [f"{name}: {value}".encode("latin-1") for name, value in error.headers().items()]
+    lines += [f"{name}: {value}".encode("latin-1") for name, value in error.response_headers().items()]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body

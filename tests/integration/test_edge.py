@@ -36,6 +36,7 @@ class Answer:
         assert self.headers["x-request-id"]
         error = json.loads(self.body)["error"]
         assert set(error) == {"message", "type", "param", "code"}
+        assert self.headers["x-agentgw-error-code"] == error["code"]  # answers the protocol writes too
         return dict(error)
 
 

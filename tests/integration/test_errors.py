@@ -63,7 +63,7 @@ def assert_error(response: Any, status: int, code: str, param: str | None = None
     assert response.headers["x-request-id"]
     error = response.json()["error"]
     assert set(error) >= {"message", "type", "param", "code"}
-    assert error["code"] == code
+    assert error["code"] == code and response.headers["x-agentgw-error-code"] == code
     if param is not None:
         assert error["param"] == param
     assert "Traceback" not in error["message"]
