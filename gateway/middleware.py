@@ -1,15 +1,17 @@
 """The gateway's edge, as pure ASGI middleware: a request id on every response, and the one place
 an error raised outside the call endpoints (which render theirs in their API's shape) becomes an
-HTTP response in OpenAI's shape: the router's 404 and 405, the other endpoints' GatewayErrors, and
-anything unexpected (a 500 that names no detail)."""
+HTTP response in OpenAI's shape (Anthropic's under `/v1/messages`): the router's 404 and 405, the other
+endpoints' GatewayErrors, and anything unexpected (a 500 that names no detail)."""
 
 from __future__ import annotations
 
 import logging
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.apis import API
 from gateway.context import client_request_id, new_request_id
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
 
@@ -58,7 +60,7 @@ class EdgeMiddleware:
             if error is None:
                 log.exception("unhandled error in request %s", request_id)
                 error = internal_error()
-            await send_error(error, send_with_id)
+            await send_error(error, send_with_id, scope.get("path", ""))
 
 
 def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
@@ -75,8 +77,11 @@ def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
     return None
 
 
-async def send_error(error: GatewayError, send: Send) -> None:
-    body = error.json()
+async def send_error(error: GatewayError, send: Send, path: str = "") -> None:
+    """The error in OpenAI's shape, or in Anthropic's under `/v1/messages` (a GET there, a path that
+    does not exist below it): the shape the caller's SDK reads."""
+    messages = path == "/v1/messages" or path.startswith("/v1/messages/")
+    body = orjson.dumps(API["messages"].error_body(error)) if messages else error.json()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.response_headers().items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

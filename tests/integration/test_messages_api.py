@@ -248,6 +248,15 @@ def test_span_names_the_api(gateway: Any, spans: MemorySink) -> None:
 def test_unknown_paths_under_messages_are_404(gateway: Any) -> None:
     response = httpx.post(gateway.url + "/v1/messages/batches", headers={"x-api-key": ADMIN_KEY}, json={})
     assert response.status_code in (404, 405)
+    assert response.json()["type"] == "error" and response.json()["error"]["type"] == "not_found_error"
+    assert response.headers["x-agentgw-error-code"] in ("unknown_endpoint", "method_not_allowed")
+
+
+def test_a_wrong_method_is_refused_in_anthropics_shape(gateway: Any) -> None:
+    with pytest.raises(anthropic.APIStatusError) as refused:  # what the SDK makes of it
+        client(gateway).get("/v1/messages", cast_to=httpx.Response)
+    assert refused.value.status_code == 405 and refused.value.body["error"]["type"] == "invalid_request_error"
+    assert refused.value.response.headers["x-agentgw-error-code"] == "method_not_allowed"
 
 
 def test_an_input_guardrail_blocks_before_any_provider(gateway: Any, standin: StandIn) -> None:
