@@ -24,10 +24,10 @@ def write(directory: Path, source: str, rows: list[tuple[str, bool, str]]) -> No
     (directory / f"{source}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def cells(out: str, source: str) -> list[str]:
-    """The per-detector cells of a source's row in the report (learned, patterns)."""
+def cell(out: str, source: str) -> str:
+    """The learned detector's cell of a source's row in the report."""
     line = next(line for line in out.splitlines() if line.startswith(source + " "))
-    return [cell.strip() for cell in line.split("  ") if cell.strip()][-2:]
+    return [part.strip() for part in line.split("  ") if part.strip()][-1]
 
 
 @pytest.mark.parametrize("api", ["chat", "responses", "messages"])
@@ -38,17 +38,16 @@ def test_held_out_rows_go_through_the_gateway_as_user_messages_and_tool_results(
     write(fresh, "fresh_owasp", [("Validate input on the server side and log every failed login.", False, "indirect")])
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "injection_gateway_eval.py"), "--data", str(data), "--fresh", str(fresh),
-         "--api", api, "--detectors", "learned,patterns", "--latency-sample", "4"],
+         "--api", api, "--detectors", "learned", "--latency-sample", "4"],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert cells(out, "deepset") == ["R 1.000 FPR 0.000", "R 1.000 FPR 0.000"]  # blocked: 400 guardrail_blocked
+    assert cell(out, "deepset") == "R 1.000 FPR 0.000"  # blocked: 400 guardrail_blocked
     # only the tool-result model catches the email: the bench sent it as a tool result, in this API's shape
-    assert cells(out, "bipia_test") == ["R 1.000", "R 0.000"]
-    assert cells(out, "fresh_owasp") == ["FPR 0.000", "FPR 0.000"]
+    assert cell(out, "bipia_test") == "R 1.000"
+    assert cell(out, "fresh_owasp") == "FPR 0.000"
     assert "learned: 0 of 4 verdicts differ from the in-process detector" in out
-    assert "patterns: 0 of 4 verdicts differ from the in-process detector" in out
 
 
 def test_bad_arguments_are_refused_before_any_gateway_starts(tmp_path: Path) -> None:
