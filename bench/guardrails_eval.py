@@ -324,7 +324,7 @@ def main() -> None:
     score("secrets", load("secrets"), lambda t: bool(secrets.find(t)))
     injection_report(args.data, args.fresh, classifier, args.all_sources)
 
-    default = _injection_guard("learned")
+    default = injection_guard("learned")
     text = prompt_2k_tokens()
     print(f"\n== latency per check, one prompt of {len(text)} characters ({tokens(text)}) ==")
     timing("pii", lambda: pii.find(text))
@@ -353,7 +353,7 @@ def main() -> None:
     stream_timing(guards, loop, "messages", chunks, "  the same as Messages events", messages_delta)
 
 
-def _injection_guard(detector: str) -> InjectionGuard:
+def injection_guard(detector: str) -> InjectionGuard:
     config = parse_guardrails({"inj": {"type": "prompt_injection", "detector": detector}})["inj"]
     guard = build_guard("inj", config, None)
     assert isinstance(guard, InjectionGuard)
@@ -382,7 +382,7 @@ def injection_report(data: Path, fresh: Path, classifier: Any, all_sources: bool
                 r = json.loads(line)
                 rows.setdefault(r["source"], []).append(r)
     split_of.update({source: "fresh" for source in rows if source.startswith("fresh_")})
-    patterns, default = InjectionScorer(), _injection_guard("learned")
+    patterns, default = InjectionScorer(), injection_guard("learned")
     learned = {"direct": learned_scorer("direct"), "indirect": learned_scorer("indirect")}
     detectors: dict[str, Callable[[str, str], float]] = {
         "patterns": lambda text, _setting: patterns.score(text).score,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -34,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import proxy_bench as pb  # noqa: E402
-from policies.guardrails import parse_guardrails  # noqa: E402
-from policies.guardrails.guards import InjectionGuard, build_guard  # noqa: E402
+from bench.guardrails_eval import injection_guard  # noqa: E402
+from bench.train_injection import load  # noqa: E402
 
 KEY = "agentgw-injection-eval-key"
 SEED = 20261205
@@ -63,15 +62,14 @@ def config(detector: str | None) -> str:
 
 
 def load_rows(data: Path, fresh: Path, limit: int) -> list[Row]:
-    files = [data / f"{s}.jsonl" for s in SPLIT_SOURCES] + sorted(fresh.glob("fresh_*.jsonl"))
-    rows: list[Row] = []
-    for path in files:
-        if not path.exists():
-            print(f"missing {path}: build it with bench/injection_data.py", file=sys.stderr)
-            continue
-        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-        rows += lines[:limit] if limit else lines
-    return rows
+    """The held-out rows: the test sources and TensorTrust of `data`, every `fresh_*` source of `fresh`."""
+    corpus = load(data) if data.is_dir() else {}
+    corpus.update({s: rows for s, rows in (load(fresh) if fresh.is_dir() else {}).items() if s.startswith("fresh_")})
+    for source in SPLIT_SOURCES:
+        if source not in corpus:
+            print(f"missing {data / source}.jsonl: build it with bench/injection_data.py", file=sys.stderr)
+    wanted = [s for s in SPLIT_SOURCES if s in corpus] + sorted(s for s in corpus if s.startswith("fresh_"))
+    return [r for s in wanted for r in (corpus[s][:limit] if limit else corpus[s])]
 
 
 def chat_call(base: str) -> Client:
@@ -183,9 +181,7 @@ async def latencies(client: Callable[[str], Client], bases: dict[str, str], rows
 
 
 def offline(detector: str, rows: list[Row]) -> list[bool]:
-    parsed = parse_guardrails({"inj": {"type": "prompt_injection", "detector": detector}})["inj"]
-    guard = build_guard("inj", parsed, None)
-    assert isinstance(guard, InjectionGuard)
+    guard = injection_guard(detector)
     return [guard.score(r["text"], "tool" if r["setting"] == "indirect" else "user").score >= 0.5 for r in rows]
 
 

@@ -354,10 +354,6 @@ def recalibrate(corpus: dict[str, list[Row]], name: str, path: Path, target_fpr:
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: --recalibrate moves the bias of a model already trained")
     featurizer, models, meta = load_file(path)
-    rng = random.Random(SEED)
-    corpus = dict(corpus)
-    corpus["planted_validation"] = planted(corpus, rng, 300, PLANT_VALIDATION, None, "planted_validation",
-                                           ["files_validation"])  # fmt: skip
     validation = [r for s in SPLITS[name]["validation"] for r in corpus.get(s, [])]
     if not any(not r["label"] for r in validation):
         raise SystemExit(f"no benign validation texts for the {name} model in the data (--extended names them)")
