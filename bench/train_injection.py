@@ -289,14 +289,10 @@ def report(name: str, scorer: LearnedScorer, corpus: dict[str, list[Row]], sourc
     return out
 
 
-def train(
-    corpus: dict[str, list[Row]], featurizer: Featurizer, *, epochs: int, l2: float, lr: float, target_fpr: float,
-    windows: dict[str, int] | None = None, benign_weight: float = 4.0, holdout: float = 0.15, quiet: bool = False,
-    only: tuple[str, ...] = ("direct", "indirect"), test: bool = True,
-) -> tuple[dict[str, LinearModel], dict[str, Any]]:  # fmt: skip
-    """Both models (or those in `only`), calibrated, and their metrics per source."""
+def with_plants(corpus: dict[str, list[Row]]) -> tuple[dict[str, list[Row]], random.Random]:
+    """The corpus with the planted sources of the current split added, and the generator that then
+    draws the split (`split_rows`, direct model first): the rows `train` fits and validates on."""
     rng = random.Random(SEED)
-    windows = windows or {"direct": 512, "indirect": 128}
     corpus = dict(corpus)
     corpus["planted_train"] = planted(corpus, rng, 2000, PLANT_FROM, True, "planted_train")
     corpus["planted_requests"] = planted(corpus, rng, 2000, PLANT_REQUESTS, False, "planted_requests")
@@ -323,6 +319,17 @@ def train(
         corpus["planted_validation_prose"] = planted(
             corpus, prose, 150, PLANT_VALIDATION, None, "planted_validation_prose", PROSE_VALIDATION_HOSTS
         )
+    return corpus, rng
+
+
+def train(
+    corpus: dict[str, list[Row]], featurizer: Featurizer, *, epochs: int, l2: float, lr: float, target_fpr: float,
+    windows: dict[str, int] | None = None, benign_weight: float = 4.0, holdout: float = 0.15, quiet: bool = False,
+    only: tuple[str, ...] = ("direct", "indirect"), test: bool = True,
+) -> tuple[dict[str, LinearModel], dict[str, Any]]:  # fmt: skip
+    """Both models (or those in `only`), calibrated, and their metrics per source."""
+    windows = windows or {"direct": 512, "indirect": 128}
+    corpus, rng = with_plants(corpus)
     models: dict[str, LinearModel] = {}
     metrics: dict[str, Any] = {}
     for name in only:
