@@ -22,7 +22,6 @@ The gateway does not depend on any of this. It needs torch and runs in a venv of
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -223,9 +222,8 @@ def main() -> None:
     if args.read_heldout:
         test = [r for s in T.SPLITS[args.model]["test"] for r in corpus.get(s, [])]
         compare("test sources", test, encoder, word, True)
-        fresh = [r for path in sorted(args.fresh.glob("fresh_*.jsonl"))
-                 for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())
-                 if r.get("setting") == args.model]  # fmt: skip
+        fresh = [r for source, rows in T.load(args.fresh).items() if source.startswith("fresh_")
+                 for r in rows if r.get("setting") == args.model]  # fmt: skip
         compare("second held-out set", fresh, encoder, word, True)
     latency(encoder, word, [r for r in validation if not r["label"]])
 
