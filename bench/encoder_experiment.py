@@ -7,7 +7,8 @@ output, on the training windows of `train_injection.py --extended` (the same sou
 the word models), and a text scores the highest of its 126-token windows, as the word models read
 128- or 512-byte windows. By default it reports validation only; `--read-heldout` adds the test
 sources and the second held-out set, at the same false-positive rates for both models (the learned
-models alone, no patterns in front). It also times one 2,000-token text through each.
+models alone, no patterns in front). It also times both on a 2,000-token text and on the median
+validation text (`--latency-only`: that alone, without fine-tuning).
 
 The gateway does not depend on any of this. It needs torch and runs in a venv of its own:
 
@@ -174,21 +175,25 @@ def compare(title: str, rows: list[T.Row], encoder: Encoder, word: LearnedScorer
 
 
 def latency(encoder: Encoder, word: LearnedScorer, rows: list[T.Row]) -> None:
-    """One 2,000-token text (joined validation texts) through each model, p50 of 20."""
+    """p50 of 20 through each model: one 2,000-token text (joined benign validation texts), and the
+    benign validation text of median length (what one call with one such text would add)."""
     pieces: list[str] = []
     for r in rows:
         pieces += encoder.tok.tokenize(r["text"])
         if len(pieces) >= 2000:
             break
-    text = encoder.tok.convert_tokens_to_string(pieces[:2000])
-    timings: dict[str, list[float]] = {"encoder": [], "word": []}
-    for _ in range(20):
-        for name, run in (("encoder", lambda: encoder.score([text])), ("word", lambda: word.score(text))):
-            started = time.perf_counter()
-            run()
-            timings[name].append((time.perf_counter() - started) * 1000)
-    enc, wrd = statistics.median(timings["encoder"]), statistics.median(timings["word"])
-    print(f"2,000 tokens, p50 of 20: encoder {enc:.1f} ms, word {wrd:.3f} ms ({enc / wrd:.0f}x)")
+    median = sorted(rows, key=lambda r: len(r["text"]))[len(rows) // 2]["text"]
+    for title, text in (("2,000 tokens", encoder.tok.convert_tokens_to_string(pieces[:2000])),
+                        (f"the median text ({len(encoder.tok.tokenize(median))} tokens)", median)):  # fmt: skip
+        timings: dict[str, list[float]] = {"encoder": [], "word": []}
+        for _ in range(20):
+            runs = (("encoder", lambda t=text: encoder.score([t])), ("word", lambda t=text: word.score(t)))
+            for name, run in runs:
+                started = time.perf_counter()
+                run()
+                timings[name].append((time.perf_counter() - started) * 1000)
+        enc, wrd = statistics.median(timings["encoder"]), statistics.median(timings["word"])
+        print(f"{title}, p50 of 20: encoder {enc:.1f} ms, word {wrd:.3f} ms ({enc / wrd:.0f}x)")
 
 
 def main() -> None:
@@ -200,6 +205,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--read-heldout", action="store_true", help="also the test sources and the second held-out set")
+    parser.add_argument("--latency-only", action="store_true", help="only time the models (untuned: the same time)")
     args = parser.parse_args()
 
     import torch
@@ -212,6 +218,11 @@ def main() -> None:
     featurizer, models, _ = load_file(T.OUT)
     word = LearnedScorer(featurizer, models[args.model])
     encoder = Encoder(args.seed)
+    encoder.body.eval()
+    if args.latency_only:
+        latency(encoder, word, [r for r in validation if not r["label"]])
+        return
+    encoder.body.train()
     fine_tune(encoder, train_rows, args.steps, args.lr, args.seed)
     encoder.body.eval()
 
