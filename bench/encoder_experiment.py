@@ -98,18 +98,13 @@ class Encoder:
 
 
 def training_windows(encoder: Encoder, rows: list[T.Row]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
-    """Windows labelled as `train_injection.windows_of` labels its byte windows: a planted attack's span
-    labels the windows that hold most of it, windows that miss it are benign data, partial ones are left out."""
+    """Windows labelled as `train_injection.windows_of` labels its byte windows (`span_label`)."""
     windows, labels, sources = [], [], []
     for r in rows:
         for ids, start, end in encoder.windows(r["text"][: T._MAX_TRAIN_BYTES]):
-            label = bool(r["label"])
-            if label and r.get("span"):
-                a, b = r["span"]
-                share = max(0, min(b, end) - max(a, start)) / max(1, min(b - a, end - start))
-                if 0 < share < 0.7:
-                    continue
-                label = share >= 0.7
+            label = T.span_label(tuple(r["span"]), start, end) if r["label"] and r.get("span") else bool(r["label"])
+            if label is None:
+                continue
             windows.append(ids)
             labels.append(float(label))
             sources.append(r["source"])

@@ -194,17 +194,21 @@ def windows_of(featurizer: Featurizer, window: int, rows: Iterable[Row], out: Wi
             a, b = r["span"]
             span = (len(featurizer.normalise(r["text"][:a])), len(featurizer.normalise(r["text"][:b])))
         for w, end in zip(*featurizer.windows(len(data), window), strict=True):
-            label = bool(r["label"])
-            if span is not None:
-                overlap = max(0, min(span[1], end) - max(span[0], w))
-                share = overlap / max(1, min(span[1] - span[0], end - w))
-                if 0 < share < 0.7:
-                    continue
-                label = share >= 0.7
+            label = bool(r["label"]) if span is None else span_label(span, w, end)
+            if label is None:
+                continue
             mask = (starts >= w) & (starts < end)
             out.ids.append(ids[mask].astype(np.int32))
             out.labels.append(float(label))
             out.sources.append(r["source"])
+
+
+def span_label(span: tuple[int, int], start: int, end: int) -> bool | None:
+    """A window [start, end) of a text with an attack planted at `span`: an attack if it holds most of the
+    attack (or the attack most of it), benign data if it misses it, None (left out) if it holds a part."""
+    overlap = max(0, min(span[1], end) - max(span[0], start))
+    share = overlap / max(1, min(span[1] - span[0], end - start))
+    return None if 0 < share < 0.7 else share >= 0.7
 
 
 _MAX_TRAIN_BYTES = 16_000
