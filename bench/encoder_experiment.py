@@ -8,7 +8,8 @@ the word models), and a text scores the highest of its 126-token windows, as the
 128- or 512-byte windows. By default it reports validation only; `--read-heldout` adds the test
 sources and the second held-out set, at the same false-positive rates for both models (the learned
 models alone, no patterns in front). It also times both on a 2,000-token text and on the median
-validation text (`--latency-only`: that alone, without fine-tuning).
+validation text (`--latency-only`: that alone, without fine-tuning). `--layers K` keeps only the
+encoder's first K layers, to see what a cheaper encoder keeps.
 
 The gateway does not depend on any of this. It needs torch and runs in a venv of its own:
 
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layers", type=int, default=6, help="keep only the encoder's first LAYERS layers")
     parser.add_argument("--read-heldout", action="store_true", help="also the test sources and the second held-out set")
     parser.add_argument("--latency-only", action="store_true", help="only time the models (untuned: the same time)")
     args = parser.parse_args()
@@ -213,6 +215,9 @@ def main() -> None:
     featurizer, models, _ = load_file(T.OUT)
     word = LearnedScorer(featurizer, models[args.model])
     encoder = Encoder(args.seed)
+    if args.layers < len(encoder.body.encoder.layer):
+        encoder.body.encoder.layer = encoder.body.encoder.layer[: args.layers]
+        encoder.params = [*encoder.body.parameters(), *encoder.head.parameters()]
     encoder.body.eval()
     if args.latency_only:
         latency(encoder, word, [r for r in validation if not r["label"]])

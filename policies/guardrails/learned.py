@@ -41,6 +41,12 @@ _FOLD = bytes(48 if 48 <= b <= 57 else b for b in range(256))  # digits to 0
 _WORD_BYTE = np.array([chr(b).isalnum() or b in (39, 95) or b >= 128 for b in range(256)], dtype=bool)
 
 
+def word_bounds(data: npt.NDArray[np.uint8]) -> tuple[Ints, Ints]:
+    """(starts, ends) of the words of normalised bytes: runs of letters, digits, `'`, `_` and non-ASCII."""
+    edge = np.flatnonzero(np.diff(np.concatenate(([False], _WORD_BYTE[data], [False])).view(np.int8)))
+    return edge[0::2], edge[1::2]
+
+
 def _powers(n: int, base: np.uint64) -> npt.NDArray[np.uint64]:
     out = np.empty(n, dtype=np.uint64)
     out[0] = 1
@@ -86,9 +92,7 @@ class Featurizer:
                     h >>= shift
                     out.append((h.view(np.int64), 0))
             if self.words and n:
-                word = _WORD_BYTE[b]
-                edge = np.flatnonzero(np.diff(np.concatenate(([False], word, [False])).view(np.int8)))
-                w_start, w_end = edge[0::2], edge[1::2]
+                w_start, w_end = word_bounds(b)
                 for seed, starts, ends in ((_WORD_SEED, w_start, w_end), (_PAIR_SEED, w_start[:-1], w_end[1:])):
                     h = _POW[ends] * (c[ends] - c[starts])
                     h ^= np.uint64(seed)
