@@ -29,7 +29,9 @@ async def readyz(request: Request) -> JSONResponse:
     """Ready when the config is loaded and the state store answers. The ledger's state is shown but
     does not decide: while its database is down, calls are still answered and their events wait in
     the local spool, so taking every replica out of the load balancer would only turn a metering
-    outage into a full one (the spool and its alert rule watch the ledger instead)."""
+    outage into a full one (the spool and its alert rule watch the ledger instead). Nor do the token
+    encodings, shown as `token_counts`: while one loads (a second or two after start-up) or if it
+    cannot be, the gateway counts tokens by estimate and marks the counts estimated."""
     runtime = getattr(request.app.state, "runtime", None)
     checks = {"config": "ok" if runtime is not None else "not loaded"}
     body: dict[str, Any] = {}
@@ -41,6 +43,7 @@ async def readyz(request: Request) -> JSONResponse:
             checks["state_store"] = "unreachable"
         if runtime.services.ledger is not None:
             body["ledger"] = runtime.services.ledger.describe()
+        body["token_counts"] = runtime.services.counter.describe()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks, **body}, status_code=200 if ready else 503

@@ -55,11 +55,13 @@ class TokenCounter:
     def __init__(self) -> None:
         self._encodings: dict[str, Any] = {}
         self._failed: set[str] = set()
+        self._preloading: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def preload(self, names: Iterable[str] = KNOWN_ENCODINGS) -> threading.Thread:
         """Load encodings off the request path; returns the (daemon) thread doing it."""
-        thread = threading.Thread(target=self._load_all, args=(tuple(names),), name="tiktoken-loader", daemon=True)
+        self._preloading = tuple(names)
+        thread = threading.Thread(target=self._load_all, args=(self._preloading,), name="tiktoken-loader", daemon=True)
         thread.start()
         return thread
 
@@ -83,6 +85,15 @@ class TokenCounter:
 
     def loaded(self, name: str) -> bool:
         return name in self._encodings
+
+    def describe(self) -> dict[str, str]:
+        """Each preloaded encoding's state: `loading`, `exact` (loaded: counts are exact) or `estimated`
+        (it could not be loaded: counts are estimated)."""
+        with self._lock:
+            return {
+                name: "exact" if name in self._encodings else "estimated" if name in self._failed else "loading"
+                for name in self._preloading
+            }
 
     @staticmethod
     def encoding_for(model: str, configured: str | None) -> str:

@@ -98,6 +98,8 @@ def test_health_and_readiness(served: GatewayProcess) -> None:
     assert httpx.get(served.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(served.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert set(ready.json()["token_counts"]) == {"o200k_base", "cl100k_base"}
+    assert set(ready.json()["token_counts"].values()) <= {"loading", "exact", "estimated"}
 
 
 def test_sighup_reloads_without_dropping_in_flight_requests(served: GatewayProcess, standin: StandIn) -> None:

@@ -413,11 +413,19 @@ def served(standin: StandIn, tmp_path: Path) -> Iterator[GatewayProcess]:
 
 def test_agentgw_serve_holds_its_memory_against_huge_headers(served: GatewayProcess) -> None:
     """20 connections each sending an 8 MB header (the abuse run grew memory by over 1 GB): the
-    gateway reads at most 64 KiB of each, answers 431, and its memory stays where it was."""
+    gateway reads at most 64 KiB of each, answers 431, and its memory stays where it was. Measured
+    once the token encodings have loaded (tens of MB, in a thread at start-up: on a busy machine
+    that can take long enough to land inside the measurement)."""
     assert served.process is not None
     pid = served.process.pid
     for _ in range(20):
         assert exchange(served.port, request()).status == 200
+
+    def encodings_settled() -> bool:
+        counts = json.loads(exchange(served.port, request("/readyz")).body)["token_counts"]
+        return bool(counts) and "loading" not in counts.values()
+
+    assert wait_until(encodings_settled, timeout=60)
     before, peak_before = rss_kib(pid), rss_kib(pid, "VmHWM")
     statuses: list[int] = []
 
