@@ -87,15 +87,25 @@ class Encoder:
             for ids, _, _ in self.windows(text):
                 windows.append(ids)
                 owner.append(i)
-        order = np.argsort([len(w) for w in windows])
-        out = np.zeros(len(windows))
-        with self.torch.inference_mode():
-            for i in range(0, len(windows), 64):
-                chunk = order[i : i + 64]
-                out[chunk] = self.logits([windows[k] for k in chunk]).numpy()
-        best = np.full(len(texts), -np.inf)
-        np.maximum.at(best, np.array(owner), out)
-        return best
+        return highest_window(windows, [len(w) for w in windows], owner, len(texts), self.logits, 64)
+
+
+def highest_window(
+    windows: list[Any], sizes: list[int], owner: list[int], texts: int, logits: Any, batch: int
+) -> np.ndarray:
+    """Each of `texts` texts' highest window logit: `logits` runs on batches of windows of like sizes
+    (without gradients), `owner` names each window's text."""
+    import torch
+
+    order = np.argsort(sizes)
+    out = np.zeros(len(windows))
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch):
+            chunk = order[i : i + batch]
+            out[chunk] = logits([windows[k] for k in chunk]).numpy()
+    best = np.full(texts, -np.inf)
+    np.maximum.at(best, np.array(owner, dtype=np.int64), out)
+    return best
 
 
 def training_windows(encoder: Encoder, rows: list[T.Row]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
@@ -128,20 +138,34 @@ def fine_tune(encoder: Encoder, rows: list[T.Row], steps: int, lr: float, seed: 
     torch = encoder.torch
     windows, labels, sources = training_windows(encoder, rows)
     print(f"training: {len(rows)} texts, {len(windows)} windows, {int(labels.sum())} attack windows")
-    weight = sampling_weights(labels, sources)
     optimizer = torch.optim.AdamW(encoder.params, lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1, (i + 1) / 50) * max(0.0, 1 - i / steps))
+    train_loop(
+        encoder.logits, windows, labels, sampling_weights(labels, sources), optimizer, steps, BATCH, seed, 50, 100
+    )
+
+
+def train_loop(
+    logits: Any, windows: list[Any], labels: np.ndarray, weight: np.ndarray, optimizer: Any, steps: int, batch: int,
+    seed: int, warmup: int, every: int,
+) -> None:  # fmt: skip
+    """`steps` batches of windows drawn by `weight` (seeded), the learning rate warmed up over `warmup`
+    steps then falling linearly to 0; the loss printed every `every` steps."""
+    import torch
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: min(1, (i + 1) / warmup) * max(0.0, 1 - i / steps)
+    )  # fmt: skip
     draw = np.random.default_rng(seed)
     started = time.perf_counter()
     for step in range(steps):
-        pick = draw.choice(len(windows), BATCH, p=weight)
+        pick = draw.choice(len(windows), batch, p=weight)
         target = torch.tensor(labels[pick], dtype=torch.float32)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(encoder.logits([windows[i] for i in pick]), target)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits([windows[i] for i in pick]), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 100 == 0 or step == steps - 1:
+        if step % every == 0 or step == steps - 1:
             print(f"  step {step}: loss {loss.item():.3f}, {time.perf_counter() - started:.0f} s", flush=True)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import train_injection as T
-from bench.encoder_experiment import sampling_weights
+from bench.encoder_experiment import highest_window, sampling_weights, train_loop
 from policies.guardrails.learned import Featurizer, LearnedScorer, load_file, word_bounds
 
 FEATURIZER = Featurizer()
@@ -140,21 +140,8 @@ def train(student: Student, rows: list[T.Row], index: dict[bytes, int], args: ar
     weight = sampling_weights(labels, np.array([s for _, _, s in windows]))
     print(f"training: {len(rows)} texts, {len(windows)} windows, {int(labels.sum())} attack windows")
     optimizer = torch.optim.AdamW(student.groups, weight_decay=1e-4)
-    steps = args.steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1, (i + 1) / 100) * max(0.0, 1 - i / steps))
-    draw = np.random.default_rng(args.seed)
-    started = time.perf_counter()
-    for step in range(steps):
-        pick = draw.choice(len(windows), args.batch, p=weight)
-        target = torch.tensor(labels[pick], dtype=torch.float32)
-        logits = student.logits([windows[i][0] for i in pick])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 1000 == 0 or step == steps - 1:
-            print(f"  step {step}: loss {loss.item():.3f}, {time.perf_counter() - started:.0f} s", flush=True)
+    inputs = [w for w, _, _ in windows]
+    train_loop(student.logits, inputs, labels, weight, optimizer, args.steps, args.batch, args.seed, 100, 1000)
 
 
 def score(student: Student, rows: list[T.Row], index: dict[bytes, int], size: int) -> np.ndarray:
@@ -166,15 +153,7 @@ def score(student: Student, rows: list[T.Row], index: dict[bytes, int], size: in
         for w, _ in windows_of(r, index, size, width, False):
             windows.append(w)
             owner.append(i)
-    order = np.argsort([len(w[0]) for w in windows])
-    out = np.zeros(len(windows))
-    with student.torch.inference_mode():
-        for i in range(0, len(windows), 512):
-            chunk = order[i : i + 512]
-            out[chunk] = student.logits([windows[k] for k in chunk]).numpy()
-    best = np.full(len(rows), -np.inf)
-    np.maximum.at(best, np.array(owner), out)
-    return best
+    return highest_window(windows, [len(w[0]) for w in windows], owner, len(rows), student.logits, 512)
 
 
 def compare(title: str, rows: list[T.Row], student: np.ndarray, word: LearnedScorer) -> None:
