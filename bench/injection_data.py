@@ -767,7 +767,7 @@ def collect(makers: list[Callable[[Mirror], Iterator[Row]]], mirror: Mirror) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mirror", type=Path, default=Path("/work/.mirror"), help="bare git copies of REPOS")
+    parser.add_argument("--mirror", type=Path, required=True, help="bare git copies of REPOS")
     parser.add_argument("--out", type=Path, default=None, help="where the JSONL files go")
     parser.add_argument(
         "--fresh", action="store_true", help="build the second held-out set (fresh_*, deduplicated against the rest)"

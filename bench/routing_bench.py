@@ -6,12 +6,14 @@ the worst case for rule evaluation). Each case is timed call by call with perf_c
 warm-up; it prints p50, p99 and mean microseconds per plan. Issue 7 asks that routing adds at
 most tens of microseconds per call.
 
-Part 2 (when /work/shared/routing-data/gsm8k_responses.csv, or --gsm8k FILE, exists): RouteLLM's
+Part 2 (when build/routing-data/gsm8k_responses.csv, or --gsm8k FILE, exists): RouteLLM's
 GSM8K answers from Mixtral-8x7B (weak) and GPT-4-1106 (strong) replayed through `Router.plan`,
 each prompt costed with tiktoken at the README's list prices. A quality score is per model, so
 `cheapest_above_quality` alone picks one model for every prompt; the replay shows what each
 `min_quality` buys, what a rule on prompt length adds, and the per-prompt oracle as the bound.
 These are measurements to read, never assertions.
+
+The file is `routellm/evals/gsm8k/gsm8k_responses.csv` in GitHub's lm-sys/RouteLLM (Apache-2.0).
 
 Run:
     python bench/routing_bench.py
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from routing import ModelConfig, RequestFeatures, RouteConfig, Router, RoutingConfig
 
-GSM8K = Path("/work/shared/routing-data/gsm8k_responses.csv")
+GSM8K = Path(__file__).resolve().parents[1] / "build" / "routing-data" / "gsm8k_responses.csv"
 
 
 def catalog(n: int = 20) -> dict[str, ModelConfig]:
