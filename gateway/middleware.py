@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.apis import API
 from gateway.context import client_request_id, new_request_id
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
+from gateway.responses import JSONBytes
 
 log = logging.getLogger("agentgw.http")
 
@@ -82,7 +83,4 @@ async def send_error(error: GatewayError, send: Send, path: str = "") -> None:
     does not exist below it): the shape the caller's SDK reads."""
     messages = path == "/v1/messages" or path.startswith("/v1/messages/")
     body = orjson.dumps(API["messages"].error_body(error)) if messages else error.json()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.response_headers().items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await JSONBytes(body, error.response_headers(), error.status).send_to(send)

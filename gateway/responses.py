@@ -22,6 +22,10 @@ class JSONBytes(Response):
         self.raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.send_to(send)
+
+    async def send_to(self, send: Send) -> None:
+        """The response's two ASGI messages: how code outside a route (a middleware) answers."""
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body})
 

@@ -32,6 +32,7 @@ from starlette.types import Send
 
 from gateway.errors import GatewayError
 from gateway.mcp.upstream import UpstreamRejected
+from gateway.responses import JSONBytes
 
 RPC_CODES = {
     "invalid_request": INVALID_PARAMS,
@@ -79,7 +80,4 @@ async def send_http_error(error: GatewayError, send: Send) -> None:
             "error": {"code": rpc_code(error), "message": error.message, "data": error_data(error)},
         }
     )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.response_headers().items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await JSONBytes(body, error.response_headers(), error.status).send_to(send)
