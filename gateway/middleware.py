@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.apis import API
+from gateway.apis import error_json
 from gateway.context import client_request_id, new_request_id
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, UnknownEndpoint, internal_error
 from gateway.responses import JSONBytes
@@ -79,8 +78,5 @@ def _as_gateway_error(exc: Exception, scope: Scope) -> GatewayError | None:
 
 
 async def send_error(error: GatewayError, send: Send, path: str = "") -> None:
-    """The error in OpenAI's shape, or in Anthropic's under `/v1/messages` (a GET there, a path that
-    does not exist below it): the shape the caller's SDK reads."""
-    messages = path == "/v1/messages" or path.startswith("/v1/messages/")
-    body = orjson.dumps(API["messages"].error_body(error)) if messages else error.json()
-    await JSONBytes(body, error.response_headers(), error.status).send_to(send)
+    """The error in the shape the caller's SDK reads (`error_json`)."""
+    await JSONBytes(error_json(error, path), error.response_headers(), error.status).send_to(send)

@@ -16,7 +16,8 @@ adds, per connection (`EdgeLimits`):
 - malformed HTTP (NUL or DEL in a header, duplicate Content-Length, Content-Length with chunked,
   raw non-ASCII in the target, ...) gets 400.
 
-Each of these answers is OpenAI's error object (`wire.error_response`) with `connection: close`;
+Each of these answers is the error object of the API the request's path names, as far as it was read
+(Anthropic's under `/v1/messages`, else OpenAI's: `wire.error_response`), with `connection: close`;
 the write side is then shut and what the client still sends is read and dropped for a moment before
 the connection closes, so the client reads the answer instead of a reset. None of the clocks runs
 while a response is being produced: streams and long upstream calls are not cut.
@@ -283,7 +284,8 @@ class EdgeProtocol(HttpToolsProtocol):
         if not answer or self.transport.is_closing():
             self.transport.close()
             return
-        self.transport.write(error_response(error, self.server_state.default_headers))
+        path = self.url.partition(b"?")[0].decode("latin-1") if self._phase != _AWAIT else ""
+        self.transport.write(error_response(error, self.server_state.default_headers, path))
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from tests.gateway_harness import ADMIN_KEY, GatewayProcess, base_config
@@ -115,6 +116,24 @@ def test_a_head_over_the_size_limit_is_431_and_closed(gateway: Any) -> None:
     assert answer.status == 431
     assert answer.error()["code"] == "headers_too_large"
     assert answer.headers["connection"] == "close" and answer.closed
+
+
+def test_a_head_over_the_limit_on_messages_is_anthropics_error_to_its_sdk(gateway: Any) -> None:
+    """The edge answers before the app, in the shape of the API the path names: the Anthropic SDK reads
+    the 431 as its own error type, with the gateway's message."""
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=ADMIN_KEY, max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(
+            model="mock-chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-big": "a" * 100_000},
+        )  # fmt: skip
+    assert raised.value.status_code == 431
+    assert raised.value.body == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": raised.value.body["error"]["message"]},
+    }
+    assert "exceed 65536 bytes" in raised.value.body["error"]["message"]
+    assert raised.value.response.headers["x-agentgw-error-code"] == "headers_too_large"
 
 
 def test_a_head_just_under_the_limit_is_served(gateway: Any) -> None:

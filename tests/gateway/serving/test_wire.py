@@ -1,4 +1,5 @@
-"""The answers the protocol writes itself are whole HTTP responses carrying OpenAI's error object."""
+"""The answers the protocol writes itself are whole HTTP responses carrying the error object of the
+API the request's path names: Anthropic's under /v1/messages, OpenAI's elsewhere."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def test_the_errors_own_headers_go_along() -> None:
     _, headers, body = parse(error_response(ServiceUnavailable("full", retry_after=1)))
     assert headers["retry-after"] == "1"
     assert json.loads(body)["error"]["code"] == "service_unavailable"
+
+
+def test_under_v1_messages_the_body_is_anthropics_error() -> None:
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        _, headers, body = parse(error_response(HeadersTooLarge("too big"), path=path))
+        assert json.loads(body) == {"type": "error", "error": {"type": "invalid_request_error", "message": "too big"}}
+        assert headers["x-agentgw-error-code"] == "headers_too_large"  # the code Anthropic's shape has no field for
+    _, _, body = parse(error_response(HeadersTooLarge("too big"), path="/v1/messagesX"))
+    assert json.loads(body)["error"]["code"] == "headers_too_large"
