@@ -31,7 +31,8 @@ async def readyz(request: Request) -> JSONResponse:
     the local spool, so taking every replica out of the load balancer would only turn a metering
     outage into a full one (the spool and its alert rule watch the ledger instead). Nor do the token
     encodings, shown as `token_counts`: while one loads (a second or two after start-up) or if it
-    cannot be, the gateway counts tokens by estimate and marks the counts estimated."""
+    cannot be, the gateway's own counts fall back to a character-based estimate (they are marked
+    estimated either way: only a provider's count is exact)."""
     runtime = getattr(request.app.state, "runtime", None)
     checks = {"config": "ok" if runtime is not None else "not loaded"}
     body: dict[str, Any] = {}

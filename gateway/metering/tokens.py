@@ -87,11 +87,11 @@ class TokenCounter:
         return name in self._encodings
 
     def describe(self) -> dict[str, str]:
-        """Each preloaded encoding's state: `loading`, `exact` (loaded: counts are exact) or `estimated`
-        (it could not be loaded: counts are estimated)."""
+        """Each preloaded encoding's state: `loading`, `loaded` (counted with tiktoken) or `unavailable`
+        (it could not be loaded: counts are a character-based estimate)."""
         with self._lock:
             return {
-                name: "exact" if name in self._encodings else "estimated" if name in self._failed else "loading"
+                name: "loaded" if name in self._encodings else "unavailable" if name in self._failed else "loading"
                 for name in self._preloading
             }
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any
 
 import httptools
@@ -284,13 +285,23 @@ class EdgeProtocol(HttpToolsProtocol):
         if not answer or self.transport.is_closing():
             self.transport.close()
             return
-        path = self.url.partition(b"?")[0].decode("latin-1") if self._phase != _AWAIT else ""
-        self.transport.write(error_response(error, self.server_state.default_headers, path))
+        self.transport.write(error_response(error, self.server_state.default_headers, self._path()))
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+    def _path(self) -> str:
+        """The current request's path as the app would route it (parsed and percent-decoded as uvicorn
+        does), as far as its target was read; "" between requests or for a target that does not parse."""
+        if self._phase == _AWAIT or not self.url:
+            return ""
+        try:
+            path = (httptools.parse_url(self.url).path or b"").decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return ""
+        return urllib.parse.unquote(path) if "%" in path else path
 
 
 def _malformed(exc: httptools.HttpParserError) -> InvalidRequest:

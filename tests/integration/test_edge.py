@@ -1,6 +1,7 @@
 """The HTTP edge under abuse, over raw sockets on loopback: oversized and endless heads, dribbled
-heads and bodies, too many connections, malformed HTTP; every answer is OpenAI's error object and
-the connection closes. Responses themselves (streams, slow upstreams) are never cut."""
+heads and bodies, too many connections, malformed HTTP; every answer is the error object of the API
+the path names (OpenAI's, Anthropic's under /v1/messages) and the connection closes. Responses
+themselves (streams, slow upstreams) are never cut."""
 
 from __future__ import annotations
 
@@ -134,6 +135,23 @@ def test_a_head_over_the_limit_on_messages_is_anthropics_error_to_its_sdk(gatewa
     }
     assert "exceed 65536 bytes" in raised.value.body["error"]["message"]
     assert raised.value.response.headers["x-agentgw-error-code"] == "headers_too_large"
+
+
+@pytest.mark.parametrize(
+    ("target", "shape"),
+    [("/v1/messages?beta=true", "anthropic"), ("http://gw/v1/messages", "anthropic"),
+     ("/v1/%6Dessages", "anthropic"), ("/v1/messages/count_tokens", "anthropic"),
+     ("/v1/messagesX", "openai"), ("/v1/chat/completions", "openai")],
+)  # fmt: skip
+def test_the_edge_reads_the_path_as_the_app_routes_it(gateway: Any, target: str, shape: str) -> None:
+    """A query, an absolute-form target or percent-encoding do not change the API, so not the shape."""
+    big = b"X-Big: " + b"a" * 100_000 + b"\r\n"
+    answer = exchange(gateway.server.port, request(target, "POST", big, b"{}"))
+    assert answer.status == 431 and answer.headers["x-agentgw-error-code"] == "headers_too_large"
+    body = json.loads(answer.body)
+    assert (body["type"] == "error" and set(body["error"]) == {"type", "message"}) if shape == "anthropic" else (
+        body["error"]["code"] == "headers_too_large"
+    )  # fmt: skip
 
 
 def test_a_head_just_under_the_limit_is_served(gateway: Any) -> None:

@@ -33,7 +33,7 @@ def test_with_tiktoken_counts_match_openai() -> None:
     counter = TokenCounter()
     counter.preload(["o200k_base", "cl100k_base"]).join(30)
     assert counter.loaded("o200k_base")
-    assert counter.describe() == {"o200k_base": "exact", "cl100k_base": "exact"}
+    assert counter.describe() == {"o200k_base": "loaded", "cl100k_base": "loaded"}
     assert counter.count_text("hello world", "o200k_base") == 2
     # OpenAI's cookbook example: these two messages are 3 + (3+1+2) + (3+1+4) ... counted as the API does
     assert counter.count_messages([{"role": "user", "content": "hello world"}], "cl100k_base") == 3 + 3 + 1 + 2
@@ -87,12 +87,12 @@ def test_unknown_encoding_fails_softly() -> None:
     counter = TokenCounter()
     counter.preload(["no_such_encoding"]).join(10)
     assert not counter.loaded("no_such_encoding")
-    assert counter.describe() == {"no_such_encoding": "estimated"}
+    assert counter.describe() == {"no_such_encoding": "unavailable"}
     assert counter.count_text("abcd", "no_such_encoding") == 1
 
 
 def test_describe_shows_an_encoding_loading_until_it_is_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`/readyz` shows this: `loading` while the thread reads the encoding, then `exact`."""
+    """`/readyz` shows this: `loading` while the thread reads the encoding, then `loaded`."""
     import tiktoken
 
     release = threading.Event()
@@ -109,4 +109,4 @@ def test_describe_shows_an_encoding_loading_until_it_is_in(monkeypatch: pytest.M
     assert counter.describe() == {"o200k_base": "loading"}
     release.set()
     thread.join(10)
-    assert counter.describe() == {"o200k_base": "exact"}
+    assert counter.describe() == {"o200k_base": "loaded"}
