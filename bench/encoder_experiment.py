@@ -169,14 +169,16 @@ def train_loop(
             print(f"  step {step}: loss {loss.item():.3f}, {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def compare(title: str, rows: list[T.Row], encoder: Encoder, word: LearnedScorer, by_source: bool) -> None:
-    """Recall of both models at the same false-positive rates on these rows' benign texts."""
+def compare(
+    title: str, rows: list[T.Row], name: str, score: Any, word: LearnedScorer, by_source: bool
+) -> None:  # fmt: skip
+    """Recall of a candidate (`score`: rows -> scores) and the word model at the same false-positive
+    rates on these rows' benign texts; with `by_source`, each source at the 1% cut."""
     labels = np.array([bool(r["label"]) for r in rows])
     if labels.all() or not labels.any():
         print(f"{title}: needs attacks and benign texts")
         return
-    scores = {"encoder": encoder.score([r["text"] for r in rows]),
-              "word": np.array([word.score(r["text"]) for r in rows])}  # fmt: skip
+    scores = {name: score(rows), "word": np.array([word.score(r["text"]) for r in rows])}
     print(f"{title}: {labels.sum()} attacks, {(~labels).sum()} benign texts")
     for fpr in FPRS:
         cells = []
@@ -194,16 +196,21 @@ def compare(title: str, rows: list[T.Row], encoder: Encoder, word: LearnedScorer
             print(f"    {source:30s} {mask.sum():5d} texts, {what} at the 1% cut: " + ", ".join(cells))
 
 
+def joined_text(tok: Any, rows: list[T.Row], pieces: int = 2000) -> str:
+    """A text of exactly `pieces` word pieces: the rows' texts joined, cut there."""
+    found: list[str] = []
+    for r in rows:
+        found += tok.tokenize(r["text"])
+        if len(found) >= pieces:
+            break
+    return str(tok.convert_tokens_to_string(found[:pieces]))
+
+
 def latency(encoder: Encoder, word: LearnedScorer, rows: list[T.Row]) -> None:
     """p50 of 20 through each model: one 2,000-token text (joined benign validation texts), and the
     benign validation text of median length (what one call with one such text would add)."""
-    pieces: list[str] = []
-    for r in rows:
-        pieces += encoder.tok.tokenize(r["text"])
-        if len(pieces) >= 2000:
-            break
     median = sorted(rows, key=lambda r: len(r["text"]))[len(rows) // 2]["text"]
-    for title, text in (("2,000 tokens", encoder.tok.convert_tokens_to_string(pieces[:2000])),
+    for title, text in (("2,000 tokens", joined_text(encoder.tok, rows)),
                         (f"the median text ({len(encoder.tok.tokenize(median))} tokens)", median)):  # fmt: skip
         timings: dict[str, list[float]] = {"encoder": [], "word": []}
         for _ in range(20):
@@ -250,16 +257,19 @@ def main() -> None:
     fine_tune(encoder, train_rows, args.steps, args.lr, args.seed)
     encoder.body.eval()
 
+    def score(rows: list[T.Row]) -> np.ndarray:
+        return encoder.score([r["text"] for r in rows])
+
     named = set(T.SPLITS[args.model]["validation"])
-    compare("validation sources", [r for r in validation if r["source"] in named], encoder, word, False)
+    compare("validation sources", [r for r in validation if r["source"] in named], "encoder", score, word, False)
     compare("15% held back from the training sources", [r for r in validation if r["source"] not in named],
-            encoder, word, False)  # fmt: skip
+            "encoder", score, word, False)  # fmt: skip
     if args.read_heldout:
         test = [r for s in T.SPLITS[args.model]["test"] for r in corpus.get(s, [])]
-        compare("test sources", test, encoder, word, True)
+        compare("test sources", test, "encoder", score, word, True)
         fresh = [r for source, rows in T.load(args.fresh).items() if source.startswith("fresh_")
                  for r in rows if r.get("setting") == args.model]  # fmt: skip
-        compare("second held-out set", fresh, encoder, word, True)
+        compare("second held-out set", fresh, "encoder", score, word, True)
     latency(encoder, word, [r for r in validation if not r["label"]])
 
 

